@@ -1,0 +1,161 @@
+"""All configuration in one place, read from ``BOOKING_*`` environment variables.
+
+Durations accept seconds (``90``) or ISO-8601 (``PT15M``) so that a demo or a test
+can run a whole consultation lifecycle in seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0000000000"
+"""The well-known development secret; refused in any other environment."""
+
+
+def _parse_duration(value: Any) -> Any:
+    """Accept plain seconds given as a string ("90", "1.5") besides ISO-8601."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        try:
+            return timedelta(seconds=float(stripped))
+        except ValueError:
+            return stripped
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+
+def _parse_duration_list(value: Any) -> Any:
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            return value  # JSON list, parsed by pydantic
+        return [_parse_duration(part) for part in stripped.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [_parse_duration(part) for part in value]
+    return value
+
+
+DurationList = Annotated[list[timedelta], BeforeValidator(_parse_duration_list)]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class MeetingProvider(StrEnum):
+    ROOM_LINK = "room_link"
+    HTTP = "http"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BOOKING_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path(".data")
+
+    # PostgreSQL. Unset: the dev stack and the tests start an embedded server.
+    database_url: str | None = None
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+
+    # Temporal.
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "consultations"
+    temporal_tls: bool = False
+    temporal_tls_client_cert_path: Path | None = None
+    temporal_tls_client_key_path: Path | None = None
+    temporal_tls_server_ca_path: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_ui_port: int = 8233
+
+    # HTTP API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Authentication: HS256 shared secret in development, JWKS in production.
+    jwt_secret: SecretStr | None = SecretStr(DEVELOPMENT_JWT_SECRET)
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: list[str] = ["HS256"]
+    jwt_issuer: str = "https://iam.example.test"
+    jwt_audience: str = "booking-service"
+    jwt_roles_claim: str = "roles"
+    jwt_leeway: Duration = timedelta(seconds=30)
+
+    # Availability.
+    recurrence_max_horizon: Duration = timedelta(days=366)
+    max_slots_per_request: int = Field(default=1000, ge=1)
+    search_max_window: Duration = timedelta(days=62)
+
+    # Consultation lifecycle (the workflow reads these through its input).
+    confirmation_timeout: Duration = timedelta(hours=24)
+    confirmation_reminder_before: Duration = timedelta(hours=2)
+    assignment_retry_interval: Duration = timedelta(minutes=15)
+    max_assignment_attempts: int = Field(default=3, ge=1)
+    minimum_notice: Duration = timedelta(hours=2)
+    default_request_window: Duration = timedelta(days=14)
+    hold_ttl: Duration = timedelta(hours=25)
+    reminder_offsets: DurationList = [timedelta(hours=24), timedelta(hours=1)]
+    no_show_grace: Duration = timedelta(minutes=10)
+    no_show_report_window: Duration = timedelta(hours=24)
+    requester_cancel_cutoff: Duration = timedelta(hours=2)
+
+    # Meeting platform.
+    meeting_provider: MeetingProvider = MeetingProvider.ROOM_LINK
+    meeting_room_base_url: str = "https://meet.jit.si"
+    meeting_api_url: str | None = None
+    meeting_api_token: SecretStr | None = None
+    meeting_api_timeout: Duration = timedelta(seconds=10)
+    meeting_webhook_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+            if secret == DEVELOPMENT_JWT_SECRET:
+                raise ValueError(
+                    "BOOKING_JWT_SECRET is the development placeholder; set a real secret "
+                    "or BOOKING_JWT_JWKS_URL in production"
+                )
+            if secret is None and self.jwt_jwks_url is None:
+                raise ValueError("production needs BOOKING_JWT_SECRET or BOOKING_JWT_JWKS_URL")
+            if self.database_url is None:
+                raise ValueError("production needs BOOKING_DATABASE_URL")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("BOOKING_JWT_SECRET must be at least 32 characters")
+        return self
+
+    @property
+    def uses_development_secret(self) -> bool:
+        return (
+            self.jwt_secret is not None
+            and self.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
+        )
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError(
+                "BOOKING_DATABASE_URL is not set; run `booking dev` to start an embedded "
+                "PostgreSQL or point it at a server"
+            )
+        return self.database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import time)."""
+    return Settings()
