@@ -1,0 +1,1 @@
+"""Persistence: typed SQLAlchemy models, engine and session factories, query helpers."""

@@ -1,0 +1,35 @@
+"""The one place that knows how to reach Temporal (used by the API and the worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.client import Client, TLSConfig
+
+from booking.settings import Settings
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path is not None else None
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS for Temporal Cloud or a secured cluster; an API key implies TLS."""
+    if not settings.temporal_tls and settings.temporal_api_key is None:
+        return False
+    return TLSConfig(
+        client_cert=_read(settings.temporal_tls_client_cert_path),
+        client_private_key=_read(settings.temporal_tls_client_key_path),
+        server_root_ca_cert=_read(settings.temporal_tls_server_ca_path),
+    )
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    """Connect with the configured address, namespace, TLS and API key."""
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=api_key,
+        tls=tls_config(settings),
+    )

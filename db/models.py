@@ -1,0 +1,297 @@
+"""Typed models: every seed table and column, plus what a real booking system needs.
+
+Double booking is impossible by construction: the exclusion constraint on
+``consultant_availability_slots`` forbids two overlapping slots of one consultant,
+and a booking takes one whole slot (carving a longer one first).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    FetchedValue,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID, ExcludeConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base
+from db.statuses import RequestStatus, SessionStatus, SlotStatus, sql_in
+
+UUID_PK = {"primary_key": True, "server_default": text("gen_random_uuid()")}
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _updated_at() -> Mapped[datetime]:
+    # Maintained by the ``set_updated_at`` trigger, so raw SQL updates keep it right too.
+    return mapped_column(
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        server_onupdate=FetchedValue(),
+    )
+
+
+class ServiceType(Base):
+    """A kind of consultation on offer (seed: ``consultation_service_types``)."""
+
+    __tablename__ = "consultation_service_types"
+    __table_args__ = (
+        CheckConstraint("default_duration_minutes > 0", name="duration_positive"),
+        CheckConstraint(
+            "confirmation_timeout_seconds IS NULL OR confirmation_timeout_seconds > 0",
+            name="confirmation_timeout_positive",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    default_duration_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    required_specialization: Mapped[str | None] = mapped_column(String(100))
+    confirmation_timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class ConsultantProfile(Base):
+    """Booking-specific details of a consultant (the identity lives in IAM)."""
+
+    __tablename__ = "consultant_profiles"
+    __table_args__ = (
+        Index("ix_consultant_profiles_specializations", "specializations", postgresql_using="gin"),
+    )
+
+    consultant_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    bio: Mapped[str | None] = mapped_column(Text)
+    specializations: Mapped[list[str]] = mapped_column(
+        ARRAY(String(100)), nullable=False, server_default=text("'{}'::varchar[]")
+    )
+    is_available_for_booking: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("true")
+    )
+    time_zone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC")
+    last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class AvailabilitySlot(Base):
+    """A stretch of a consultant's published time (seed: ``consultant_availability_slots``)."""
+
+    __tablename__ = "consultant_availability_slots"
+    __table_args__ = (
+        CheckConstraint("end_time > start_time", name="end_after_start"),
+        CheckConstraint(f"status IN ({sql_in(SlotStatus)})", name="status_allowed"),
+        CheckConstraint(
+            "(status = 'held') = (held_by_request_id IS NOT NULL)", name="held_iff_holder"
+        ),
+        ExcludeConstraint(
+            ("consultant_user_id", "="),
+            (func.tstzrange(text("start_time"), text("end_time")), "&&"),
+            name="ex_availability_slots_no_overlap",
+            using="gist",
+        ),
+        Index(
+            "ix_availability_slots_consultant_start_end",
+            "consultant_user_id",
+            "start_time",
+            "end_time",
+        ),
+        Index("ix_availability_slots_status", "status"),
+        # The search walks free slots in start order: a partial index keeps it small.
+        Index(
+            "ix_availability_slots_available_start",
+            "start_time",
+            "id",
+            postgresql_where=text("status = 'available'"),
+            postgresql_include=["end_time", "consultant_user_id"],
+        ),
+        Index("ix_availability_slots_held_by_request_id", "held_by_request_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    consultant_user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("consultant_profiles.consultant_user_id", ondelete="CASCADE"),
+        nullable=False,
+    )
+    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    status: Mapped[str] = mapped_column(
+        String(20), nullable=False, server_default=SlotStatus.AVAILABLE.value
+    )
+    held_by_request_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("consultation_requests.id", ondelete="SET NULL", use_alter=True),
+    )
+    hold_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class ConsultationRequest(Base):
+    """A learner's request for a consultation; its process runs in a workflow."""
+
+    __tablename__ = "consultation_requests"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(RequestStatus)})", name="status_allowed"),
+        CheckConstraint(
+            "preferred_end_time IS NULL OR preferred_start_time IS NULL "
+            "OR preferred_end_time > preferred_start_time",
+            name="preferred_window_ordered",
+        ),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        UniqueConstraint("requester_user_id", "idempotency_key"),
+        Index(
+            "ix_consultation_requests_requester_requested_at",
+            "requester_user_id",
+            "requested_at",
+        ),
+        Index(
+            "ix_consultation_requests_assigned_status",
+            "assigned_consultant_user_id",
+            "status",
+        ),
+        Index("ix_consultation_requests_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    requester_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    company_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    consultation_service_type_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("consultation_service_types.id"), nullable=False
+    )
+    preferred_consultant_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("consultant_profiles.consultant_user_id")
+    )
+    preferred_start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    preferred_end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    request_details: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        String(32), nullable=False, server_default=RequestStatus.PENDING_ASSIGNMENT.value
+    )
+    status_reason: Mapped[str | None] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+    assigned_consultant_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("consultant_profiles.consultant_user_id")
+    )
+    scheduled_session_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("scheduled_sessions.id", ondelete="SET NULL", use_alter=True),
+        unique=True,
+    )
+    requested_slot_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("consultant_availability_slots.id", ondelete="SET NULL"),
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    confirmation_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+
+
+class ScheduledSession(Base):
+    """A confirmed consultation on a consultant's calendar (seed: ``scheduled_sessions``)."""
+
+    __tablename__ = "scheduled_sessions"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(SessionStatus)})", name="status_allowed"),
+        CheckConstraint("scheduled_end_time > scheduled_start_time", name="end_after_start"),
+        Index(
+            "ix_scheduled_sessions_consultant_start",
+            "consultant_user_id",
+            "scheduled_start_time",
+        ),
+        Index(
+            "ix_scheduled_sessions_requester_start",
+            "requester_user_id",
+            "scheduled_start_time",
+        ),
+        Index("ix_scheduled_sessions_status", "status"),
+        Index("ix_scheduled_sessions_meeting_session", "meeting_platform_session_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    consultation_request_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("consultation_requests.id"), nullable=False, unique=True
+    )
+    requester_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    consultant_user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("consultant_profiles.consultant_user_id"), nullable=False
+    )
+    consultation_service_type_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("consultation_service_types.id"), nullable=False
+    )
+    availability_slot_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("consultant_availability_slots.id", ondelete="SET NULL"),
+    )
+    scheduled_start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    scheduled_end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    meeting_platform_session_id: Mapped[str | None] = mapped_column(String(255))
+    meeting_platform_join_url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        String(32), nullable=False, server_default=SessionStatus.SCHEDULED.value
+    )
+    cancellation_reason: Mapped[str | None] = mapped_column(String(500))
+    cancelled_by: Mapped[str | None] = mapped_column(String(20))
+    learner_joined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consultant_joined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    actual_start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    actual_end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class DomainEvent(Base):
+    """The transactional outbox: one row per transition, written with the state change."""
+
+    __tablename__ = "domain_events"
+    __table_args__ = (
+        Index("ix_domain_events_consultation_request_id", "consultation_request_id"),
+        Index("ix_domain_events_event_type_sequence", "event_type", "sequence"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    # Feed order. A reader must not pass a sequence whose transaction is still open,
+    # hence ``transaction_id`` (see the event feed).
+    sequence: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    transaction_id: Mapped[int] = mapped_column(
+        BigInteger,
+        nullable=False,
+        server_default=text("(pg_current_xact_id()::text)::bigint"),
+    )
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    schema_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    occurred_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    consultation_request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    scheduled_session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # Makes an activity retried after a commit emit nothing twice.
+    dedupe_key: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )

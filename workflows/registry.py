@@ -1,0 +1,7 @@
+"""The workflow classes a worker registers."""
+
+from __future__ import annotations
+
+from workflows.health import HealthCheckWorkflow
+
+WORKFLOWS: list[type] = [HealthCheckWorkflow]
