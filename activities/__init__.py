@@ -1,0 +1,1 @@
+"""All side effects of the consultation process; each activity is idempotent."""
