@@ -1,0 +1,1 @@
+"""The thin HTTP layer: CRUD for the catalog, workflow starts, updates and signals."""

@@ -24,12 +24,17 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect_temporal(settings: Settings) -> Client:
-    """Connect with the configured address, namespace, TLS and API key."""
+async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+    """Connect with the configured address, namespace, TLS and API key.
+
+    ``lazy`` defers the connection to the first call, so the API can start (and report
+    not-ready) while Temporal is still coming up.
+    """
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         api_key=api_key,
         tls=tls_config(settings),
+        lazy=lazy,
     )

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -28,13 +27,17 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID, ExcludeConstraint
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
 from db.statuses import RequestStatus, SessionStatus, SlotStatus, sql_in
 
-UUID_PK = {"primary_key": True, "server_default": text("gen_random_uuid()")}
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
 
 
 def _created_at() -> Mapped[datetime]:
@@ -63,7 +66,7 @@ class ServiceType(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     default_duration_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -131,7 +134,7 @@ class AvailabilitySlot(Base):
         Index("ix_availability_slots_held_by_request_id", "held_by_request_id"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    id: Mapped[uuid.UUID] = _uuid_pk()
     consultant_user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True),
         ForeignKey("consultant_profiles.consultant_user_id", ondelete="CASCADE"),
@@ -177,7 +180,7 @@ class ConsultationRequest(Base):
         Index("ix_consultation_requests_status", "status"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    id: Mapped[uuid.UUID] = _uuid_pk()
     requester_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     company_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     consultation_service_type_id: Mapped[uuid.UUID] = mapped_column(
@@ -233,7 +236,7 @@ class ScheduledSession(Base):
         Index("ix_scheduled_sessions_meeting_session", "meeting_platform_session_id"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    id: Mapped[uuid.UUID] = _uuid_pk()
     consultation_request_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("consultation_requests.id"), nullable=False, unique=True
     )
@@ -274,7 +277,7 @@ class DomainEvent(Base):
         Index("ix_domain_events_event_type_sequence", "event_type", "sequence"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), **UUID_PK)
+    id: Mapped[uuid.UUID] = _uuid_pk()
     # Feed order. A reader must not pass a sequence whose transaction is still open,
     # hence ``transaction_id`` (see the event feed).
     sequence: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)

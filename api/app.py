@@ -1,0 +1,64 @@
+"""The FastAPI application factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.auth import TokenVerifier
+from api.container import AppContainer
+from api.errors import install_error_handlers
+from api.metrics import HttpMetrics
+from api.routes import availability, consultants, health, search, service_types
+from booking.settings import Settings, get_settings
+from booking.temporal_client import connect_temporal
+from db.engine import create_engine, create_session_factory
+
+DESCRIPTION = """
+Learners request consultations, consultants publish availability and confirm the
+requests assigned to them, operators watch and fix things.
+
+Every call needs a bearer JWT from the platform's IAM (`sub` = user id, a `roles`
+claim with `learner`, `consultant` or `operator`). Errors are
+`application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
+    """Build the app; the database engine and Temporal client live as long as it runs."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        client = temporal or await connect_temporal(settings, lazy=True)
+        app.state.container = AppContainer(
+            settings=settings,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            temporal=client,
+            verifier=TokenVerifier(settings),
+            metrics=metrics,
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    metrics = HttpMetrics()
+    app = FastAPI(
+        title="Booking & Consultation Service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.middleware("http")(metrics.middleware)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    # Each router carries its full "/v1/..." prefix, so route templates (metrics) are whole.
+    for module in (service_types, consultants, availability, search):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,73 @@
+"""Dependency aliases: ``SessionDep``, ``CurrentPrincipal`` and role guards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Principal, Role
+from api.container import AppContainer
+from api.errors import Forbidden, Unauthorized
+from booking.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT issued by the platform's IAM.")
+
+
+def get_container(request: Request) -> AppContainer:
+    container: AppContainer = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[AppContainer, Depends(get_container)]
+
+
+def get_settings_dep(container: ContainerDep) -> Settings:
+    return container.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
+    """One session per request. Handlers commit explicitly; anything uncommitted rolls back."""
+    async with container.session_factory() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_principal(
+    container: ContainerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("A bearer token is required (Authorization: Bearer <JWT>).")
+    return await container.verifier.verify(credentials.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_any_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through callers holding at least one of ``roles``."""
+    allowed = frozenset(roles)
+
+    async def guard(principal: CurrentPrincipal) -> Principal:
+        if not principal.roles & allowed:
+            names = " or ".join(sorted(role.value for role in allowed))
+            raise Forbidden(f"This action needs the {names} role.")
+        return principal
+
+    return guard
+
+
+OperatorPrincipal = Annotated[Principal, Depends(require_any_role(Role.OPERATOR))]
+ConsultantOrOperator = Annotated[
+    Principal, Depends(require_any_role(Role.CONSULTANT, Role.OPERATOR))
+]
+LearnerPrincipal = Annotated[Principal, Depends(require_any_role(Role.LEARNER))]

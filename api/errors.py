@@ -1,0 +1,175 @@
+"""One error hierarchy carrying its HTTP status, rendered as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://booking-service.dev/problems/"
+
+
+class ProblemError(Exception):
+    """A failure the client can act on; subclasses fix the status and the problem type."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal server error"
+
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+        self.extensions = extensions
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(
+            detail,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            **extensions,
+        )
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class SlotConflict(Conflict):
+    slug, title = "slot-overlap", "Overlapping availability"
+
+
+class Unprocessable(ProblemError):
+    status, slug, title = 422, "unprocessable", "Unprocessable request"
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug, title = 503, "service-unavailable", "Service temporarily unavailable"
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+_STATUS_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("unprocessable", "Unprocessable request"),
+    429: ("rate-limited", "Too many requests"),
+}
+
+
+def _json_safe(errors: Any) -> Any:
+    """Validation errors may carry exceptions or bytes in ``ctx``/``input``; keep them JSON."""
+    if isinstance(errors, dict):
+        return {key: _json_safe(value) for key, value in errors.items()}
+    if isinstance(errors, list | tuple):
+        return [_json_safe(value) for value in errors]
+    if errors is None or isinstance(errors, str | int | float | bool):
+        return errors
+    return str(errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(
+            exc.status,
+            exc.slug,
+            exc.title,
+            exc.detail,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extensions,
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {k: v for k, v in error.items() if k in {"loc", "msg", "type", "ctx"}}
+            for error in exc.errors()
+        ]
+        return problem_response(
+            422,
+            "validation-error",
+            "Invalid request",
+            "The request did not pass validation; see `errors`.",
+            instance=request.url.path,
+            errors=_json_safe(errors),
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        return problem_response(
+            exc.status_code,
+            slug,
+            title,
+            str(exc.detail),
+            instance=request.url.path,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            "internal-error",
+            "Internal server error",
+            "An unexpected error occurred; it has been logged.",
+            instance=request.url.path,
+        )
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,136 @@
+"""Consultant profiles: a consultant maintains their own, operators any."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import Boolean, literal_column, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.dml import ReturningInsert
+
+from api.auth import Principal, Role
+from api.deps import CurrentPrincipal, SessionDep
+from api.errors import Forbidden, NotFound, Unprocessable
+from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.schemas.consultants import (
+    ConsultantProfileIn,
+    ConsultantProfileOut,
+    ConsultantProfilePatch,
+    Specialization,
+)
+from db.models import ConsultantProfile
+
+router = APIRouter(prefix="/v1/consultants", tags=["consultants"])
+
+_NOT_NULL = frozenset({"specializations", "is_available_for_booking", "time_zone"})
+
+
+def ensure_may_manage(principal: Principal, consultant_user_id: uuid.UUID) -> None:
+    """Only the consultant themselves (with the consultant role) or an operator."""
+    if principal.is_operator:
+        return
+    if principal.has(Role.CONSULTANT) and principal.user_id == consultant_user_id:
+        return
+    raise Forbidden("Only this consultant or an operator may change this profile.")
+
+
+async def get_profile(session: SessionDep, consultant_user_id: uuid.UUID) -> ConsultantProfile:
+    profile = await session.get(ConsultantProfile, consultant_user_id)
+    if profile is None:
+        raise NotFound(f"Consultant {consultant_user_id} has no profile.")
+    return profile
+
+
+@router.get("", summary="List consultants")
+async def list_consultants(
+    session: SessionDep,
+    _: CurrentPrincipal,
+    specialization: Annotated[
+        Specialization | None, Query(description="Only consultants with this specialization")
+    ] = None,
+    available: Annotated[
+        bool | None, Query(description="Only those open (or closed) for booking")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[ConsultantProfileOut]:
+    query = (
+        select(ConsultantProfile).order_by(ConsultantProfile.consultant_user_id).limit(limit + 1)
+    )
+    if specialization is not None:
+        query = query.where(ConsultantProfile.specializations.contains([specialization]))
+    if available is not None:
+        query = query.where(ConsultantProfile.is_available_for_booking.is_(available))
+    if cursor is not None:
+        position = decode_cursor(cursor, frozenset({"id"}))
+        try:
+            after = uuid.UUID(str(position["id"]))
+        except ValueError as exc:
+            raise Unprocessable("The cursor is not one this API issued.") from exc
+        query = query.where(ConsultantProfile.consultant_user_id > after)
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"id": str(rows[-1].consultant_user_id)})
+    return Page(
+        items=[ConsultantProfileOut.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/{consultant_user_id}", summary="Get a consultant's profile")
+async def get_consultant(
+    consultant_user_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal
+) -> ConsultantProfileOut:
+    return ConsultantProfileOut.model_validate(await get_profile(session, consultant_user_id))
+
+
+@router.put(
+    "/{consultant_user_id}",
+    summary="Create or replace a consultant's profile",
+    responses={201: {"description": "Created"}, 200: {"description": "Replaced"}},
+)
+async def put_consultant(
+    consultant_user_id: uuid.UUID,
+    body: ConsultantProfileIn,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    response: Response,
+) -> ConsultantProfileOut:
+    ensure_may_manage(principal, consultant_user_id)
+    values = body.model_dump()
+    # One upsert statement, so two concurrent PUTs of a new profile cannot both insert;
+    # ``xmax = 0`` tells a fresh row from an updated one.
+    upsert: ReturningInsert[tuple[bool]] = (
+        pg_insert(ConsultantProfile)
+        .values(consultant_user_id=consultant_user_id, **values)
+        .on_conflict_do_update(index_elements=[ConsultantProfile.consultant_user_id], set_=values)
+        .returning(literal_column("xmax = 0", Boolean))
+    )
+    created = bool((await session.execute(upsert)).scalar_one())
+    await session.commit()
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    profile = await session.get(ConsultantProfile, consultant_user_id, populate_existing=True)
+    return ConsultantProfileOut.model_validate(profile)
+
+
+@router.patch("/{consultant_user_id}", summary="Change parts of a consultant's profile")
+async def patch_consultant(
+    consultant_user_id: uuid.UUID,
+    body: ConsultantProfilePatch,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> ConsultantProfileOut:
+    ensure_may_manage(principal, consultant_user_id)
+    profile = await get_profile(session, consultant_user_id)
+    changes = body.model_dump(exclude_unset=True)
+    for field in sorted(_NOT_NULL & {k for k, v in changes.items() if v is None}):
+        raise Unprocessable(f"{field} cannot be null.")
+    for field, value in changes.items():
+        setattr(profile, field, value)
+    await session.commit()
+    await session.refresh(profile)
+    return ConsultantProfileOut.model_validate(profile)

@@ -1,0 +1,55 @@
+"""Liveness, readiness and metrics for orchestrators and scrapers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from api.deps import ContainerDep
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="PostgreSQL and Temporal are reachable",
+    responses={503: {"description": "A dependency is not reachable"}},
+)
+async def readyz(container: ContainerDep) -> JSONResponse:
+    checks = {"database": "ok", "temporal": "ok"}
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            async with container.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means "not ready", never a 500
+        logger.warning("readiness: database unreachable: %s", exc)
+        checks["database"] = "unreachable"
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await container.temporal.service_client.check_health()
+    except Exception as exc:
+        logger.warning("readiness: temporal unreachable: %s", exc)
+        checks["temporal"] = "unreachable"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(container: ContainerDep) -> Response:
+    return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,104 @@
+"""Consultation service types: anyone may read, operators curate."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import CurrentPrincipal, OperatorPrincipal, SessionDep
+from api.errors import Conflict, NotFound, Unprocessable
+from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.schemas.service_types import ServiceTypeCreate, ServiceTypeOut, ServiceTypePatch
+from db.errors import constraint_name
+from db.models import ServiceType
+
+router = APIRouter(prefix="/v1/service-types", tags=["service types"])
+
+_NOT_NULL = frozenset({"name", "default_duration_minutes", "is_active"})
+
+
+async def _get(session: SessionDep, service_type_id: uuid.UUID) -> ServiceType:
+    service_type = await session.get(ServiceType, service_type_id)
+    if service_type is None:
+        raise NotFound(f"Service type {service_type_id} does not exist.")
+    return service_type
+
+
+async def _commit_unique_name(session: SessionDep, name: str) -> None:
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        if constraint_name(exc) == "uq_consultation_service_types_name":
+            raise Conflict(f"A service type named {name!r} already exists.") from exc
+        raise
+
+
+@router.get("", summary="List service types")
+async def list_service_types(
+    session: SessionDep,
+    _: CurrentPrincipal,
+    active: Annotated[bool | None, Query(description="Only active (or inactive) ones")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[ServiceTypeOut]:
+    query = select(ServiceType).order_by(ServiceType.name, ServiceType.id).limit(limit + 1)
+    if active is not None:
+        query = query.where(ServiceType.is_active.is_(active))
+    if cursor is not None:
+        position = decode_cursor(cursor, frozenset({"name", "id"}))
+        query = query.where(
+            (ServiceType.name, ServiceType.id) > (str(position["name"]), str(position["id"]))  # type: ignore[operator]
+        )
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"name": rows[-1].name, "id": str(rows[-1].id)})
+    return Page(items=[ServiceTypeOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{service_type_id}", summary="Get a service type")
+async def get_service_type(
+    service_type_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal
+) -> ServiceTypeOut:
+    return ServiceTypeOut.model_validate(await _get(session, service_type_id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a service type (operator)",
+    responses={409: {"description": "The name is taken"}},
+)
+async def create_service_type(
+    body: ServiceTypeCreate, session: SessionDep, _: OperatorPrincipal
+) -> ServiceTypeOut:
+    service_type = ServiceType(**body.model_dump())
+    session.add(service_type)
+    await _commit_unique_name(session, body.name)
+    await session.refresh(service_type)
+    return ServiceTypeOut.model_validate(service_type)
+
+
+@router.patch(
+    "/{service_type_id}",
+    summary="Change a service type (operator)",
+    responses={409: {"description": "The name is taken"}},
+)
+async def patch_service_type(
+    service_type_id: uuid.UUID, body: ServiceTypePatch, session: SessionDep, _: OperatorPrincipal
+) -> ServiceTypeOut:
+    service_type = await _get(session, service_type_id)
+    changes = body.model_dump(exclude_unset=True)
+    for field in _NOT_NULL & {k for k, v in changes.items() if v is None}:
+        raise Unprocessable(f"{field} cannot be null.")
+    for field, value in changes.items():
+        setattr(service_type, field, value)
+    await _commit_unique_name(session, service_type.name)
+    await session.refresh(service_type)
+    return ServiceTypeOut.model_validate(service_type)

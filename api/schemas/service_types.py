@@ -1,0 +1,63 @@
+"""Request and response bodies for consultation service types."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME = Field(min_length=1, max_length=200, examples=["Career coaching"])
+DURATION = Field(gt=0, le=24 * 60, description="Length of a session in minutes.", examples=[45])
+SPECIALIZATION = Field(
+    default=None,
+    min_length=1,
+    max_length=100,
+    description="Only consultants with this specialization are assigned.",
+    examples=["careers"],
+)
+CONFIRMATION_TIMEOUT = Field(
+    default=None,
+    gt=0,
+    le=30 * 24 * 3600,
+    description="Overrides the service-wide confirmation timeout, in seconds.",
+    examples=[3600],
+)
+
+
+class ServiceTypeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = NAME
+    description: str | None = Field(default=None, max_length=5000)
+    default_duration_minutes: int = DURATION
+    is_active: bool = True
+    required_specialization: str | None = SPECIALIZATION
+    confirmation_timeout_seconds: int | None = CONFIRMATION_TIMEOUT
+
+
+class ServiceTypePatch(BaseModel):
+    """Only the fields present are changed; ``null`` clears a nullable field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    default_duration_minutes: int | None = Field(default=None, gt=0, le=24 * 60)
+    is_active: bool | None = None
+    required_specialization: str | None = SPECIALIZATION
+    confirmation_timeout_seconds: int | None = CONFIRMATION_TIMEOUT
+
+
+class ServiceTypeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    default_duration_minutes: int
+    is_active: bool
+    required_specialization: str | None
+    confirmation_timeout_seconds: int | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,44 @@
+"""Health, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support.tokens import TokenFactory
+
+
+async def test_healthz(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_an_unreachable_temporal_as_503(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "temporal": "unreachable"}
+
+
+async def test_metrics_count_requests_by_route_template(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    await client.get("/v1/service-types", headers=tokens.headers("learner"))
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert (
+        'booking_http_requests_total{method="GET",route="/v1/service-types",status="200"} 1.0'
+        in response.text
+    )
+
+
+async def test_openapi_documents_the_api(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert spec["info"]["title"] == "Booking & Consultation Service"
+    assert "/v1/service-types" in spec["paths"]
+    assert "/v1/consultants/{consultant_user_id}" in spec["paths"]
+
+
+async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")

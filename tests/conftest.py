@@ -1,0 +1,117 @@
+"""Shared fixtures: a real PostgreSQL (embedded unless BOOKING_TEST_DATABASE_URL is set),
+migrated once per session and emptied after every test; the API app on it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from temporalio.client import Client
+
+from api.app import create_app
+from booking.settings import Environment, Settings
+from tests.support.database import (
+    create_scratch_database,
+    drop_database,
+    migrate,
+    truncate_all_sql,
+)
+from tests.support.tokens import TokenFactory
+
+TEST_JWT_SECRET = "test-secret-for-the-booking-service-suite-000"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database for this test session."""
+    server_url = os.environ.get("BOOKING_TEST_DATABASE_URL")
+    if server_url:
+        url = create_scratch_database(server_url)
+        migrate(url)
+        yield url
+        drop_database(url)
+        return
+    from booking.devstack.ports import free_port
+    from booking.devstack.postgres import EmbeddedPostgres
+
+    data_dir: Path = tmp_path_factory.mktemp("postgres")
+    server = EmbeddedPostgres(data_dir, free_port(), database="booking_test", ephemeral=True)
+    server.start()
+    try:
+        migrate(server.url)
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        environment=Environment.TEST,
+        database_url=database_url,
+        database_pool_size=20,
+        database_max_overflow=20,
+        jwt_secret=SecretStr(TEST_JWT_SECRET),
+        jwt_leeway=timedelta(seconds=0),
+        temporal_address="127.0.0.1:1",
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def clean_database(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """Tests commit for real; every table is emptied after each test that uses the DB."""
+    yield engine
+    async with engine.begin() as connection:
+        await connection.execute(text(truncate_all_sql()))
+
+
+@pytest.fixture
+def session_factory(clean_database: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(clean_database, expire_on_commit=False)
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> TokenFactory:
+    return TokenFactory(settings)
+
+
+@pytest.fixture
+async def unreachable_temporal() -> Client:
+    """A lazily connecting client: catalog routes never call Temporal."""
+    return await Client.connect("127.0.0.1:1", lazy=True)
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, unreachable_temporal: Client, clean_database: AsyncEngine
+) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, temporal=unreachable_temporal)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
