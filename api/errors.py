@@ -8,7 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from db.errors import sqlstate
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +123,22 @@ def _json_safe(errors: Any) -> Any:
     return str(errors)
 
 
+# SQLSTATE classes meaning "the database cannot serve you now", not "your request is bad":
+# 08 connection exception, 53 insufficient resources, 57P operator intervention (shutdown).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
+def _database_unavailable(error: DBAPIError) -> bool:
+    if error.connection_invalidated:
+        return True
+    code = sqlstate(error)
+    if code is None:
+        # No SQLSTATE: the driver failed before the server answered (refused, reset).
+        causes = (error.orig, getattr(error.orig, "__cause__", None))
+        return any(isinstance(cause, OSError | TimeoutError) for cause in causes)
+    return code.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
@@ -159,6 +179,20 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and not _database_unavailable(exc):
+            return await on_unexpected(request, exc)
+        # Connection refused, "too many clients", pool exhausted: the client may retry.
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            503,
+            "service-unavailable",
+            "Service temporarily unavailable",
+            "The database is not reachable right now; retry shortly.",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
@@ -172,4 +206,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PoolTimeoutError, on_database_error)
+    # asyncpg raises the socket's own error when it cannot even connect.
+    app.add_exception_handler(ConnectionError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -106,6 +106,8 @@ class AvailabilitySlot(Base):
     __tablename__ = "consultant_availability_slots"
     __table_args__ = (
         CheckConstraint("end_time > start_time", name="end_after_start"),
+        # The availability search bounds its index range scan by this maximum length.
+        CheckConstraint("end_time - start_time <= interval '24 hours'", name="at_most_a_day"),
         CheckConstraint(f"status IN ({sql_in(SlotStatus)})", name="status_allowed"),
         CheckConstraint(
             "(status = 'held') = (held_by_request_id IS NOT NULL)", name="held_iff_holder"

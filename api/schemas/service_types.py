@@ -7,12 +7,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.consultants import Specialization
+
 NAME = Field(min_length=1, max_length=200, examples=["Career coaching"])
 DURATION = Field(gt=0, le=24 * 60, description="Length of a session in minutes.", examples=[45])
 SPECIALIZATION = Field(
     default=None,
-    min_length=1,
-    max_length=100,
     description="Only consultants with this specialization are assigned.",
     examples=["careers"],
 )
@@ -32,7 +32,7 @@ class ServiceTypeCreate(BaseModel):
     description: str | None = Field(default=None, max_length=5000)
     default_duration_minutes: int = DURATION
     is_active: bool = True
-    required_specialization: str | None = SPECIALIZATION
+    required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: int | None = CONFIRMATION_TIMEOUT
 
 
@@ -45,7 +45,7 @@ class ServiceTypePatch(BaseModel):
     description: str | None = Field(default=None, max_length=5000)
     default_duration_minutes: int | None = Field(default=None, gt=0, le=24 * 60)
     is_active: bool | None = None
-    required_specialization: str | None = SPECIALIZATION
+    required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: int | None = CONFIRMATION_TIMEOUT
 
 

@@ -193,6 +193,10 @@ def upgrade() -> None:
             "end_time > start_time",
             name=op.f("ck_consultant_availability_slots_end_after_start"),
         ),
+        sa.CheckConstraint(
+            "end_time - start_time <= interval '24 hours'",
+            name=op.f("ck_consultant_availability_slots_at_most_a_day"),
+        ),
         sa.ForeignKeyConstraint(
             ["consultant_user_id"],
             ["consultant_profiles.consultant_user_id"],

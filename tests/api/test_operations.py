@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from temporalio.client import Client
 
+from api.app import create_app
+from booking.settings import Settings
+from tests.support.problems import assert_problem
 from tests.support.tokens import TokenFactory
 
 
@@ -42,3 +46,18 @@ async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/nope")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_unreachable_database_is_503_not_500(
+    settings: Settings, unreachable_temporal: Client, tokens: TokenFactory
+) -> None:
+    unreachable = settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/none"}
+    )
+    application = create_app(unreachable, temporal=unreachable_temporal)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get("/v1/service-types", headers=tokens.headers("learner"))
+    assert_problem(response, 503)
+    assert response.headers["retry-after"] == "1"
