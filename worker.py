@@ -1,0 +1,74 @@
+"""The Temporal worker: builds the dependencies, registers workflows and activities, runs.
+
+Run it with ``booking worker`` (or ``python -m booking.cli worker``). It stops
+gracefully on SIGINT or SIGTERM: polling stops, in-flight activities get
+``WORKER_SHUTDOWN_GRACE`` to finish, then the database pool is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.registry import build_activities
+from booking.settings import Settings
+from booking.temporal_client import connect_temporal
+from db.engine import create_engine, create_session_factory
+from workflows.registry import WORKFLOWS
+
+logger = logging.getLogger("booking.worker")
+
+WORKER_SHUTDOWN_GRACE = timedelta(seconds=20)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> Worker:
+    """A worker polling ``settings.temporal_task_queue`` with every workflow and activity."""
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(session_factory, settings),
+        graceful_shutdown_timeout=WORKER_SHUTDOWN_GRACE,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; raises if the worker fails on its own."""
+    engine = create_engine(settings)
+    try:
+        client = await connect_temporal(settings)
+        worker = build_worker(client, settings, create_session_factory(engine))
+        stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop_requested.set)
+
+        logger.info(
+            "worker polling task queue %s in namespace %s at %s",
+            settings.temporal_task_queue,
+            settings.temporal_namespace,
+            settings.temporal_address,
+        )
+        running = asyncio.create_task(worker.run(), name="temporal-worker")
+        stopping = asyncio.create_task(stop_requested.wait(), name="stop-signal")
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            stopping.cancel()
+            running.result()  # a fatal worker error propagates; a clean end returns
+            return
+        logger.info("shutting down the worker (in-flight tasks may take a moment)")
+        await worker.shutdown()
+        await running
+        logger.info("worker stopped")
+    finally:
+        await engine.dispose()

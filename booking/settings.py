@@ -6,6 +6,7 @@ can run a whole consultation lifecycle in seconds.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0000000000"
+DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0000000000"  # noqa: S105
 """The well-known development secret; refused in any other environment."""
 
 
@@ -34,17 +35,20 @@ Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 
 def _parse_duration_list(value: Any) -> Any:
+    """A JSON list or comma-separated durations ("PT24H,PT1H", "3600, 60")."""
     if isinstance(value, str):
         stripped = value.strip()
-        if stripped.startswith("["):
-            return value  # JSON list, parsed by pydantic
-        return [_parse_duration(part) for part in stripped.split(",") if part.strip()]
+        if not stripped.startswith("["):
+            return [_parse_duration(part) for part in stripped.split(",") if part.strip()]
+        value = json.loads(stripped)
     if isinstance(value, list):
         return [_parse_duration(part) for part in value]
     return value
 
 
-DurationList = Annotated[list[timedelta], BeforeValidator(_parse_duration_list)]
+# NoDecode: pydantic-settings would otherwise insist on JSON for a list from the
+# environment and fail on "PT24H,PT1H" before the validator sees it.
+DurationList = Annotated[list[timedelta], NoDecode, BeforeValidator(_parse_duration_list)]
 
 
 class Environment(StrEnum):
@@ -122,19 +126,39 @@ class Settings(BaseSettings):
     meeting_api_timeout: Duration = timedelta(seconds=10)
     meeting_webhook_secret: SecretStr | None = None
 
+    # --- Events and integrations: outgoing webhooks, inbound meeting-platform events ---
+    # Attempts per delivery before it is parked for an operator to redeliver.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    # Retry n waits about base * 2**(n-1) (jittered), at most ``webhook_backoff_max``.
+    webhook_backoff_base: Duration = timedelta(seconds=10)
+    webhook_backoff_max: Duration = timedelta(hours=1)
+    # One HTTP attempt, connect to last byte.
+    webhook_timeout: Duration = timedelta(seconds=10)
+    # How often an idle dispatcher looks for new events and due retries.
+    webhook_poll_interval: Duration = timedelta(seconds=1)
+    # Deliveries claimed (and sent concurrently) per round, per dispatcher.
+    webhook_batch_size: int = Field(default=20, ge=1, le=500)
+    # After a rotation the old secret keeps signing this long, beside the new one.
+    webhook_secret_rotation_grace: Duration = timedelta(hours=24)
+    # Inbound meeting-platform events older or newer than this are refused (replays).
+    meeting_webhook_tolerance: Duration = timedelta(minutes=5)
+    # --- end events and integrations ---
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment is Environment.PRODUCTION:
-            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
-            if secret == DEVELOPMENT_JWT_SECRET:
-                raise ValueError(
-                    "BOOKING_JWT_SECRET is the development placeholder; set a real secret "
-                    "or BOOKING_JWT_JWKS_URL in production"
-                )
-            if secret is None and self.jwt_jwks_url is None:
-                raise ValueError("production needs BOOKING_JWT_SECRET or BOOKING_JWT_JWKS_URL")
-            if self.database_url is None:
-                raise ValueError("production needs BOOKING_DATABASE_URL")
+        if self.uses_development_secret and self.jwt_jwks_url is not None:
+            # A JWKS URL means real tokens from the IAM; the default secret must not
+            # linger beside it as a second, well-known way in.
+            self.jwt_secret = None
+        if self.environment is not Environment.DEVELOPMENT and self.uses_development_secret:
+            raise ValueError(
+                "BOOKING_JWT_SECRET is the development placeholder; set a real secret "
+                f"or BOOKING_JWT_JWKS_URL when BOOKING_ENVIRONMENT={self.environment.value}"
+            )
+        if self.jwt_secret is None and self.jwt_jwks_url is None:
+            raise ValueError("set BOOKING_JWT_SECRET or BOOKING_JWT_JWKS_URL")
+        if self.environment is Environment.PRODUCTION and self.database_url is None:
+            raise ValueError("production needs BOOKING_DATABASE_URL")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("BOOKING_JWT_SECRET must be at least 32 characters")
         return self

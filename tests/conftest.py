@@ -4,6 +4,8 @@ migrated once per session and emptied after every test; the API app on it."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +37,7 @@ TEST_JWT_SECRET = "test-secret-for-the-booking-service-suite-000"
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """A migrated, empty database for this test session."""
     server_url = os.environ.get("BOOKING_TEST_DATABASE_URL")
     if server_url:
@@ -47,7 +49,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from booking.devstack.ports import free_port
     from booking.devstack.postgres import EmbeddedPostgres
 
-    data_dir: Path = tmp_path_factory.mktemp("postgres")
+    # Not under tmp_path: pytest narrows that to 0700, which locks out the unprivileged
+    # account PostgreSQL runs as when the suite runs as root.
+    data_dir = Path(tempfile.mkdtemp(prefix="booking-test-pg-"))
     server = EmbeddedPostgres(data_dir, free_port(), database="booking_test", ephemeral=True)
     server.start()
     try:
@@ -55,6 +59,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from api.auth import Principal, Role
 from api.deps import CurrentPrincipal, SessionDep
-from api.errors import Forbidden, NotFound, Unprocessable
+from api.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from api.schemas.consultants import (
     ConsultantProfileIn,
@@ -68,7 +68,7 @@ async def list_consultants(
         try:
             after = uuid.UUID(str(position["id"]))
         except ValueError as exc:
-            raise Unprocessable("The cursor is not one this API issued.") from exc
+            raise BadRequest("The cursor is not one this API issued.") from exc
         query = query.where(ConsultantProfile.consultant_user_id > after)
     rows = list((await session.scalars(query)).all())
     next_cursor = None

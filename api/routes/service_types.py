@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import select
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import CurrentPrincipal, OperatorPrincipal, SessionDep
-from api.errors import Conflict, NotFound, Unprocessable
+from api.errors import BadRequest, Conflict, NotFound, Unprocessable
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from api.schemas.service_types import ServiceTypeCreate, ServiceTypeOut, ServiceTypePatch
 from db.errors import constraint_name
@@ -51,8 +51,13 @@ async def list_service_types(
         query = query.where(ServiceType.is_active.is_(active))
     if cursor is not None:
         position = decode_cursor(cursor, frozenset({"name", "id"}))
+        try:
+            after_id = uuid.UUID(str(position["id"]))
+        except ValueError as exc:
+            raise BadRequest("The cursor is not one this API issued.") from exc
         query = query.where(
-            (ServiceType.name, ServiceType.id) > (str(position["name"]), str(position["id"]))  # type: ignore[operator]
+            tuple_(ServiceType.name, ServiceType.id)
+            > tuple_(literal(str(position["name"])), literal(after_id))
         )
     rows = list((await session.scalars(query)).all())
     next_cursor = None

@@ -55,17 +55,18 @@ def spawn(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    output: IO[bytes] | None = None,
+    output: IO[bytes] | int | None = None,
     user: int | None = None,
     group: int | None = None,
     on_parent_death: signal.Signals = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
-    """Start a service in its own process group; ``output`` receives stdout and stderr.
+    """Start a service in its own process group; ``output`` receives stdout and stderr
+    (a file, ``subprocess.DEVNULL``, or ``None`` to share ours).
 
     ``user``/``group`` switch identity (only meaningful when running as root), with
     supplementary groups dropped so the child keeps none of root's.
     """
-    return subprocess.Popen(
+    return subprocess.Popen(  # noqa: S603  (argument lists built by this package, no shell)
         list(args),
         env=dict(env) if env is not None else None,
         cwd=cwd,

@@ -1,0 +1,32 @@
+# The service image: API, worker and one-shot commands (migrate, setup) share it.
+# Runtime dependencies only, pinned by requirements.lock; runs as a non-root user.
+
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+
+# Dependencies first, so a code change does not reinstall them.
+COPY pyproject.toml requirements.lock ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > requirements.txt \
+    && /opt/venv/bin/pip install -c requirements.lock -r requirements.txt
+
+# The project itself, as a regular (non-editable) install.
+COPY . .
+RUN /opt/venv/bin/pip install --no-deps .
+
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    BOOKING_API_HOST=0.0.0.0 \
+    BOOKING_API_PORT=8000
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin booking
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+USER booking
+EXPOSE 8000
+CMD ["booking", "api"]

@@ -1,0 +1,50 @@
+# Everything runs from the project's virtual environment, created on first use and
+# re-installed whenever pyproject.toml or requirements.lock changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format lock
+
+help:
+	@echo "make run [DEMO=1]  PostgreSQL, Temporal + UI, worker and API on this machine"
+	@echo "make test          lint, type-check and the whole test suite"
+	@echo "make lint          ruff check, ruff format --check, mypy --strict"
+	@echo "make format        ruff format and autofix"
+	@echo "make install       create .venv and install the project with dev tools"
+	@echo "make lock          re-pin requirements.lock from the current .venv"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(PIP) install --quiet -c requirements.lock -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/booking dev $(if $(DEMO),--demo)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict .
+
+test: lint
+	$(BIN)/pytest
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Pins every installed distribution except the project itself.
+lock: $(STAMP)
+	{ echo "# Pinned versions for 'pip install -c requirements.lock -e .[dev]' (make lock)."; \
+	  $(PIP) freeze --exclude-editable; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock
+	@touch $(STAMP)

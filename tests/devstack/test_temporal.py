@@ -1,0 +1,138 @@
+"""The Temporal dev server and the worker built by worker.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+
+from booking.devstack.ports import PortInUseError, free_port
+from booking.devstack.temporal import TemporalDevServer, find_temporal_binary
+from booking.search_attributes_setup import register_search_attributes
+from booking.settings import Environment, Settings
+from db.engine import create_engine, create_session_factory
+from worker import build_worker
+from workflows.health import HealthCheckWorkflow
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The health-check workflow never touches the database; the engine connects lazily.
+UNUSED_DATABASE_URL = "postgresql+asyncpg://nobody@127.0.0.1:1/unused"
+
+
+@pytest.fixture
+async def temporal_client(temporal_dev_server: TemporalDevServer) -> Client:
+    return await Client.connect(temporal_dev_server.address)
+
+
+def _settings(address: str) -> Settings:
+    return Settings(
+        environment=Environment.TEST,
+        database_url=UNUSED_DATABASE_URL,
+        temporal_address=address,
+        temporal_task_queue=f"health-{uuid.uuid4()}",
+    )
+
+
+def test_binary_comes_from_the_wheel() -> None:
+    assert find_temporal_binary().name == "temporal"
+    assert os.access(find_temporal_binary(), os.X_OK)
+
+
+async def test_worker_from_worker_py_executes_the_health_check(
+    temporal_dev_server: TemporalDevServer, temporal_client: Client
+) -> None:
+    settings = _settings(temporal_dev_server.address)
+    engine = create_engine(settings)
+    try:
+        worker = build_worker(temporal_client, settings, create_session_factory(engine))
+        async with worker:
+            result = await temporal_client.execute_workflow(
+                HealthCheckWorkflow.run,
+                "probe",
+                id=f"health-{uuid.uuid4()}",
+                task_queue=settings.temporal_task_queue,
+                execution_timeout=timedelta(seconds=30),
+            )
+    finally:
+        await engine.dispose()
+    assert result == "ok:probe"
+
+
+async def test_search_attributes_exist_from_the_start(temporal_client: Client) -> None:
+    listed = await temporal_client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace="default")
+    )
+    assert {key.name for key in ALL_SEARCH_ATTRIBUTES} <= set(listed.custom_attributes)
+    assert await register_search_attributes(temporal_client, "default") == []
+
+
+async def test_register_search_attributes_is_idempotent(tmp_path: Path) -> None:
+    bare = TemporalDevServer(
+        free_port(), ui=False, search_attributes=(), log_file=tmp_path / "temporal.log"
+    )
+    await asyncio.to_thread(bare.start)
+    try:
+        client = await Client.connect(bare.address)
+        added = await register_search_attributes(client, "default")
+        assert added == sorted(key.name for key in ALL_SEARCH_ATTRIBUTES)
+        assert await register_search_attributes(client, "default") == []
+    finally:
+        await asyncio.to_thread(bare.stop)
+
+
+def test_busy_port_is_a_clear_error() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        server = TemporalDevServer(port, ui=False, port_env_var="BOOKING_TEMPORAL_ADDRESS")
+        with pytest.raises(PortInUseError, match=r"Temporal.*BOOKING_TEMPORAL_ADDRESS"):
+            server.start()
+    assert not server.running
+
+
+async def test_worker_command_polls_and_stops_cleanly_on_sigterm(
+    temporal_dev_server: TemporalDevServer, temporal_client: Client
+) -> None:
+    settings = _settings(temporal_dev_server.address)
+    env = {
+        **os.environ,
+        "BOOKING_DATABASE_URL": UNUSED_DATABASE_URL,
+        "BOOKING_TEMPORAL_ADDRESS": temporal_dev_server.address,
+        "BOOKING_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+    }
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "booking.cli", "worker"),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        result = await temporal_client.execute_workflow(
+            HealthCheckWorkflow.run,
+            "cli",
+            id=f"health-{uuid.uuid4()}",
+            task_queue=settings.temporal_task_queue,
+            execution_timeout=timedelta(seconds=60),
+        )
+        assert result == "ok:cli"
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            _, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()
+    assert b"worker stopped" in stderr

@@ -1,0 +1,151 @@
+"""The ``booking`` command line: tokens, configuration errors, migration config."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+import booking.cli
+import booking.migrate
+from booking.cli import app
+from booking.demo import DEMO_CONSULTANT_ID, DEMO_LEARNER_ID
+from booking.settings import Settings, get_settings
+
+SECRET = "a-test-secret-that-is-long-enough-0123456789"
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No BOOKING_* variable from the surrounding shell, fresh settings per test."""
+    for name in [name for name in os.environ if name.startswith("BOOKING_")]:
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _decode(token: str) -> dict[str, object]:
+    settings = Settings(jwt_secret=SecretStr(SECRET))
+    claims: dict[str, object] = jwt.decode(
+        token,
+        SECRET,
+        algorithms=["HS256"],
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+    )
+    return claims
+
+
+def test_help_lists_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("dev", "api", "worker", "migrate", "setup", "token"):
+        assert command in result.stdout
+
+
+def test_token_is_accepted_with_the_configured_audience_and_issuer() -> None:
+    subject = uuid.uuid4()
+    result = runner.invoke(
+        app,
+        ["token", "--role", "consultant", "--sub", str(subject), "--ttl", "120"],
+        env={"BOOKING_JWT_SECRET": SECRET},
+    )
+    assert result.exit_code == 0, result.output
+    claims = _decode(result.stdout.strip())
+    assert claims["sub"] == str(subject)
+    assert claims["roles"] == ["consultant"]
+    assert isinstance(claims["exp"], int)
+    assert isinstance(claims["iat"], int)
+    assert claims["exp"] - claims["iat"] == 120
+
+
+def test_token_defaults_to_the_demo_user_and_accepts_several_roles() -> None:
+    result = runner.invoke(
+        app,
+        ["token", "--role", "learner", "--role", "operator"],
+        env={"BOOKING_JWT_SECRET": SECRET},
+    )
+    assert result.exit_code == 0, result.output
+    claims = _decode(result.stdout.strip())
+    assert claims["sub"] == str(DEMO_LEARNER_ID)
+    assert claims["roles"] == ["learner", "operator"]
+
+    result = runner.invoke(
+        app, ["token", "--role", "consultant"], env={"BOOKING_JWT_SECRET": SECRET}
+    )
+    assert _decode(result.stdout.strip())["sub"] == str(DEMO_CONSULTANT_ID)
+
+
+def test_token_uses_the_configured_roles_claim() -> None:
+    result = runner.invoke(
+        app,
+        ["token", "--role", "operator"],
+        env={"BOOKING_JWT_SECRET": SECRET, "BOOKING_JWT_ROLES_CLAIM": "https://example.test/roles"},
+    )
+    claims = jwt.decode(
+        result.stdout.strip(), SECRET, algorithms=["HS256"], options={"verify_aud": False}
+    )
+    assert claims["https://example.test/roles"] == ["operator"]
+
+
+def test_token_without_a_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(booking.cli, "get_settings", lambda: Settings(jwt_secret=None))
+    result = runner.invoke(app, ["token", "--role", "learner"])
+    assert result.exit_code != 0
+    assert "BOOKING_JWT_SECRET" in result.stderr
+    assert result.stdout == ""
+
+
+def test_token_with_a_jwks_url_is_refused() -> None:
+    result = runner.invoke(
+        app,
+        ["token", "--role", "learner"],
+        env={"BOOKING_JWT_JWKS_URL": "https://iam.example.test/.well-known/jwks.json"},
+    )
+    assert result.exit_code != 0
+    assert "BOOKING_JWT_JWKS_URL" in result.stderr
+
+
+def test_token_rejects_an_unknown_role() -> None:
+    result = runner.invoke(app, ["token", "--role", "admin"], env={"BOOKING_JWT_SECRET": SECRET})
+    assert result.exit_code != 0
+
+
+def test_invalid_configuration_is_reported_without_a_traceback() -> None:
+    result = runner.invoke(
+        app, ["token", "--role", "learner"], env={"BOOKING_ENVIRONMENT": "production"}
+    )
+    assert result.exit_code == 2
+    assert "invalid configuration" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_migrate_without_a_database_url_is_refused() -> None:
+    result = runner.invoke(app, ["migrate"])
+    assert result.exit_code == 1
+    assert "BOOKING_DATABASE_URL" in result.stderr
+
+
+def test_alembic_config_uses_the_repository_ini() -> None:
+    config = booking.migrate.alembic_config("postgresql+asyncpg://u@h/db")
+    assert config.config_file_name == str(booking.migrate.ALEMBIC_INI)
+    assert config.attributes["database_url"] == "postgresql+asyncpg://u@h/db"
+
+
+def test_alembic_config_without_ini_points_at_the_migrations_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(booking.migrate, "ALEMBIC_INI", tmp_path / "missing.ini")
+    config = booking.migrate.alembic_config()
+    location = Path(config.get_main_option("script_location") or "")
+    assert (location / "env.py").is_file()
+    assert (location / "versions").is_dir()

@@ -1,0 +1,101 @@
+"""Settings parsing: durations as seconds or ISO-8601, lists, production guards."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from booking.settings import DEVELOPMENT_JWT_SECRET, Environment, Settings, get_settings
+
+REAL_SECRET = "a-real-production-secret-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in [name for name in os.environ if name.startswith("BOOKING_")]:
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("90", timedelta(seconds=90)),
+        ("PT15M", timedelta(minutes=15)),
+        ("1.5", timedelta(seconds=1.5)),
+        (" 45 ", timedelta(seconds=45)),
+        ("P1DT2H", timedelta(days=1, hours=2)),
+    ],
+)
+def test_durations_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: timedelta
+) -> None:
+    monkeypatch.setenv("BOOKING_CONFIRMATION_TIMEOUT", raw)
+    assert Settings().confirmation_timeout == expected
+
+
+def test_invalid_duration_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_NO_SHOW_GRACE", "ten minutes")
+    with pytest.raises(ValidationError, match="no_show_grace"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("PT24H,PT1H", [timedelta(hours=24), timedelta(hours=1)]),
+        ("3600, 60", [timedelta(hours=1), timedelta(minutes=1)]),
+        ('["PT2H", "PT5M"]', [timedelta(hours=2), timedelta(minutes=5)]),
+        ("PT30M", [timedelta(minutes=30)]),
+    ],
+)
+def test_reminder_offsets_list(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: list[timedelta]
+) -> None:
+    monkeypatch.setenv("BOOKING_REMINDER_OFFSETS", raw)
+    assert Settings().reminder_offsets == expected
+
+
+def test_defaults_are_a_usable_development_configuration() -> None:
+    settings = Settings()
+    assert settings.environment is Environment.DEVELOPMENT
+    assert settings.uses_development_secret
+    assert settings.reminder_offsets == [timedelta(hours=24), timedelta(hours=1)]
+
+
+def test_production_refuses_the_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_ENVIRONMENT", "production")
+    monkeypatch.setenv("BOOKING_DATABASE_URL", "postgresql+asyncpg://db/booking")
+    with pytest.raises(ValidationError, match="development placeholder"):
+        Settings()
+    monkeypatch.setenv("BOOKING_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
+    with pytest.raises(ValidationError, match="development placeholder"):
+        Settings()
+
+
+def test_production_with_a_real_secret_and_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_ENVIRONMENT", "production")
+    monkeypatch.setenv("BOOKING_JWT_SECRET", REAL_SECRET)
+    with pytest.raises(ValidationError, match="BOOKING_DATABASE_URL"):
+        Settings()
+    monkeypatch.setenv("BOOKING_DATABASE_URL", "postgresql+asyncpg://db/booking")
+    settings = Settings()
+    assert not settings.uses_development_secret
+    assert settings.require_database_url() == "postgresql+asyncpg://db/booking"
+
+
+def test_short_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_JWT_SECRET", "too-short")
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings()
+
+
+def test_missing_database_url_has_a_helpful_error() -> None:
+    with pytest.raises(RuntimeError, match="booking dev"):
+        Settings().require_database_url()
