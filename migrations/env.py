@@ -10,8 +10,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from booking.settings import get_settings
-from db.base import Base
 from db import models  # noqa: F401  (registers the tables on the metadata)
+from db.base import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
