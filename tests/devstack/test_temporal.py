@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
@@ -34,9 +35,13 @@ async def temporal_client(temporal_dev_server: TemporalDevServer) -> Client:
     return await Client.connect(temporal_dev_server.address)
 
 
+TEST_SECRET = "worker-tests-do-not-verify-tokens-000000000"
+
+
 def _settings(address: str) -> Settings:
     return Settings(
         environment=Environment.TEST,
+        jwt_secret=SecretStr(TEST_SECRET),
         database_url=UNUSED_DATABASE_URL,
         temporal_address=address,
         temporal_task_queue=f"health-{uuid.uuid4()}",
