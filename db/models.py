@@ -217,6 +217,19 @@ class ConsultationRequest(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
 
 
+class ConsultationRequestDraft(Base):
+    """A request's free-text details, staged by the API until the workflow stores the
+    request; so the text reaches the request row without entering a workflow history."""
+
+    __tablename__ = "consultation_request_drafts"
+    __table_args__ = (Index("ix_consultation_request_drafts_created_at", "created_at"),)
+
+    request_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    requester_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    request_details: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
 class ScheduledSession(Base):
     """A confirmed consultation on a consultant's calendar (seed: ``scheduled_sessions``)."""
 

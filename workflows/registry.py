@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.consultation import ConsultationWorkflow
 from workflows.health import HealthCheckWorkflow
 
-WORKFLOWS: list[type] = [HealthCheckWorkflow]
+WORKFLOWS: list[type] = [HealthCheckWorkflow, ConsultationWorkflow]

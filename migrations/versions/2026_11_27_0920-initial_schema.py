@@ -328,6 +328,25 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "consultation_request_drafts",
+        sa.Column("request_id", sa.UUID(), nullable=False),
+        sa.Column("requester_user_id", sa.UUID(), nullable=False),
+        sa.Column("request_details", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("request_id", name=op.f("pk_consultation_request_drafts")),
+    )
+    op.create_index(
+        "ix_consultation_request_drafts_created_at",
+        "consultation_request_drafts",
+        ["created_at"],
+        unique=False,
+    )
+    op.create_table(
         "scheduled_sessions",
         sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("consultation_request_id", sa.UUID(), nullable=False),
@@ -458,6 +477,10 @@ def downgrade() -> None:
         table_name="consultation_requests",
     )
     op.drop_index("ix_consultation_requests_assigned_status", table_name="consultation_requests")
+    op.drop_index(
+        "ix_consultation_request_drafts_created_at", table_name="consultation_request_drafts"
+    )
+    op.drop_table("consultation_request_drafts")
     op.drop_table("consultation_requests")
     op.drop_index("ix_availability_slots_status", table_name="consultant_availability_slots")
     op.drop_index(

@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = (
     "domain_events",
     "scheduled_sessions",
+    "consultation_request_drafts",
     "consultation_requests",
     "consultant_availability_slots",
     "consultant_profiles",

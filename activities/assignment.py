@@ -1,0 +1,172 @@
+"""Finding a consultant, holding their slot, and letting it go again."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from enum import Enum
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+
+from activities import slots
+from activities.candidates import rank_candidates
+from activities.database import SessionFactory, transaction
+from activities.events import dedupe_key, emit
+from activities.rows import transition_request
+from booking.events import EventType
+from db.models import ConsultantProfile, ConsultationRequest
+from workflows.contracts import (
+    ActivityName,
+    AssignmentStep,
+    CandidateList,
+    FindCandidatesInput,
+    HoldResult,
+    HoldSlotInput,
+    ReleaseHoldInput,
+    ReleaseOutcome,
+    RequestStatus,
+)
+
+_RELEASE_EVENTS = {
+    ReleaseOutcome.DECLINED: EventType.CONSULTATION_DECLINED,
+    ReleaseOutcome.CONFIRMATION_EXPIRED: EventType.CONSULTATION_CONFIRMATION_EXPIRED,
+}
+
+
+class AssignmentActivities:
+    def __init__(self, session_factory: SessionFactory) -> None:
+        self._sessions = session_factory
+
+    @activity.defn(name=ActivityName.FIND_CANDIDATES)
+    async def find_candidates(self, arg: FindCandidatesInput) -> CandidateList:
+        async with transaction(self._sessions) as session:
+            return CandidateList(candidates=tuple(await rank_candidates(session, arg)))
+
+    @activity.defn(name=ActivityName.HOLD_SLOT)
+    async def hold_slot(self, arg: HoldSlotInput) -> HoldResult:
+        """Hold the slot; with an assignment, also move the request to
+        ``pending_confirmation`` for that consultant, in the same transaction."""
+        async with transaction(self._sessions) as session:
+            step = arg.assignment
+            fence = Fence.FRESH if step is None else await _check_fence(session, arg, step)
+            if fence is Fence.STALE:
+                return HoldResult(held=False)  # a stale attempt: the request moved on
+            times = await slots.hold(
+                session,
+                slot_id=arg.slot_id,
+                consultant_id=arg.consultant_id,
+                request_id=arg.request_id,
+                duration=timedelta(minutes=arg.duration_minutes),
+                not_before=arg.not_before,
+                window_end=arg.window_end,
+                expires_at=arg.hold_expires_at,
+                retrying=fence is Fence.RETRY,
+            )
+            if times is None:
+                return HoldResult(held=False)
+            start, end = times
+            if step is not None:
+                await _assign(session, arg, step, start, end)
+            return HoldResult(held=True, start=start, end=end)
+
+    @activity.defn(name=ActivityName.RELEASE_HOLD)
+    async def release_hold(self, arg: ReleaseHoldInput) -> None:
+        async with transaction(self._sessions) as session:
+            await slots.release(session, slot_id=arg.slot_id, request_id=arg.request_id)
+            if arg.outcome is ReleaseOutcome.RESCHEDULE_ABANDONED:
+                return  # the request keeps its booked session
+            request = ConsultationRequest
+            await session.execute(
+                update(request)
+                .where(
+                    request.id == arg.request_id,
+                    request.status == RequestStatus.PENDING_CONFIRMATION.value,
+                    request.attempts == arg.attempt,
+                )
+                .values(
+                    status=RequestStatus.PENDING_ASSIGNMENT.value,
+                    assigned_consultant_user_id=None,
+                    confirmation_deadline=None,
+                )
+            )
+            event_type = _RELEASE_EVENTS.get(arg.outcome)
+            if event_type is not None:
+                await emit(
+                    session,
+                    event_type,
+                    key=dedupe_key(event_type, arg.request_id, arg.attempt),
+                    request_id=arg.request_id,
+                    payload={
+                        "consultant_id": arg.consultant_id,
+                        "attempt": arg.attempt,
+                        "reason": arg.decline_reason,
+                    },
+                )
+
+
+class Fence(Enum):
+    FRESH = "fresh"  # the request waits for this attempt
+    RETRY = "retry"  # this attempt already succeeded: only its own slot may match
+    STALE = "stale"  # the request moved on (a zombie or late attempt)
+
+
+async def _check_fence(session: AsyncSession, arg: HoldSlotInput, step: AssignmentStep) -> Fence:
+    """The request row is the fence: locked, it admits one attempt at a time."""
+    request = ConsultationRequest
+    row = (
+        await session.execute(
+            select(request.status, request.attempts, request.assigned_consultant_user_id)
+            .where(request.id == arg.request_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None:
+        return Fence.STALE
+    if row.status == RequestStatus.PENDING_ASSIGNMENT.value and row.attempts < step.attempt:
+        return Fence.FRESH
+    if (
+        row.status == RequestStatus.PENDING_CONFIRMATION.value
+        and row.attempts == step.attempt
+        and row.assigned_consultant_user_id == arg.consultant_id
+    ):
+        return Fence.RETRY
+    return Fence.STALE
+
+
+async def _assign(
+    session: AsyncSession, arg: HoldSlotInput, step: AssignmentStep, start: datetime, end: datetime
+) -> None:
+    await transition_request(
+        session,
+        arg.request_id,
+        expected=(RequestStatus.PENDING_ASSIGNMENT,),
+        target=RequestStatus.PENDING_CONFIRMATION,
+        assigned_consultant_user_id=arg.consultant_id,
+        attempts=step.attempt,
+        confirmation_deadline=step.confirmation_deadline,
+    )
+    await session.execute(
+        update(ConsultantProfile)
+        .where(ConsultantProfile.consultant_user_id == arg.consultant_id)
+        .values(last_assigned_at=func.now())
+    )
+    common: dict[str, uuid.UUID | int] = {
+        "consultant_id": arg.consultant_id,
+        "attempt": step.attempt,
+    }
+    await emit(
+        session,
+        EventType.CONSULTATION_ASSIGNED,
+        key=dedupe_key(EventType.CONSULTATION_ASSIGNED, arg.request_id, step.attempt),
+        request_id=arg.request_id,
+        payload={**common, "slot_id": arg.slot_id, "start": start, "end": end},
+    )
+    await emit(
+        session,
+        EventType.CONSULTATION_CONFIRMATION_REQUESTED,
+        key=dedupe_key(EventType.CONSULTATION_CONFIRMATION_REQUESTED, arg.request_id, step.attempt),
+        request_id=arg.request_id,
+        payload={**common, "confirmation_deadline": step.confirmation_deadline},
+    )

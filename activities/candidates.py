@@ -1,0 +1,141 @@
+"""Ranking the consultants who could take a request.
+
+Eligible: available for booking, the service type's specialization (if any), not
+excluded for this request (declined or timed out), and a free slot in which the
+session fits between ``not_before`` and the window's end (or the requested slot).
+Order: the preferred consultant first when eligible, then the earliest fit, then
+the fewest sessions in the week around that fit, then the least recently assigned
+(never assigned first).
+
+The free slots come from the availability search's own statement
+(``db.search.search_statement``), which walks the partial start-time index of
+available slots; the week's load is counted per candidate on
+``ix_scheduled_sessions_consultant_start``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import DateTime, Interval, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import AvailabilitySlot, ServiceType
+from db.search import SearchCriteria, search_statement
+from workflows.contracts import Candidate, FindCandidatesInput
+
+SEARCH_DEPTH = 200
+"""Free slots read, earliest first; enough to see every consultant who could
+compete for the first places."""
+
+HALF_WEEK = timedelta(days=3, hours=12)
+
+_WEEK_LOADS = text(
+    """
+    SELECT c.consultant_id,
+           p.last_assigned_at,
+           (SELECT count(*)
+              FROM scheduled_sessions s
+             WHERE s.consultant_user_id = c.consultant_id
+               AND s.scheduled_start_time >= c.fit - CAST(:half_week AS interval)
+               AND s.scheduled_start_time < c.fit + CAST(:half_week AS interval)
+               AND s.status IN ('scheduled', 'in_progress', 'completed')) AS sessions
+      FROM unnest(:ids, :fits) AS c(consultant_id, fit)
+      JOIN consultant_profiles p ON p.consultant_user_id = c.consultant_id
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("fits", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("half_week", type_=Interval()),
+)
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+async def rank_candidates(session: AsyncSession, query: FindCandidatesInput) -> list[Candidate]:
+    service = (
+        await session.execute(
+            select(ServiceType.required_specialization).where(
+                ServiceType.id == query.service_type_id, ServiceType.is_active.is_(True)
+            )
+        )
+    ).one_or_none()
+    if service is None:
+        return []  # the service type was withdrawn: nobody can take the request
+    specialization = service.required_specialization
+    # Plan with the actual values (see db.search): a generic plan would misjudge the range.
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    earliest = await _earliest_fits(session, query, specialization, query.only_consultant_id)
+    preferred = query.preferred_consultant_id
+    if (
+        preferred is not None
+        and preferred not in earliest
+        and preferred not in query.excluded_consultant_ids
+        and query.only_consultant_id in (None, preferred)
+    ):
+        earliest.update(await _earliest_fits(session, query, specialization, preferred, depth=1))
+    if not earliest:
+        return []
+    loads = await _week_loads(session, list(earliest.values()))
+
+    def rank(candidate: Candidate) -> tuple[bool, datetime, int, datetime]:
+        sessions, last_assigned = loads.get(candidate.consultant_id, (0, None))
+        return (
+            candidate.consultant_id != preferred,
+            candidate.start,
+            sessions,
+            last_assigned or NEVER,
+        )
+
+    return sorted(earliest.values(), key=rank)[: query.limit]
+
+
+async def _earliest_fits(
+    session: AsyncSession,
+    query: FindCandidatesInput,
+    specialization: str | None,
+    consultant_id: uuid.UUID | None,
+    *,
+    depth: int = SEARCH_DEPTH,
+) -> dict[uuid.UUID, Candidate]:
+    """Each consultant's earliest fitting free slot, in the order of those fits."""
+    duration = timedelta(minutes=query.duration_minutes)
+    statement = search_statement(
+        SearchCriteria(
+            window_start=query.not_before,
+            window_end=query.window_end,
+            duration=duration,
+            specializations=(specialization,) if specialization else (),
+            consultant_id=consultant_id,
+            limit=depth,
+        )
+    )
+    if query.excluded_consultant_ids:
+        statement = statement.where(
+            AvailabilitySlot.consultant_user_id.not_in(query.excluded_consultant_ids)
+        )
+    if query.requested_slot_id is not None:
+        statement = statement.where(AvailabilitySlot.id == query.requested_slot_id)
+    fits: dict[uuid.UUID, Candidate] = {}
+    for slot_id, consultant, _slot_start, _slot_end, start in await session.execute(statement):
+        if consultant not in fits:
+            fits[consultant] = Candidate(
+                consultant_id=consultant, slot_id=slot_id, start=start, end=start + duration
+            )
+    return fits
+
+
+async def _week_loads(
+    session: AsyncSession, candidates: list[Candidate]
+) -> dict[uuid.UUID, tuple[int, datetime | None]]:
+    rows = await session.execute(
+        _WEEK_LOADS,
+        {
+            "ids": [c.consultant_id for c in candidates],
+            "fits": [c.start for c in candidates],
+            "half_week": HALF_WEEK,
+        },
+    )
+    return {row.consultant_id: (row.sessions, row.last_assigned_at) for row in rows}

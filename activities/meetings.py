@@ -1,0 +1,129 @@
+"""The session's meeting on the meeting platform.
+
+Platform calls happen outside any database transaction (a slow platform must not
+hold row locks); the database is read before and written after. Idempotent: a
+session that already has a room keeps it, and the platform calls carry the
+session id as their idempotency key. A permanent platform refusal is a
+non-retryable ``MeetingPlatformRejected``: the workflow then compensates.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from sqlalchemy import select, update
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.database import SessionFactory, transaction
+from activities.events import dedupe_key, emit
+from booking.events import EventType
+from db.models import ScheduledSession
+from integrations.meetings import MeetingPlatform, MeetingPlatformError, MeetingRoom, MeetingSpec
+from workflows.contracts import (
+    ActivityName,
+    ErrorType,
+    MeetingCreated,
+    MeetingInput,
+    MeetingRef,
+)
+
+ResultT = TypeVar("ResultT")
+Session = ScheduledSession
+PLATFORM_UNAVAILABLE = "MeetingPlatformUnavailable"
+
+
+class MeetingActivities:
+    def __init__(self, session_factory: SessionFactory, platform: MeetingPlatform) -> None:
+        self._sessions = session_factory
+        self._platform = platform
+
+    @activity.defn(name=ActivityName.CREATE_MEETING)
+    async def create_meeting(self, arg: MeetingInput) -> MeetingCreated:
+        created = MeetingCreated(reports_attendance=self._platform.reports_attendance)
+        if await self._room(arg.session_id) is not None:
+            return created  # a retry after the room was stored
+        spec = MeetingSpec(session_id=arg.session_id, start=arg.start, end=arg.end)
+        room = await _call_platform(self._platform.create(spec))
+        async with transaction(self._sessions) as session:
+            stored = (
+                await session.execute(
+                    update(Session)
+                    .where(
+                        Session.id == arg.session_id,
+                        Session.meeting_platform_join_url.is_(None),
+                    )
+                    .values(
+                        meeting_platform_session_id=room.platform_session_id,
+                        meeting_platform_join_url=room.join_url,
+                    )
+                    .returning(Session.id)
+                )
+            ).first()
+            if stored is not None:
+                # The join link stays out of the event (it is the room's only key):
+                # subscribers read it with the session.
+                await emit(
+                    session,
+                    EventType.SESSION_MEETING_READY,
+                    key=dedupe_key(EventType.SESSION_MEETING_READY, arg.session_id),
+                    request_id=arg.request_id,
+                    session_id=arg.session_id,
+                    payload={"start": arg.start, "end": arg.end},
+                )
+        return created
+
+    @activity.defn(name=ActivityName.RESCHEDULE_MEETING)
+    async def reschedule_meeting(self, arg: MeetingInput) -> None:
+        room = await self._room(arg.session_id)
+        if room is None:
+            return
+        spec = MeetingSpec(session_id=arg.session_id, start=arg.start, end=arg.end)
+        moved = await _call_platform(self._platform.reschedule(room, spec))
+        if moved == room:
+            return
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(Session)
+                .where(Session.id == arg.session_id)
+                .values(
+                    meeting_platform_session_id=moved.platform_session_id,
+                    meeting_platform_join_url=moved.join_url,
+                )
+            )
+
+    @activity.defn(name=ActivityName.CANCEL_MEETING)
+    async def cancel_meeting(self, arg: MeetingRef) -> None:
+        room = await self._room(arg.session_id)
+        if room is not None:
+            await _call_platform(self._platform.cancel(room, arg.session_id))
+
+    async def _room(self, session_id: uuid.UUID) -> MeetingRoom | None:
+        async with transaction(self._sessions) as session:
+            row = (
+                await session.execute(
+                    select(
+                        Session.meeting_platform_session_id, Session.meeting_platform_join_url
+                    ).where(Session.id == session_id)
+                )
+            ).one_or_none()
+        if row is None or row.meeting_platform_join_url is None:
+            return None
+        return MeetingRoom(
+            platform_session_id=row.meeting_platform_session_id or "",
+            join_url=row.meeting_platform_join_url,
+        )
+
+
+async def _call_platform(call: Awaitable[ResultT]) -> ResultT:
+    """The platform's verdict as Temporal understands it: permanent or worth a retry."""
+    try:
+        return await call
+    except MeetingPlatformError as error:
+        if error.permanent:
+            raise ApplicationError(
+                str(error), type=ErrorType.MEETING_PLATFORM_REJECTED.value, non_retryable=True
+            ) from error
+        raise ApplicationError(str(error), type=PLATFORM_UNAVAILABLE) from error

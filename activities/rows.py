@@ -1,0 +1,81 @@
+"""Conditional status changes of request and session rows.
+
+A transition names the statuses it may start from; the ``UPDATE ... WHERE status IN
+(...)`` is the guard. Finding the row already in the target status means a retried
+attempt after its commit: nothing more to do. Any other status is unexpected (the
+workflow is the only writer) and reported as a retryable ``UnexpectedState``, so an
+operator can repair the row and the workflow carries on, instead of failing half way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.exceptions import ApplicationError
+
+from db.models import ConsultationRequest, ScheduledSession
+from workflows.contracts import RequestStatus, SessionStatus
+
+UNEXPECTED_STATE = "UnexpectedState"
+
+
+async def transition_request(
+    session: AsyncSession,
+    request_id: uuid.UUID,
+    *,
+    expected: Collection[RequestStatus],
+    target: RequestStatus,
+    **values: Any,
+) -> bool:
+    """Move the request to ``target``; True if this call changed it."""
+    table = ConsultationRequest
+    changed = (
+        await session.execute(
+            update(table)
+            .where(table.id == request_id, table.status.in_([s.value for s in expected]))
+            .values(status=target.value, **values)
+            .returning(table.id)
+        )
+    ).first()
+    if changed is not None:
+        return True
+    current = await session.scalar(select(table.status).where(table.id == request_id))
+    _require(current, target, f"request {request_id}")
+    return False
+
+
+async def transition_session(
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    *,
+    expected: Collection[SessionStatus],
+    target: SessionStatus,
+    **values: Any,
+) -> bool:
+    """Move the session to ``target``; True if this call changed it."""
+    table = ScheduledSession
+    changed = (
+        await session.execute(
+            update(table)
+            .where(table.id == session_id, table.status.in_([s.value for s in expected]))
+            .values(status=target.value, **values)
+            .returning(table.id)
+        )
+    ).first()
+    if changed is not None:
+        return True
+    current = await session.scalar(select(table.status).where(table.id == session_id))
+    _require(current, target, f"session {session_id}")
+    return False
+
+
+def _require(current: str | None, target: RequestStatus | SessionStatus, what: str) -> None:
+    if current != target.value:
+        raise ApplicationError(
+            f"{what} is {current or 'missing'}, cannot become {target.value}",
+            type=UNEXPECTED_STATE,
+        )

@@ -1,0 +1,154 @@
+"""Slot statements shared by the assignment and booking activities.
+
+Every change is conditional on the state it expects (``WHERE status = ... AND
+held_by_request_id = ...``), so concurrent requests racing for one slot are
+decided by PostgreSQL's row lock: the first update wins, the others re-check the
+condition after it commits and change nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, DateTime, and_, func, insert, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import AvailabilitySlot
+from db.statuses import SlotStatus
+
+Slot = AvailabilitySlot
+
+
+async def hold(
+    session: AsyncSession,
+    *,
+    slot_id: uuid.UUID,
+    consultant_id: uuid.UUID,
+    request_id: uuid.UUID,
+    duration: timedelta,
+    not_before: datetime,
+    window_end: datetime | None,
+    expires_at: datetime,
+    retrying: bool = False,
+) -> tuple[datetime, datetime] | None:
+    """Hold the slot for the request if a session of ``duration`` still fits in it
+    from ``not_before`` (and before ``window_end``); returns that session's times.
+
+    Idempotent: holding a slot this request already holds succeeds again (and with
+    ``retrying`` only that does). A hold past its expiry is fair game (its workflow
+    is gone; a live one never lets it lapse).
+    """
+    held_by_us = and_(Slot.status == SlotStatus.HELD.value, Slot.held_by_request_id == request_id)
+    claimable = or_(
+        Slot.status == SlotStatus.AVAILABLE.value,
+        held_by_us,
+        and_(Slot.status == SlotStatus.HELD.value, Slot.hold_expires_at < func.now()),
+    )
+    start: ColumnElement[datetime] = func.greatest(
+        Slot.start_time, literal(not_before, DateTime(timezone=True))
+    )
+    limit: ColumnElement[datetime] = Slot.end_time.expression
+    if window_end is not None:
+        limit = func.least(Slot.end_time, literal(window_end, DateTime(timezone=True)))
+    statement = (
+        update(Slot)
+        .where(
+            Slot.id == slot_id,
+            Slot.consultant_user_id == consultant_id,
+            held_by_us if retrying else claimable,
+            start + duration <= limit,
+        )
+        .values(
+            status=SlotStatus.HELD.value, held_by_request_id=request_id, hold_expires_at=expires_at
+        )
+        .returning(start)
+    )
+    held_start: datetime | None = (await session.execute(statement)).scalar_one_or_none()
+    if held_start is None:
+        return None
+    return held_start, held_start + duration
+
+
+async def release(session: AsyncSession, *, slot_id: uuid.UUID, request_id: uuid.UUID) -> bool:
+    """Give a held slot back (only if this request holds it)."""
+    statement = (
+        update(Slot)
+        .where(
+            Slot.id == slot_id,
+            Slot.status == SlotStatus.HELD.value,
+            Slot.held_by_request_id == request_id,
+        )
+        .values(status=SlotStatus.AVAILABLE.value, held_by_request_id=None, hold_expires_at=None)
+        .returning(Slot.id)
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def release_all(session: AsyncSession, request_id: uuid.UUID) -> None:
+    """Give back every slot the request holds (when it ends without a booking)."""
+    await session.execute(
+        update(Slot)
+        .where(Slot.status == SlotStatus.HELD.value, Slot.held_by_request_id == request_id)
+        .values(status=SlotStatus.AVAILABLE.value, held_by_request_id=None, hold_expires_at=None)
+    )
+
+
+async def book(
+    session: AsyncSession,
+    *,
+    slot_id: uuid.UUID,
+    request_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+) -> bool:
+    """Turn the request's hold into a booking of exactly ``[start, end)``: the slot
+    shrinks to the booked part and what is left before and after becomes new
+    available slots, in this transaction. False if the request no longer holds it.
+
+    The slot keeps its id (the session points at it); it is shrunk before the
+    remainders are inserted, so the no-overlap constraint holds at every statement.
+    """
+    row = (
+        await session.execute(
+            select(Slot.status, Slot.held_by_request_id, Slot.start_time, Slot.end_time)
+            .where(Slot.id == slot_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None or row.status != SlotStatus.HELD.value or row.held_by_request_id != request_id:
+        return False
+    if start < row.start_time or end > row.end_time:
+        return False
+    consultant_id = (
+        await session.execute(
+            update(Slot)
+            .where(Slot.id == slot_id)
+            .values(
+                start_time=start,
+                end_time=end,
+                status=SlotStatus.BOOKED.value,
+                held_by_request_id=None,
+                hold_expires_at=None,
+            )
+            .returning(Slot.consultant_user_id)
+        )
+    ).scalar_one()
+    remainders = [(row.start_time, start), (end, row.end_time)]
+    parts = [
+        {"consultant_user_id": consultant_id, "start_time": a, "end_time": b}
+        for a, b in remainders
+        if a < b
+    ]
+    if parts:
+        await session.execute(insert(Slot), parts)
+    return True
+
+
+async def free(session: AsyncSession, slot_id: uuid.UUID) -> None:
+    """A booked slot is available again (its session was cancelled or moved)."""
+    await session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.status == SlotStatus.BOOKED.value)
+        .values(status=SlotStatus.AVAILABLE.value)
+    )

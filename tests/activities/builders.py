@@ -1,0 +1,209 @@
+"""Rows for the activity tests: catalog data written directly, requests through the
+activities themselves (as the workflow would)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities.assignment import AssignmentActivities
+from activities.lifecycle import LifecycleActivities
+from activities.transitions import TransitionActivities
+from db.models import (
+    AvailabilitySlot,
+    ConsultantProfile,
+    ConsultationRequest,
+    DomainEvent,
+    ScheduledSession,
+    ServiceType,
+)
+from workflows.contracts import (
+    AssignmentStep,
+    HoldResult,
+    HoldSlotInput,
+    PersistRequestInput,
+    ReservedSession,
+    ReserveInput,
+)
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def future(days: float = 3, hour: int = 9) -> datetime:
+    """A whole hour some days ahead (UTC), far from any notice period."""
+    day = datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return day + timedelta(days=days)
+
+
+class Backend:
+    """The activities under test on one session factory, plus row helpers."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+        self.assignment = AssignmentActivities(sessions)
+        self.transitions = TransitionActivities(sessions)
+        self.lifecycle = LifecycleActivities(sessions)
+
+    async def service_type(
+        self, *, specialization: str | None = None, active: bool = True, minutes: int = 60
+    ) -> uuid.UUID:
+        return await self._insert(
+            ServiceType,
+            ServiceType.id,
+            name=f"type-{uuid.uuid4()}",
+            default_duration_minutes=minutes,
+            required_specialization=specialization,
+            is_active=active,
+        )
+
+    async def consultant(
+        self,
+        *,
+        specializations: tuple[str, ...] = (),
+        available: bool = True,
+        last_assigned_at: datetime | None = None,
+    ) -> uuid.UUID:
+        return await self._insert(
+            ConsultantProfile,
+            ConsultantProfile.consultant_user_id,
+            consultant_user_id=uuid.uuid4(),
+            specializations=list(specializations),
+            is_available_for_booking=available,
+            last_assigned_at=last_assigned_at,
+        )
+
+    async def slot(
+        self, consultant_id: uuid.UUID, start: datetime, hours: float = 1, status: str = "available"
+    ) -> uuid.UUID:
+        return await self._insert(
+            AvailabilitySlot,
+            AvailabilitySlot.id,
+            consultant_user_id=consultant_id,
+            start_time=start,
+            end_time=start + timedelta(hours=hours),
+            status=status,
+        )
+
+    async def request(
+        self, service_type_id: uuid.UUID, *, window_start: datetime, window_end: datetime, **kw: Any
+    ) -> uuid.UUID:
+        request_id = uuid.uuid4()
+        values: dict[str, Any] = {
+            "request_id": request_id,
+            "requester_id": uuid.uuid4(),
+            "service_type_id": service_type_id,
+            "window_start": window_start,
+            "window_end": window_end,
+            "requested_slot_id": None,
+            "preferred_consultant_id": None,
+            "company_id": None,
+            "idempotency_key": f"key-{request_id}",
+            "details_staged": False,
+        }
+        values.update(kw)
+        await self.transitions.persist_request(PersistRequestInput(**values))
+        return request_id
+
+    async def hold(
+        self,
+        request_id: uuid.UUID,
+        slot_id: uuid.UUID,
+        consultant_id: uuid.UUID,
+        *,
+        not_before: datetime,
+        attempt: int | None = 1,
+        minutes: int = 60,
+    ) -> HoldResult:
+        deadline = datetime.now(UTC) + timedelta(hours=24)
+        return await self.assignment.hold_slot(
+            HoldSlotInput(
+                request_id=request_id,
+                slot_id=slot_id,
+                consultant_id=consultant_id,
+                duration_minutes=minutes,
+                not_before=not_before,
+                window_end=None,
+                hold_expires_at=deadline + timedelta(hours=1),
+                assignment=(
+                    AssignmentStep(attempt=attempt, confirmation_deadline=deadline)
+                    if attempt is not None
+                    else None
+                ),
+            )
+        )
+
+    async def book(
+        self,
+        request_id: uuid.UUID,
+        slot_id: uuid.UUID,
+        consultant_id: uuid.UUID,
+        start: datetime,
+        *,
+        minutes: int = 60,
+    ) -> ReservedSession:
+        """Hold and reserve: the request ends up ``scheduled``."""
+        held = await self.hold(
+            request_id, slot_id, consultant_id, not_before=start, minutes=minutes
+        )
+        assert held.held
+        row = await self.request_row(request_id)
+        return await self.transitions.reserve(
+            ReserveInput(
+                request_id=request_id,
+                session_id=uuid.uuid4(),
+                slot_id=slot_id,
+                consultant_id=consultant_id,
+                requester_id=row.requester_user_id,
+                service_type_id=row.consultation_service_type_id,
+                start=start,
+                end=start + timedelta(minutes=minutes),
+            )
+        )
+
+    async def request_row(self, request_id: uuid.UUID) -> ConsultationRequest:
+        async with self.sessions() as session:
+            row = await session.get(ConsultationRequest, request_id)
+        assert row is not None
+        return row
+
+    async def session_row(self, session_id: uuid.UUID) -> ScheduledSession:
+        async with self.sessions() as session:
+            row = await session.get(ScheduledSession, session_id)
+        assert row is not None
+        return row
+
+    async def slots_of(self, consultant_id: uuid.UUID) -> list[AvailabilitySlot]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(AvailabilitySlot)
+                .where(AvailabilitySlot.consultant_user_id == consultant_id)
+                .order_by(AvailabilitySlot.start_time)
+            )
+            return list(rows)
+
+    async def events(self, request_id: uuid.UUID) -> list[DomainEvent]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(DomainEvent)
+                .where(DomainEvent.consultation_request_id == request_id)
+                .order_by(DomainEvent.sequence)
+            )
+            return list(rows)
+
+    async def event_types(self, request_id: uuid.UUID) -> list[str]:
+        return [event.event_type for event in await self.events(request_id)]
+
+    async def count(self, model: type[Any]) -> int:
+        async with self.sessions() as session:
+            total: int = await session.scalar(select(func.count()).select_from(model)) or 0
+            return total
+
+    async def _insert(self, model: type[Any], key: Any, **values: Any) -> uuid.UUID:
+        async with self.sessions() as session, session.begin():
+            statement = insert(model).values(**values).returning(key)
+            inserted: uuid.UUID = (await session.execute(statement)).scalar_one()
+            return inserted

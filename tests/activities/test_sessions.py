@@ -1,0 +1,272 @@
+"""Reserving (with the carve), moving, cancelling and running a session."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.rows import UNEXPECTED_STATE
+from db.models import ScheduledSession
+from tests.activities.builders import Backend, future
+from workflows.contracts import (
+    Attendance,
+    CancellationReason,
+    CancelSessionInput,
+    ErrorType,
+    NoShowInput,
+    ParticipantRole,
+    Party,
+    RescheduleSessionInput,
+    ReserveInput,
+    SessionReminderInput,
+    SessionStatus,
+    SessionTransitionInput,
+    StatusReason,
+)
+
+
+async def booked(backend: Backend) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A request booked 10:00-11:00 out of a 09:00-12:00 slot:
+    (request, session, consultant, slot)."""
+    service_type_id = await backend.service_type()
+    consultant = await backend.consultant()
+    slot = await backend.slot(consultant, future(hour=9), hours=3)
+    request_id = await backend.request(
+        service_type_id, window_start=future(hour=0), window_end=future(9)
+    )
+    reserved = await backend.book(request_id, slot, consultant, future(hour=10))
+    return request_id, reserved.session_id, consultant, slot
+
+
+async def test_reserve_carves_the_slot_and_schedules_the_request(backend: Backend) -> None:
+    request_id, session_id, consultant, slot = await booked(backend)
+
+    pieces = [(s.start_time, s.end_time, s.status) for s in await backend.slots_of(consultant)]
+    assert pieces == [
+        (future(hour=9), future(hour=10), "available"),
+        (future(hour=10), future(hour=11), "booked"),
+        (future(hour=11), future(hour=12), "available"),
+    ]
+    booked_piece = (await backend.slots_of(consultant))[1]
+    assert booked_piece.id == slot
+    assert booked_piece.held_by_request_id is None
+    session = await backend.session_row(session_id)
+    assert (session.status, session.availability_slot_id) == ("scheduled", slot)
+    assert (session.scheduled_start_time, session.scheduled_end_time) == (
+        future(hour=10),
+        future(hour=11),
+    )
+    request = await backend.request_row(request_id)
+    assert (request.status, request.scheduled_session_id) == ("scheduled", session_id)
+    assert request.confirmation_deadline is None
+    assert (await backend.event_types(request_id))[-1] == "session.scheduled"
+
+
+async def test_reserve_is_idempotent(backend: Backend) -> None:
+    request_id, session_id, consultant, slot = await booked(backend)
+    request = await backend.request_row(request_id)
+
+    again = await backend.transitions.reserve(
+        ReserveInput(
+            request_id=request_id,
+            session_id=uuid.uuid4(),  # even a fresh id finds the existing session
+            slot_id=slot,
+            consultant_id=consultant,
+            requester_id=request.requester_user_id,
+            service_type_id=request.consultation_service_type_id,
+            start=future(hour=10),
+            end=future(hour=11),
+        )
+    )
+
+    assert again.session_id == session_id
+    assert await backend.count(ScheduledSession) == 1
+    assert len(await backend.slots_of(consultant)) == 3
+    assert (await backend.event_types(request_id)).count("session.scheduled") == 1
+
+
+async def test_reserve_without_the_hold_is_refused(backend: Backend) -> None:
+    service_type_id = await backend.service_type()
+    consultant = await backend.consultant()
+    slot = await backend.slot(consultant, future())
+    request_id = await backend.request(service_type_id, window_start=future(), window_end=future(9))
+    request = await backend.request_row(request_id)
+
+    with pytest.raises(ApplicationError) as refused:
+        await backend.transitions.reserve(
+            ReserveInput(
+                request_id=request_id,
+                session_id=uuid.uuid4(),
+                slot_id=slot,
+                consultant_id=consultant,
+                requester_id=request.requester_user_id,
+                service_type_id=request.consultation_service_type_id,
+                start=future(),
+                end=future() + timedelta(hours=1),
+            )
+        )
+    assert refused.value.type == ErrorType.HOLD_LOST
+    assert refused.value.non_retryable
+    assert await backend.count(ScheduledSession) == 0
+
+
+async def test_reschedule_books_the_new_slot_and_frees_the_old(backend: Backend) -> None:
+    request_id, session_id, consultant, old_slot = await booked(backend)
+    new_start = future(4, hour=14)
+    new_slot = await backend.slot(consultant, new_start, hours=2)
+    held = await backend.hold(request_id, new_slot, consultant, not_before=new_start, attempt=None)
+    assert held.held
+    move = RescheduleSessionInput(
+        request_id=request_id,
+        session_id=session_id,
+        from_slot_id=old_slot,
+        to_slot_id=new_slot,
+        start=new_start,
+        end=new_start + timedelta(hours=1),
+        party=Party.REQUESTER,
+    )
+
+    await backend.lifecycle.reschedule_session(move)
+    await backend.lifecycle.reschedule_session(move)
+
+    session = await backend.session_row(session_id)
+    assert (session.availability_slot_id, session.scheduled_start_time) == (new_slot, new_start)
+    statuses = {s.id: s.status for s in await backend.slots_of(consultant)}
+    assert statuses[old_slot] == "available"
+    assert statuses[new_slot] == "booked"
+    assert sorted(statuses.values()).count("available") == 4  # 2 carved pieces + old + remainder
+    moved = [e for e in await backend.events(request_id) if e.event_type == "session.rescheduled"]
+    assert len(moved) == 1
+    assert moved[0].payload["previous_start"] == future(hour=10).isoformat()
+
+
+async def test_cancel_frees_the_slot_and_cancels_the_request(backend: Backend) -> None:
+    request_id, session_id, consultant, slot = await booked(backend)
+    cancel = CancelSessionInput(
+        request_id=request_id,
+        session_id=session_id,
+        party=Party.CONSULTANT,
+        actor_id=consultant,
+        reason=CancellationReason.ILLNESS,
+        session_status=SessionStatus.CANCELLED_BY_CONSULTANT,
+        status_reason=StatusReason.CANCELLED_BY_CONSULTANT,
+    )
+
+    await backend.lifecycle.cancel_session(cancel)
+    await backend.lifecycle.cancel_session(cancel)
+
+    session = await backend.session_row(session_id)
+    assert (session.status, session.cancellation_reason, session.cancelled_by) == (
+        "cancelled_by_consultant",
+        "illness",
+        "consultant",
+    )
+    statuses = {s.id: s.status for s in await backend.slots_of(consultant)}
+    assert statuses[slot] == "available"
+    request = await backend.request_row(request_id)
+    assert (request.status, request.status_reason) == ("cancelled", "cancelled_by_consultant")
+    types = await backend.event_types(request_id)
+    assert types.count("session.cancelled") == types.count("consultation.cancelled") == 1
+
+
+async def test_start_and_complete_record_the_attendance(backend: Backend) -> None:
+    request_id, session_id, _, _ = await booked(backend)
+    joined = future(hour=10) - timedelta(minutes=2)
+    attendance = Attendance(
+        meeting_started_at=joined, learner_joined_at=joined, consultant_joined_at=joined
+    )
+    start = SessionTransitionInput(
+        request_id=request_id, session_id=session_id, at=future(hour=10), attendance=attendance
+    )
+
+    await backend.lifecycle.start_session(start)
+    await backend.lifecycle.start_session(start)
+    ended = future(hour=10, days=3) + timedelta(minutes=55)
+    await backend.lifecycle.complete_session(
+        SessionTransitionInput(
+            request_id=request_id,
+            session_id=session_id,
+            at=ended,
+            attendance=Attendance(meeting_ended_at=ended),
+        )
+    )
+
+    session = await backend.session_row(session_id)
+    assert session.status == "completed"
+    assert (session.actual_start_time, session.actual_end_time) == (joined, ended)
+    assert session.learner_joined_at == session.consultant_joined_at == joined
+    assert (await backend.request_row(request_id)).status == "completed"
+    types = await backend.event_types(request_id)
+    assert types[-2:] == ["session.started", "session.completed"]
+
+
+async def test_a_no_show_reported_after_completion_keeps_the_request_completed(
+    backend: Backend,
+) -> None:
+    request_id, session_id, consultant, _ = await booked(backend)
+    transition = SessionTransitionInput(
+        request_id=request_id, session_id=session_id, at=future(), attendance=Attendance()
+    )
+    await backend.lifecycle.complete_session(transition)
+
+    await backend.lifecycle.mark_no_show(
+        NoShowInput(
+            request_id=request_id,
+            session_id=session_id,
+            absent=ParticipantRole.LEARNER,
+            reported_by=Party.CONSULTANT,
+            actor_id=consultant,
+            attendance=Attendance(consultant_joined_at=future()),
+        )
+    )
+
+    session = await backend.session_row(session_id)
+    assert (session.status, session.consultant_joined_at) == ("no_show_user", future())
+    request = await backend.request_row(request_id)
+    assert (request.status, request.status_reason) == ("completed", "no_show_user")
+    no_show = (await backend.events(request_id))[-1]
+    assert no_show.payload["absent"] == "learner"
+
+
+async def test_an_unexpected_state_is_a_retryable_error(backend: Backend) -> None:
+    request_id, session_id, _, _ = await booked(backend)
+    await backend.lifecycle.complete_session(
+        SessionTransitionInput(
+            request_id=request_id, session_id=session_id, at=future(), attendance=Attendance()
+        )
+    )
+
+    with pytest.raises(ApplicationError) as refused:
+        await backend.lifecycle.start_session(
+            SessionTransitionInput(
+                request_id=request_id, session_id=session_id, at=future(), attendance=Attendance()
+            )
+        )
+    assert refused.value.type == UNEXPECTED_STATE
+    assert not refused.value.non_retryable
+
+
+async def test_reminders_are_sent_once_and_only_for_the_current_time(backend: Backend) -> None:
+    request_id, session_id, _, _ = await booked(backend)
+    reminder = SessionReminderInput(
+        request_id=request_id,
+        session_id=session_id,
+        session_start=future(hour=10),
+        offset_seconds=3600,
+    )
+    obsolete = SessionReminderInput(
+        request_id=request_id,
+        session_id=session_id,
+        session_start=future(hour=8),
+        offset_seconds=3600,
+    )
+
+    await backend.lifecycle.send_reminder(reminder)
+    await backend.lifecycle.send_reminder(reminder)
+    await backend.lifecycle.send_reminder(obsolete)
+
+    reminders = [e for e in await backend.events(request_id) if e.event_type == "session.reminder"]
+    assert [e.payload["seconds_before"] for e in reminders] == [3600]

@@ -1,0 +1,96 @@
+"""The pure time arithmetic and the contracts' mirrors of the database vocabularies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
+
+from booking.settings import Environment, Settings
+from db import statuses
+from tests.workflows.support import DEFAULT_TIMINGS, make_input
+from workflows.contracts import (
+    Attendance,
+    LifecycleTimings,
+    ParticipantRole,
+    RequestStatus,
+    SessionStatus,
+)
+from workflows.timeline import (
+    absent_party,
+    assignment_closes_at,
+    ceil_to_minute,
+    confirmation_deadline,
+    earliest_start,
+    hold_expiry,
+    reminder_schedule,
+)
+
+TEST_SECRET = SecretStr("unit-test-secret-of-at-least-32-characters")
+NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def test_status_vocabularies_match_the_database() -> None:
+    assert {s.value for s in RequestStatus} == {s.value for s in statuses.RequestStatus}
+    assert {s.value for s in SessionStatus} == {s.value for s in statuses.SessionStatus}
+
+
+def test_timings_come_from_the_settings_with_a_service_type_override() -> None:
+    settings = Settings(
+        environment=Environment.TEST,
+        jwt_secret=TEST_SECRET,
+        confirmation_timeout=timedelta(hours=24),
+        reminder_offsets=[timedelta(hours=1), timedelta(hours=24)],
+        max_assignment_attempts=4,
+    )
+    timings = LifecycleTimings.from_settings(settings)
+    assert timings.confirmation_timeout == timedelta(hours=24)
+    assert timings.max_attempts == 4
+    assert timings.reminder_offsets == [timedelta(hours=24), timedelta(hours=1)]
+    overridden = LifecycleTimings.from_settings(
+        settings, confirmation_timeout_override=timedelta(hours=6)
+    )
+    assert overridden.confirmation_timeout == timedelta(hours=6)
+
+
+def test_starts_computed_from_now_land_on_whole_minutes() -> None:
+    assert ceil_to_minute(NOON) == NOON
+    assert ceil_to_minute(NOON + timedelta(seconds=1)) == NOON + timedelta(minutes=1)
+    assert earliest_start(NOON, NOON, timedelta(hours=2)) == NOON + timedelta(hours=2)
+    later_window = NOON + timedelta(days=1)
+    assert earliest_start(NOON, later_window, timedelta(hours=2)) == later_window
+
+
+def test_assignment_closes_when_no_slot_in_the_window_can_meet_the_notice() -> None:
+    request = make_input(NOON, window_end=NOON + timedelta(hours=5), duration_minutes=30)
+    assert assignment_closes_at(request) == NOON + timedelta(hours=2, minutes=30)
+
+
+def test_the_confirmation_deadline_respects_the_minimum_notice() -> None:
+    far = NOON + timedelta(days=5)
+    assert confirmation_deadline(NOON, far, DEFAULT_TIMINGS) == NOON + timedelta(hours=24)
+    soon = NOON + timedelta(hours=6)
+    assert confirmation_deadline(NOON, soon, DEFAULT_TIMINGS) == NOON + timedelta(hours=4)
+
+
+def test_a_hold_outlives_its_confirmation_deadline() -> None:
+    deadline = NOON + timedelta(hours=48)
+    assert hold_expiry(NOON, deadline, DEFAULT_TIMINGS) == deadline + timedelta(hours=1)
+    assert hold_expiry(NOON, None, DEFAULT_TIMINGS) == NOON + timedelta(hours=25)
+
+
+def test_reminders_already_due_at_booking_are_skipped() -> None:
+    start = NOON + timedelta(hours=3)
+    assert reminder_schedule(start, DEFAULT_TIMINGS, NOON) == [(3600.0, start - timedelta(hours=1))]
+    start = NOON + timedelta(days=3)
+    assert [at for _, at in reminder_schedule(start, DEFAULT_TIMINGS, NOON)] == [
+        start - timedelta(hours=24),
+        start - timedelta(hours=1),
+    ]
+
+
+def test_a_missing_consultant_is_named_before_a_missing_learner() -> None:
+    assert absent_party(Attendance()) is ParticipantRole.CONSULTANT
+    assert absent_party(Attendance(consultant_joined_at=NOON)) is ParticipantRole.LEARNER
+    both = Attendance(consultant_joined_at=NOON, learner_joined_at=NOON)
+    assert absent_party(both) is None
