@@ -12,7 +12,17 @@ from api.auth import TokenVerifier
 from api.container import AppContainer
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics
-from api.routes import availability, consultants, health, search, service_types
+from api.routes import (
+    availability,
+    consultants,
+    events,
+    health,
+    meeting_platform_webhooks,
+    search,
+    service_types,
+    webhook_deliveries,
+    webhook_subscriptions,
+)
 from booking.settings import Settings, get_settings
 from booking.temporal_client import connect_temporal
 from db.engine import create_engine, create_session_factory
@@ -59,6 +69,15 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     install_error_handlers(app)
     app.include_router(health.router)
     # Each router carries its full "/v1/..." prefix, so route templates (metrics) are whole.
-    for module in (service_types, consultants, availability, search):
+    for module in (
+        service_types,
+        consultants,
+        availability,
+        search,
+        events,
+        webhook_subscriptions,
+        webhook_deliveries,
+        meeting_platform_webhooks,
+    ):
         app.include_router(module.router)
     return app

@@ -25,6 +25,8 @@ class Role(StrEnum):
     LEARNER = "learner"
     CONSULTANT = "consultant"
     OPERATOR = "operator"
+    # A machine consumer of the event feed (billing, notifications); grants nothing else.
+    EVENTS_READER = "events:read"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
 from db.statuses import RequestStatus, SessionStatus, SlotStatus, sql_in
+from db.webhook_status import DeliveryStatus
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
@@ -313,3 +315,137 @@ class DomainEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+
+
+# --- Events and integrations: outgoing webhooks, inbound meeting-platform events -----
+
+# The feed and the webhook fan-out walk events in (transaction_id, sequence) order:
+# the only order in which a reader can never pass an event that commits later.
+Index(
+    "ix_domain_events_transaction_id_sequence",
+    DomainEvent.transaction_id,
+    DomainEvent.sequence,
+)
+
+
+class WebhookSubscription(Base):
+    """An endpoint that receives domain events as signed webhooks (Standard Webhooks)."""
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (
+        CheckConstraint(
+            "(previous_secret IS NULL) = (previous_secret_expires_at IS NULL)",
+            name="previous_secret_has_expiry",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    # Empty means every event type.
+    event_types: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, server_default=text("'{}'::varchar[]")
+    )
+    # ``whsec_`` + base64; kept readable because every delivery is signed with it.
+    secret: Mapped[str] = mapped_column(String(100), nullable=False)
+    # After a rotation the old secret signs too, until it expires, so receivers can
+    # switch over without rejecting deliveries.
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    is_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    description: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class WebhookDelivery(Base):
+    """One domain event on its way to one subscription, with its retry state."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(DeliveryStatus)})", name="status_allowed"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        CheckConstraint(
+            "(status = 'delivering') = (locked_until IS NOT NULL)",
+            name="locked_iff_delivering",
+        ),
+        UniqueConstraint("subscription_id", "event_id"),
+        # The dispatcher's pick: due retries, and claims whose dispatcher died.
+        Index(
+            "ix_webhook_deliveries_pending_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_webhook_deliveries_delivering_locked_until",
+            "locked_until",
+            postgresql_where=text("status = 'delivering'"),
+        ),
+        # The per-request ordering check: is an earlier one still unfinished?
+        Index(
+            "ix_webhook_deliveries_unfinished_per_request",
+            "subscription_id",
+            "consultation_request_id",
+            "event_sequence",
+            postgresql_where=text("status IN ('pending', 'delivering')"),
+        ),
+        Index(
+            "ix_webhook_deliveries_subscription_event_sequence",
+            "subscription_id",
+            "event_sequence",
+        ),
+        Index("ix_webhook_deliveries_event_id", "event_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("domain_events.id", ondelete="CASCADE"), nullable=False
+    )
+    # Copied from the (immutable) event so the ordering check needs no join.
+    event_sequence: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    consultation_request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default=DeliveryStatus.PENDING.value
+    )
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class WebhookFanoutCursor(Base):
+    """How far the fan-out has turned events into deliveries: a single row."""
+
+    __tablename__ = "webhook_fanout_cursor"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    last_transaction_id: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default=text("0")
+    )
+    last_sequence: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class InboundWebhookEvent(Base):
+    """An event a partner pushed to us, remembered so a redelivery has no second effect."""
+
+    __tablename__ = "inbound_webhook_events"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    scheduled_session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    received_at: Mapped[datetime] = _created_at()

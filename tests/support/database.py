@@ -14,6 +14,10 @@ from sqlalchemy.engine import make_url
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TABLES = (
+    "webhook_deliveries",
+    "webhook_subscriptions",
+    "webhook_fanout_cursor",
+    "inbound_webhook_events",
     "domain_events",
     "scheduled_sessions",
     "consultation_request_drafts",

@@ -1,0 +1,160 @@
+"""``POST /v1/webhooks/meeting-platform``: signed attendance events become workflow signals.
+
+No bearer token: the HMAC signature is the authentication. Each event takes effect
+once: its id is recorded in ``inbound_webhook_events`` in a transaction that commits
+only after the workflow was signalled, so a platform retry after a failure signals
+again, and a retry after success is acknowledged without effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from temporalio.service import RPCError
+
+from api.deps import ContainerDep, SessionDep, SettingsDep
+from api.errors import ProblemError, ServiceUnavailable
+from db.models import InboundWebhookEvent, ScheduledSession
+from integrations import meeting_webhooks
+from integrations.meeting_signals import signal_meeting_event
+from integrations.meeting_webhooks import MeetingPlatformEvent, SignatureError
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["inbound webhooks"])
+
+SOURCE = "meeting_platform"
+MAX_BODY_BYTES = 64 * 1024
+
+MeetingSignaller = Callable[[uuid.UUID, MeetingPlatformEvent], Awaitable[bool]]
+"""Tells a request's workflow about a meeting event; ``False``: the workflow has ended."""
+
+
+class InvalidSignature(ProblemError):
+    status, slug, title = 401, "invalid-signature", "Invalid webhook signature"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class InboundAck(BaseModel):
+    status: Literal["accepted", "duplicate", "ignored"]
+    reason: Literal["unknown_meeting", "request_finished"] | None = None
+
+
+def get_meeting_signaller(container: ContainerDep) -> MeetingSignaller:
+    client = container.temporal
+
+    async def signal(request_id: uuid.UUID, event: MeetingPlatformEvent) -> bool:
+        return await signal_meeting_event(client, request_id, event)
+
+    return signal
+
+
+SignallerDep = Annotated[MeetingSignaller, Depends(get_meeting_signaller)]
+
+
+async def _read_body(request: Request) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"A meeting event is at most {MAX_BODY_BYTES} bytes.")
+    return bytes(body)
+
+
+def _parse(body: bytes) -> MeetingPlatformEvent:
+    try:
+        return MeetingPlatformEvent.model_validate_json(body)
+    except ValidationError as exc:
+        # Rendered like any other invalid body: a 422 problem listing the errors.
+        errors = [
+            {**error, "loc": ("body", *error["loc"])}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise RequestValidationError(errors) from exc
+
+
+@router.post(
+    "/v1/webhooks/meeting-platform",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Receive a signed event from the meeting platform",
+    description=(
+        "Signed with HMAC-SHA256 over `<X-Meeting-Timestamp>.<raw body>` "
+        "(`X-Meeting-Signature: v1=<hex>`). 202 when accepted (or ignored: unknown "
+        "meeting, finished request); 200 when the event id was already processed."
+    ),
+    responses={
+        200: {"description": "Already processed; nothing done again"},
+        401: {"description": "Missing, forged or stale signature"},
+        503: {"description": "Not configured, or Temporal unreachable: retry later"},
+    },
+)
+async def receive_meeting_event(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    signal: SignallerDep,
+) -> InboundAck:
+    if settings.meeting_webhook_secret is None:
+        raise ServiceUnavailable("Inbound meeting-platform webhooks are not configured.")
+    body = await _read_body(request)
+    try:
+        meeting_webhooks.verify(
+            body,
+            timestamp=request.headers.get(meeting_webhooks.TIMESTAMP_HEADER),
+            signature=request.headers.get(meeting_webhooks.SIGNATURE_HEADER),
+            secret=settings.meeting_webhook_secret.get_secret_value(),
+            tolerance=settings.meeting_webhook_tolerance,
+        )
+    except SignatureError as exc:
+        raise InvalidSignature(str(exc)) from exc
+    event = _parse(body)
+
+    found = (
+        await session.execute(
+            select(ScheduledSession.id, ScheduledSession.consultation_request_id)
+            .where(ScheduledSession.meeting_platform_session_id == event.meeting_id)
+            .order_by(ScheduledSession.created_at.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if found is None:
+        logger.info("meeting event %s for unknown meeting %s ignored", event.id, event.meeting_id)
+        return InboundAck(status="ignored", reason="unknown_meeting")
+    session_id, request_id = found
+
+    # A concurrent copy of this event waits here until the first one commits or fails.
+    recorded = await session.scalar(
+        pg_insert(InboundWebhookEvent)
+        .values(
+            source=SOURCE,
+            external_id=event.id,
+            event_type=event.type.value,
+            scheduled_session_id=session_id,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(InboundWebhookEvent.id)
+    )
+    if recorded is None:
+        response.status_code = status.HTTP_200_OK
+        return InboundAck(status="duplicate")
+    try:
+        delivered = await signal(request_id, event)
+    except (RPCError, RuntimeError) as exc:
+        # Not recorded (rolled back), so the platform's retry will signal again.
+        logger.warning("meeting event %s not forwarded: %s", event.id, exc)
+        raise ServiceUnavailable("The workflow service is unreachable; retry later.") from exc
+    await session.commit()
+    if not delivered:
+        return InboundAck(status="ignored", reason="request_finished")
+    return InboundAck(status="accepted")

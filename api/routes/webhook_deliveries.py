@@ -1,0 +1,121 @@
+"""Webhook deliveries (operators): what was sent where, and sending a parked one again."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import func, select, update
+
+from api.deps import OperatorPrincipal, SessionDep
+from api.errors import BadRequest, Conflict, NotFound
+from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.routes.webhook_subscriptions import get_subscription
+from api.schemas.webhooks import WebhookDeliveryOut
+from db.models import DomainEvent, WebhookDelivery
+from db.webhook_status import DeliveryStatus
+
+router = APIRouter(tags=["webhooks"])
+
+_REDELIVERABLE = (DeliveryStatus.SUCCEEDED.value, DeliveryStatus.PARKED.value)
+
+
+def _out(delivery: WebhookDelivery, event_type: str) -> WebhookDeliveryOut:
+    return WebhookDeliveryOut(
+        id=delivery.id,
+        subscription_id=delivery.subscription_id,
+        event_id=delivery.event_id,
+        event_type=event_type,
+        status=DeliveryStatus(delivery.status),
+        attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at,
+        last_attempt_at=delivery.last_attempt_at,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        updated_at=delivery.updated_at,
+    )
+
+
+@router.get(
+    "/v1/webhook-subscriptions/{subscription_id}/deliveries",
+    summary="List a subscription's deliveries, newest event first (operator)",
+)
+async def list_deliveries(
+    subscription_id: uuid.UUID,
+    session: SessionDep,
+    _: OperatorPrincipal,
+    delivery_status: Annotated[
+        DeliveryStatus | None, Query(alias="status", description="e.g. `parked`")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[WebhookDeliveryOut]:
+    await get_subscription(session, subscription_id)
+    query = (
+        select(WebhookDelivery, DomainEvent.event_type)
+        .join(DomainEvent, DomainEvent.id == WebhookDelivery.event_id)
+        .where(WebhookDelivery.subscription_id == subscription_id)
+        # One delivery per event and subscription: the event's sequence is a unique key.
+        .order_by(WebhookDelivery.event_sequence.desc())
+        .limit(limit + 1)
+    )
+    if delivery_status is not None:
+        query = query.where(WebhookDelivery.status == delivery_status.value)
+    if cursor is not None:
+        before = decode_cursor(cursor, frozenset({"s"}))["s"]
+        if not isinstance(before, int) or isinstance(before, bool) or not 0 < before < 2**63:
+            raise BadRequest("The cursor is not one this API issued.")
+        query = query.where(WebhookDelivery.event_sequence < before)
+    rows = list((await session.execute(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"s": rows[-1][0].event_sequence})
+    return Page(
+        items=[_out(delivery, event_type) for delivery, event_type in rows], next_cursor=next_cursor
+    )
+
+
+@router.post(
+    "/v1/webhook-deliveries/{delivery_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a parked (or delivered) event again (operator)",
+    description="The delivery starts over with a full set of attempts, due now. A delivery "
+    "still pending or in flight cannot be redelivered (409).",
+    responses={409: {"description": "The delivery is still pending or in flight"}},
+)
+async def redeliver(
+    delivery_id: uuid.UUID, session: SessionDep, _: OperatorPrincipal
+) -> WebhookDeliveryOut:
+    # One conditional update, so a dispatcher that claims it meanwhile cannot interleave.
+    reset = await session.scalar(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status.in_(_REDELIVERABLE))
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=func.now(),
+            locked_until=None,
+        )
+        .returning(WebhookDelivery.id)
+    )
+    if reset is None:
+        current = await session.get(WebhookDelivery, delivery_id)
+        if current is None:
+            raise NotFound(f"Webhook delivery {delivery_id} does not exist.")
+        raise Conflict(
+            f"Webhook delivery {delivery_id} is {current.status}; only a parked or "
+            "succeeded delivery can be sent again."
+        )
+    await session.commit()
+    delivery, event_type = (
+        await session.execute(
+            select(WebhookDelivery, DomainEvent.event_type)
+            .join(DomainEvent, DomainEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.id == delivery_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+    return _out(delivery, event_type)

@@ -1,0 +1,171 @@
+"""Webhook subscriptions (operators): where domain events are pushed, signed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import func, select, tuple_
+
+from api.deps import OperatorPrincipal, SessionDep, SettingsDep
+from api.errors import BadRequest, NotFound, Unprocessable
+from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.schemas.webhooks import (
+    WebhookSubscriptionCreate,
+    WebhookSubscriptionOut,
+    WebhookSubscriptionPatch,
+    WebhookSubscriptionWithSecret,
+)
+from db.models import WebhookSubscription
+from integrations.webhooks.signing import generate_secret
+
+router = APIRouter(prefix="/v1/webhook-subscriptions", tags=["webhooks"])
+
+_NOT_NULL = frozenset({"url", "event_types", "is_enabled"})
+
+
+async def get_subscription(session: SessionDep, subscription_id: uuid.UUID) -> WebhookSubscription:
+    subscription = await session.get(WebhookSubscription, subscription_id)
+    if subscription is None:
+        raise NotFound(f"Webhook subscription {subscription_id} does not exist.")
+    return subscription
+
+
+def _with_secret(subscription: WebhookSubscription) -> WebhookSubscriptionWithSecret:
+    return WebhookSubscriptionWithSecret.model_validate(subscription)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Subscribe an endpoint to events (operator)",
+    description="The response carries the signing secret; it is not shown again "
+    "(rotate it to get a new one).",
+)
+async def create_subscription(
+    body: WebhookSubscriptionCreate, session: SessionDep, _: OperatorPrincipal
+) -> WebhookSubscriptionWithSecret:
+    subscription = WebhookSubscription(
+        url=body.url,
+        event_types=[event_type.value for event_type in body.event_types],
+        description=body.description,
+        is_enabled=body.is_enabled,
+        secret=generate_secret(),
+    )
+    session.add(subscription)
+    await session.commit()
+    await session.refresh(subscription)
+    return _with_secret(subscription)
+
+
+@router.get("", summary="List webhook subscriptions (operator)")
+async def list_subscriptions(
+    session: SessionDep,
+    _: OperatorPrincipal,
+    enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[WebhookSubscriptionOut]:
+    query = (
+        select(WebhookSubscription)
+        .order_by(WebhookSubscription.created_at, WebhookSubscription.id)
+        .limit(limit + 1)
+    )
+    if enabled is not None:
+        query = query.where(WebhookSubscription.is_enabled.is_(enabled))
+    if cursor is not None:
+        position = decode_cursor(cursor, frozenset({"created_at", "id"}))
+        try:
+            created_at = datetime.fromisoformat(str(position["created_at"]))
+            after_id = uuid.UUID(str(position["id"]))
+        except ValueError as exc:
+            raise BadRequest("The cursor is not one this API issued.") from exc
+        if created_at.tzinfo is None:
+            raise BadRequest("The cursor is not one this API issued.")
+        query = query.where(
+            tuple_(WebhookSubscription.created_at, WebhookSubscription.id)
+            > tuple_(created_at, after_id)
+        )
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
+    return Page(
+        items=[WebhookSubscriptionOut.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/{subscription_id}", summary="Get a webhook subscription (operator)")
+async def read_subscription(
+    subscription_id: uuid.UUID, session: SessionDep, _: OperatorPrincipal
+) -> WebhookSubscriptionOut:
+    return WebhookSubscriptionOut.model_validate(await get_subscription(session, subscription_id))
+
+
+@router.patch(
+    "/{subscription_id}",
+    summary="Change, enable or disable a webhook subscription (operator)",
+    description="A disabled subscription receives nothing: events that happen meanwhile "
+    "are not queued for it, and its pending deliveries wait until it is enabled again.",
+)
+async def patch_subscription(
+    subscription_id: uuid.UUID,
+    body: WebhookSubscriptionPatch,
+    session: SessionDep,
+    _: OperatorPrincipal,
+) -> WebhookSubscriptionOut:
+    subscription = await get_subscription(session, subscription_id)
+    changes = body.model_dump(exclude_unset=True)
+    for field in sorted(_NOT_NULL & {key for key, value in changes.items() if value is None}):
+        raise Unprocessable(f"{field} cannot be null.")
+    for field, value in changes.items():
+        if field == "event_types":
+            value = [str(event_type) for event_type in value]
+        setattr(subscription, field, value)
+    await session.commit()
+    await session.refresh(subscription)
+    return WebhookSubscriptionOut.model_validate(subscription)
+
+
+@router.delete(
+    "/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a webhook subscription and its deliveries (operator)",
+)
+async def delete_subscription(
+    subscription_id: uuid.UUID, session: SessionDep, _: OperatorPrincipal
+) -> Response:
+    subscription = await get_subscription(session, subscription_id)
+    await session.delete(subscription)
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{subscription_id}/rotate-secret",
+    summary="Replace the signing secret (operator)",
+    description="Returns the new secret. For the configured grace period deliveries are "
+    "signed with both the new and the previous secret, so the receiver can switch over "
+    "without rejecting any.",
+)
+async def rotate_secret(
+    subscription_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: OperatorPrincipal
+) -> WebhookSubscriptionWithSecret:
+    subscription = await get_subscription(session, subscription_id)
+    grace = settings.webhook_secret_rotation_grace
+    if grace.total_seconds() > 0:
+        # The database's clock, the one the dispatcher compares the expiry with.
+        expires_at = await session.scalar(select(func.now() + grace))
+        subscription.previous_secret = subscription.secret
+        subscription.previous_secret_expires_at = expires_at
+    else:
+        subscription.previous_secret = None
+        subscription.previous_secret_expires_at = None
+    subscription.secret = generate_secret()
+    await session.commit()
+    await session.refresh(subscription)
+    return _with_secret(subscription)

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: signing (Standard Webhooks), fan-out of events, delivery with retries."""
