@@ -20,6 +20,7 @@ from activities.registry import build_activities
 from booking.settings import Settings
 from booking.temporal_client import connect_temporal
 from db.engine import create_engine, create_session_factory
+from integrations.webhooks.dispatcher import run_dispatcher
 from workflows.registry import WORKFLOWS
 
 logger = logging.getLogger("booking.worker")
@@ -47,7 +48,8 @@ async def run_worker(settings: Settings) -> None:
     engine = create_engine(settings)
     try:
         client = await connect_temporal(settings)
-        worker = build_worker(client, settings, create_session_factory(engine))
+        session_factory = create_session_factory(engine)
+        worker = build_worker(client, settings, session_factory)
         stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,15 +62,28 @@ async def run_worker(settings: Settings) -> None:
             settings.temporal_address,
         )
         running = asyncio.create_task(worker.run(), name="temporal-worker")
+        # Webhook delivery runs beside the worker, never inside a booking's transaction;
+        # any number of worker processes may run it (claims use SKIP LOCKED).
+        dispatcher_stop = asyncio.Event()
+        dispatching = asyncio.create_task(
+            run_dispatcher(session_factory, settings, dispatcher_stop), name="webhook-dispatcher"
+        )
         stopping = asyncio.create_task(stop_requested.wait(), name="stop-signal")
-        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            stopping.cancel()
-            running.result()  # a fatal worker error propagates; a clean end returns
-            return
-        logger.info("shutting down the worker (in-flight tasks may take a moment)")
-        await worker.shutdown()
-        await running
-        logger.info("worker stopped")
+        try:
+            await asyncio.wait(
+                {running, dispatching, stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if running.done() or dispatching.done():
+                stopping.cancel()
+                # A fatal worker or dispatcher error propagates; a clean end returns.
+                (running if running.done() else dispatching).result()
+                return
+            logger.info("shutting down the worker (in-flight tasks may take a moment)")
+            await worker.shutdown()
+            await running
+            logger.info("worker stopped")
+        finally:
+            dispatcher_stop.set()
+            await dispatching  # in-flight deliveries finish and record their outcome
     finally:
         await engine.dispose()
