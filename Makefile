@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format lock
+.PHONY: help install run test lint format lock bench
 
 help:
 	@echo "make run [DEMO=1]  PostgreSQL, Temporal + UI, worker and API on this machine"
 	@echo "make test          lint, type-check and the whole test suite"
+	@echo "make bench         benchmarks on a fresh local stack; results in bench/results/"
+	@echo "                   (SCENARIOS=\"floor search\" ROUNDS=5 QUICK=1 to narrow it)"
 	@echo "make lint          ruff check, ruff format --check, mypy --strict"
 	@echo "make format        ruff format and autofix"
 	@echo "make install       create .venv and install the project with dev tools"
@@ -37,6 +39,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# Starts its own PostgreSQL, Temporal and API (or uses the ones named by
+# BOOKING_BENCH_API_URL, BOOKING_DATABASE_URL, BOOKING_TEMPORAL_ADDRESS).
+bench: $(STAMP)
+	$(BIN)/python -m bench $(SCENARIOS) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(QUICK),--quick)
 
 format: $(STAMP)
 	$(BIN)/ruff format .

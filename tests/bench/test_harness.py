@@ -1,0 +1,139 @@
+"""The benchmark harness: its arithmetic, and a tiny real run of floor and search."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.results import ScenarioResult, render_summary, write_json, write_summary
+from bench.stats import latencies_ms, percentile, spread
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# A developer's running stack must not be picked up: the run starts its own.
+STACK_VARIABLES = ("BOOKING_BENCH_API_URL", "BOOKING_DATABASE_URL", "BOOKING_TEMPORAL_ADDRESS")
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([5], 99) == 5
+    assert percentile(list(range(101)), 99) == 99
+    assert percentile([3, 1, 2], 0) == 1
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+def test_spread_and_latencies() -> None:
+    s = spread([10.0, 12.0, 11.0])
+    assert (s.median, s.minimum, s.maximum, s.count) == (11.0, 10.0, 12.0, 3)
+    assert s.relative_range == pytest.approx(2 / 11)
+    lat = latencies_ms([1_000_000, 2_000_000, 3_000_000])
+    assert (lat.p50, lat.maximum, lat.count) == (2.0, 3.0, 3)
+
+
+def test_ratios_are_taken_round_by_round_and_targets_on_the_median() -> None:
+    result = ScenarioResult("demo")
+    result.figure("demo.work", "work", "ops/s", [30.0, 20.0, 33.0])
+    result.figure("demo.floor", "floor", "ops/s", [90.0, 60.0, 100.0])
+    ratio = result.ratio("demo.share", "work / floor", "demo.work", "demo.floor", "share")
+    assert ratio.rounds == pytest.approx([1 / 3, 1 / 3, 0.33])
+    target = result.target("at least a third", "demo.share", ">=", 0.3)
+    assert target.met is True
+    assert target.worst == pytest.approx(0.33)
+    missed = result.target("at most 25 ops/s", "demo.work", "<=", 25.0)
+    assert missed.met is False
+    skipped = result.target("n/a", "demo.work", "<=", 1.0, applies=False, reason="quick")
+    assert skipped.met is None
+    with pytest.raises(KeyError):
+        result.target("unknown", "demo.nothing", "<=", 1.0)
+
+
+def test_summary_is_regenerated_from_the_json_files(tmp_path: Path) -> None:
+    result = ScenarioResult("demo")
+    result.figure("demo.p99", "p99", "ms", [5.0, 7.0])
+    result.check("it worked", True)
+    document: dict[str, Any] = {
+        "schema_version": 1,
+        "scenario": "demo",
+        "quick": False,
+        "rounds": 2,
+        "duration_s": 1.0,
+        "machine": {"usable_cpus": 2, "git": {"commit": "abc", "dirty": False}},
+        "stack": {},
+        "conditions": {},
+        **result.to_json(),
+    }
+    write_json(tmp_path / "demo.json", document)
+    (tmp_path / "other.json").write_text('{"not": "a result"}')
+    summary = write_summary(tmp_path).read_text()
+    assert "## demo" in summary
+    assert "| p99 | 6.00 | 5.00 - 7.00 |" in summary
+    assert "- ok: it worked" in summary
+    assert "No results yet" in render_summary([])
+
+
+def test_unknown_scenarios_are_refused() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "no-such-scenario"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "unknown scenario" in run.stderr
+
+
+def test_quick_floor_and_search_on_a_fresh_stack(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "bench", "floor", "search", "--quick"]
+    run = subprocess.run(
+        [*command, "--rounds", "2", "--results-dir", str(results)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+
+    floor = json.loads((results / "floor.json").read_text())
+    search = json.loads((results / "search.json").read_text())
+    for document in (floor, search):
+        assert document["schema_version"] == 1
+        assert document["quick"] is True
+        assert document["ok"] is True
+        assert all(check["ok"] for check in document["checks"]), document["checks"]
+        machine = document["machine"]
+        assert machine["cpu_count"] >= 1
+        assert machine["python"]
+        assert machine["packages"]["temporalio"]
+        assert "commit" in machine["git"]
+        for figure in document["figures"].values():
+            assert len(figure["rounds"]) == 2
+            assert figure["min"] <= figure["median"] <= figure["max"]
+        assert document["ratios"]
+
+    assert floor["figures"]["floor.empty.rate"]["median"] > 0
+    assert floor["ratios"]["floor.five_noops_over_empty.rate"]["median"] > 0
+    assert floor["evidence"]["history_events"] == {"empty": 5, "five_noops": 35}
+    assert search["config"]["slots"] == 10_000
+    assert search["ratios"]["search.index_speedup"]["median"] > 0
+    [target] = search["targets"]
+    assert target["applies"] is False  # 10,000 slots cannot judge a million-slot target
+    assert search["evidence"]["plans"]["open"]["slot_indexes"] == [
+        "ix_availability_slots_available_start"
+    ]
+
+    summary = (results / "SUMMARY.md").read_text()
+    assert "## floor (quick)" in summary
+    assert "## search (quick)" in summary
+    assert summary.index("## floor") < summary.index("## search")
