@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
 from api.errors import BadRequest
+from api.schemas.fields import storable_text
 
 ItemT = TypeVar("ItemT")
 
@@ -31,7 +34,19 @@ def decode_cursor(cursor: str, expected_keys: frozenset[str]) -> dict[str, Any]:
         raise BadRequest("The cursor is not one this API issued.") from exc
     if not isinstance(position, dict) or set(position) != expected_keys:
         raise BadRequest("The cursor is not one this API issued.")
+    for value in position.values():
+        # A forged cursor may carry text PostgreSQL cannot take (NUL, a lone surrogate).
+        if isinstance(value, str) and not _storable(value):
+            raise BadRequest("The cursor is not one this API issued.")
     return position
+
+
+def _storable(value: str) -> bool:
+    try:
+        storable_text(value)
+    except ValueError:
+        return False
+    return True
 
 
 class Page(BaseModel, Generic[ItemT]):
@@ -41,3 +56,23 @@ class Page(BaseModel, Generic[ItemT]):
     next_cursor: str | None = Field(
         default=None, description="Opaque; absent on the last page.", examples=[None]
     )
+
+
+_TIME_CURSOR_KEYS = frozenset({"at", "id"})
+
+
+def encode_time_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    """A cursor after the row ``(at, row_id)`` of a list ordered by a time, then id."""
+    return encode_cursor({"at": at.astimezone(UTC).isoformat(), "id": str(row_id)})
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    position = decode_cursor(cursor, _TIME_CURSOR_KEYS)
+    try:
+        at = datetime.fromisoformat(str(position["at"]))
+        row_id = uuid.UUID(str(position["id"]))
+    except ValueError as exc:
+        raise BadRequest("The cursor is not one this API issued.") from exc
+    if at.tzinfo is None:
+        raise BadRequest("The cursor is not one this API issued.")
+    return at, row_id

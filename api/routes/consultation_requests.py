@@ -1,0 +1,356 @@
+"""Consultation requests: submit, read, and the decisions that move them on.
+
+The API never writes request rows: it starts the request's workflow and sends it
+updates, and reads the rows the workflow's activities wrote. Each decision is
+checked against the stored request first (who may act on it), so a caller who may
+not act never reaches the workflow; the workflow's own validators then refuse
+what the current state does not allow, before anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
+from sqlalchemy import select, tuple_
+
+from api import consultation_workflow
+from api.auth import Principal, Role
+from api.deps import (
+    ContainerDep,
+    LearnerPrincipal,
+    OperatorPrincipal,
+    SessionDep,
+    require_any_role,
+)
+from api.errors import Forbidden, NotFound, Unprocessable
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    decode_time_cursor,
+    encode_time_cursor,
+)
+from api.schemas.consultation_requests import (
+    AssignBody,
+    CancelBody,
+    ConsultationRequestCreate,
+    ConsultationRequestOut,
+    DeclineBody,
+)
+from api.submissions import submit_request
+from api.visibility import is_requester, visible_requests
+from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
+from db.statuses import RequestStatus
+from workflows.consultation import ConsultationWorkflow
+from workflows.contracts import (
+    AssignRequest,
+    CancelRequest,
+    ConfirmRequest,
+    DeclineRequest,
+    Party,
+)
+
+router = APIRouter(prefix="/v1/consultation-requests", tags=["consultation requests"])
+
+SignedIn = Annotated[
+    Principal, Depends(require_any_role(Role.LEARNER, Role.CONSULTANT, Role.OPERATOR))
+]
+ConsultantPrincipal = Annotated[Principal, Depends(require_any_role(Role.CONSULTANT))]
+RequesterOrOperator = Annotated[Principal, Depends(require_any_role(Role.LEARNER, Role.OPERATOR))]
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255  # the length of consultation_requests.idempotency_key
+
+_WORKFLOW_PROBLEMS: dict[int | str, dict[str, str]] = {
+    403: {"description": "Not allowed to act on this request (role or validator)"},
+    404: {"description": "No such request, or not yours to see"},
+    409: {"description": "Not possible now: wrong state, deadline passed, request finished"},
+    503: {"description": "Temporal is unreachable; nothing was changed"},
+    504: {"description": "No answer in time; the change may still take effect"},
+}
+
+
+# --- reading ----------------------------------------------------------------------
+
+
+async def _visible(
+    session: SessionDep, principal: Principal, request_id: uuid.UUID
+) -> ConsultationRequest:
+    row = await session.scalar(
+        select(ConsultationRequest).where(
+            ConsultationRequest.id == request_id, visible_requests(principal)
+        )
+    )
+    if row is None:
+        raise NotFound(f"Consultation request {request_id} does not exist.")
+    return row
+
+
+async def _stored(session: SessionDep, request_id: uuid.UUID) -> ConsultationRequest:
+    row = await session.get(ConsultationRequest, request_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"Consultation request {request_id} does not exist.")
+    return row
+
+
+def _require_open(row: ConsultationRequest) -> None:
+    """A finished request's workflow may be gone: answer from the row."""
+    if RequestStatus(row.status).is_final:
+        raise consultation_workflow.finished(row.id)
+
+
+@router.get(
+    "",
+    summary="List consultation requests",
+    description=(
+        "Newest first. A learner sees their own requests, a consultant those assigned to "
+        "them, an operator all."
+    ),
+)
+async def list_requests(
+    session: SessionDep,
+    principal: SignedIn,
+    statuses: Annotated[
+        list[RequestStatus] | None,
+        Query(alias="status", description="Only these statuses (repeatable)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[ConsultationRequestOut]:
+    table = ConsultationRequest
+    query = (
+        select(table)
+        .where(visible_requests(principal))
+        .order_by(table.requested_at.desc(), table.id.desc())
+        .limit(limit + 1)
+    )
+    if statuses:
+        query = query.where(table.status.in_([s.value for s in statuses]))
+    if cursor is not None:
+        at, after_id = decode_time_cursor(cursor)
+        query = query.where(tuple_(table.requested_at, table.id) < tuple_(at, after_id))
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_time_cursor(rows[-1].requested_at, rows[-1].id)
+    return Page(items=[ConsultationRequestOut.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{request_id}",
+    summary="Get a consultation request",
+    description=(
+        "While the request is open, `live` carries what its workflow is doing (the "
+        "confirmation deadline, the attempt, the next search). If the workflow service "
+        "cannot answer quickly, `live` is null and the stored fields are returned."
+    ),
+    responses={404: {"description": "No such request, or not yours to see"}},
+)
+async def get_request(
+    request_id: uuid.UUID, session: SessionDep, principal: SignedIn, container: ContainerDep
+) -> ConsultationRequestOut:
+    row = await _visible(session, principal, request_id)
+    live = None
+    if not RequestStatus(row.status).is_final:
+        live = await consultation_workflow.live_details(container.temporal, row.id)
+    return ConsultationRequestOut.of(row, live)
+
+
+# --- submitting -------------------------------------------------------------------
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Request a consultation (learner)",
+    description=(
+        "Stores the request and starts its process; answers once the request is stored "
+        "(a GET right after sees it). A consultant is then assigned and asked to confirm.\n\n"
+        "Send an `Idempotency-Key` to make retries safe: the same key from the same "
+        "learner always names the same request, also when sent concurrently. A repeat "
+        "after the request was stored answers 200 with it (submissions racing before "
+        "that all answer 201, with the same request). Reusing a key with a different "
+        "body is refused with 409 (`request_id` names the original); without a "
+        "preferred window the default window is not compared."
+    ),
+    responses={
+        200: {"description": "Repeated Idempotency-Key: the request it created"},
+        404: {"description": "Unknown service type, slot or consultant"},
+        409: {"description": "The slot is taken, or the key was used for another body"},
+        422: {"description": "Invalid body, inactive service type, slot or window unusable"},
+        503: {"description": "Temporal is unreachable; nothing was started"},
+        504: {"description": "Started but not confirmed in time; retry with the same key"},
+    },
+)
+async def submit(
+    body: ConsultationRequestCreate,
+    response: Response,
+    session: SessionDep,
+    principal: LearnerPrincipal,
+    container: ContainerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+            pattern=r"^[\x20-\x7e]+$",
+            description="Any printable ASCII string, e.g. a UUID the client made up.",
+        ),
+    ] = None,
+) -> ConsultationRequestOut:
+    submitted = await submit_request(container, session, principal, body, idempotency_key)
+    if not submitted.created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"{router.prefix}/{submitted.request.id}"
+    return ConsultationRequestOut.of(submitted.request)
+
+
+# --- decisions --------------------------------------------------------------------
+
+
+async def _decided(session: SessionDep, request_id: uuid.UUID) -> ConsultationRequestOut:
+    """The stored request after an update: the workflow answers an update only after
+    the transition's transaction committed."""
+    return ConsultationRequestOut.of(await _stored(session, request_id))
+
+
+async def _offered_to(
+    session: SessionDep, principal: Principal, request_id: uuid.UUID
+) -> ConsultationRequest:
+    """Confirm and decline: only the consultant the stored request is assigned to.
+
+    A request assigned to nobody right now (its confirmation expired, say) goes on
+    to the workflow, whose validator answers why it cannot be decided (409).
+    """
+    row = await _stored(session, request_id)
+    assigned = row.assigned_consultant_user_id
+    if assigned is not None and assigned != principal.user_id:
+        raise Forbidden("The request is assigned to another consultant.")
+    _require_open(row)
+    return row
+
+
+@router.post(
+    "/{request_id}/confirm",
+    summary="Confirm an assigned request (its consultant)",
+    description="Books the held slot: the request becomes `scheduled` with a session.",
+    responses=_WORKFLOW_PROBLEMS,
+)
+async def confirm(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    principal: ConsultantPrincipal,
+    container: ContainerDep,
+) -> ConsultationRequestOut:
+    await _offered_to(session, principal, request_id)
+    await session.commit()  # release the connection while the workflow works
+    await consultation_workflow.update(
+        container.temporal,
+        request_id,
+        ConsultationWorkflow.confirm,
+        ConfirmRequest(consultant_id=principal.user_id),
+    )
+    return await _decided(session, request_id)
+
+
+@router.post(
+    "/{request_id}/decline",
+    summary="Decline an assigned request (its consultant)",
+    description="Frees the held slot; the next eligible consultant is asked.",
+    responses=_WORKFLOW_PROBLEMS,
+)
+async def decline(
+    request_id: uuid.UUID,
+    body: DeclineBody,
+    session: SessionDep,
+    principal: ConsultantPrincipal,
+    container: ContainerDep,
+) -> ConsultationRequestOut:
+    await _offered_to(session, principal, request_id)
+    await session.commit()
+    await consultation_workflow.update(
+        container.temporal,
+        request_id,
+        ConsultationWorkflow.decline,
+        DeclineRequest(consultant_id=principal.user_id, reason=body.reason),
+    )
+    return await _decided(session, request_id)
+
+
+@router.post(
+    "/{request_id}/cancel",
+    summary="Cancel a request (its learner or an operator)",
+    description=(
+        "Before a session exists the request is simply cancelled (and any held slot "
+        "freed); a scheduled one cancels its session too, which the learner may do "
+        "until the cancellation cutoff before the start."
+    ),
+    responses=_WORKFLOW_PROBLEMS,
+)
+async def cancel(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    principal: RequesterOrOperator,
+    container: ContainerDep,
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> ConsultationRequestOut:
+    row = await _visible(session, principal, request_id)
+    if is_requester(principal, row):
+        party = Party.REQUESTER
+    elif principal.is_operator:
+        party = Party.OPERATOR
+    else:  # a consultant who is also a learner, acting on a request assigned to them
+        raise Forbidden("Only the requester or an operator cancels a request; decline it.")
+    _require_open(row)
+    await session.commit()
+    await consultation_workflow.update(
+        container.temporal,
+        request_id,
+        ConsultationWorkflow.cancel,
+        CancelRequest(
+            party=party, actor_id=principal.user_id, reason=body.reason if body else None
+        ),
+    )
+    return await _decided(session, request_id)
+
+
+@router.post(
+    "/{request_id}/assign",
+    summary="Assign a waiting request to a consultant (operator)",
+    description=(
+        "For a request in `pending_assignment`: the consultant is asked to confirm, "
+        "with the given slot or their earliest free slot fitting the request. "
+        "409 `no-fitting-slot` when there is none."
+    ),
+    responses={**_WORKFLOW_PROBLEMS, 422: {"description": "The slot is not the consultant's"}},
+)
+async def assign(
+    request_id: uuid.UUID,
+    body: AssignBody,
+    session: SessionDep,
+    principal: OperatorPrincipal,
+    container: ContainerDep,
+) -> ConsultationRequestOut:
+    row = await _stored(session, request_id)
+    if await session.get(ConsultantProfile, body.consultant_id) is None:
+        raise NotFound(f"Consultant {body.consultant_id} has no profile.")
+    if body.slot_id is not None:
+        slot = await session.get(AvailabilitySlot, body.slot_id)
+        if slot is None:
+            raise NotFound(f"Slot {body.slot_id} does not exist.")
+        if slot.consultant_user_id != body.consultant_id:
+            raise Unprocessable(f"Slot {slot.id} belongs to another consultant.")
+    _require_open(row)
+    await session.commit()
+    await consultation_workflow.update(
+        container.temporal,
+        request_id,
+        ConsultationWorkflow.assign,
+        AssignRequest(
+            operator_id=principal.user_id, consultant_id=body.consultant_id, slot_id=body.slot_id
+        ),
+    )
+    return await _decided(session, request_id)

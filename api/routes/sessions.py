@@ -1,0 +1,271 @@
+"""Scheduled sessions: read them, and cancel, move or mark a no-show.
+
+Changes go to the workflow of the session's request, which owns the session row.
+Who may do what:
+
+- cancel: the learner (until the cancellation cutoff before the start), the
+  session's consultant (with a reason code), an operator;
+- reschedule: the same three, the learner until the cutoff; the new slot must be a
+  free slot of the same consultant (the new slot is held before the old is freed);
+- no-show: the session's consultant (reporting the learner) or an operator (either
+  party), from the grace period after the start until the report window closes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import AwareDatetime
+from sqlalchemy import select, tuple_
+
+from api import consultation_workflow
+from api.auth import Principal, Role
+from api.consultation_workflow import InvalidState
+from api.deps import ContainerDep, SessionDep, require_any_role
+from api.errors import Forbidden, NotFound, Unprocessable
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    decode_time_cursor,
+    encode_time_cursor,
+)
+from api.schemas.consultation_requests import CancelBody
+from api.schemas.sessions import NoShowBody, RescheduleBody, SessionDetail, SessionOut
+from api.visibility import is_requester, visible_sessions
+from db.models import AvailabilitySlot, ScheduledSession
+from db.statuses import SessionStatus
+from workflows.consultation import ConsultationWorkflow
+from workflows.contracts import (
+    CancelRequest,
+    NoShowReport,
+    ParticipantRole,
+    Party,
+    RescheduleRequest,
+)
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+SignedIn = Annotated[
+    Principal, Depends(require_any_role(Role.LEARNER, Role.CONSULTANT, Role.OPERATOR))
+]
+ConsultantOrOperator = Annotated[
+    Principal, Depends(require_any_role(Role.CONSULTANT, Role.OPERATOR))
+]
+
+_PROBLEMS: dict[int | str, dict[str, str]] = {
+    403: {"description": "Not allowed (role, party or validator)"},
+    404: {"description": "No such session, or not yours to see"},
+    409: {"description": "Not possible now: session started or over, too late, slot taken"},
+    503: {"description": "Temporal is unreachable; nothing was changed"},
+    504: {"description": "No answer in time; the change may still take effect"},
+}
+
+_NOT_STARTED = frozenset({SessionStatus.SCHEDULED})
+_MAY_HAVE_BEEN_MISSED = frozenset({SessionStatus.IN_PROGRESS, SessionStatus.COMPLETED})
+
+
+async def _visible(
+    session: SessionDep, principal: Principal, session_id: uuid.UUID
+) -> ScheduledSession:
+    row = await session.scalar(
+        select(ScheduledSession).where(
+            ScheduledSession.id == session_id, visible_sessions(principal)
+        )
+    )
+    if row is None:
+        raise NotFound(f"Session {session_id} does not exist.")
+    return row
+
+
+def _party(principal: Principal, row: ScheduledSession) -> Party:
+    """The role the caller acts in; the most specific one when they hold several."""
+    if is_requester(principal, row):
+        return Party.REQUESTER
+    if principal.has(Role.CONSULTANT) and row.consultant_user_id == principal.user_id:
+        return Party.CONSULTANT
+    if principal.is_operator:
+        return Party.OPERATOR
+    raise Forbidden("Only the session's learner, its consultant or an operator may change it.")
+
+
+def _require_status(row: ScheduledSession, allowed: frozenset[SessionStatus]) -> None:
+    current = SessionStatus(row.status)
+    if current not in allowed:
+        raise InvalidState(f"The session is {current.value}.")
+
+
+async def _reread(session: SessionDep, session_id: uuid.UUID) -> SessionDetail:
+    row = await session.get(ScheduledSession, session_id, populate_existing=True)
+    if row is None:  # sessions are never deleted
+        raise NotFound(f"Session {session_id} does not exist.")
+    return SessionDetail.model_validate(row)
+
+
+@router.get(
+    "",
+    summary="List sessions",
+    description=(
+        "In start order. A learner sees their own sessions, a consultant theirs, an "
+        "operator all. `from`/`to` bound the start time."
+    ),
+)
+async def list_sessions(
+    session: SessionDep,
+    principal: SignedIn,
+    statuses: Annotated[
+        list[SessionStatus] | None,
+        Query(alias="status", description="Only these statuses (repeatable)."),
+    ] = None,
+    starts_from: Annotated[
+        AwareDatetime | None, Query(alias="from", description="Starting at or after this.")
+    ] = None,
+    starts_before: Annotated[
+        AwareDatetime | None, Query(alias="to", description="Starting before this.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[SessionOut]:
+    table = ScheduledSession
+    query = (
+        select(table)
+        .where(visible_sessions(principal))
+        .order_by(table.scheduled_start_time, table.id)
+        .limit(limit + 1)
+    )
+    if statuses:
+        query = query.where(table.status.in_([s.value for s in statuses]))
+    if starts_from is not None:
+        query = query.where(table.scheduled_start_time >= starts_from)
+    if starts_before is not None:
+        query = query.where(table.scheduled_start_time < starts_before)
+    if cursor is not None:
+        at, after_id = decode_time_cursor(cursor)
+        query = query.where(tuple_(table.scheduled_start_time, table.id) > tuple_(at, after_id))
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_time_cursor(rows[-1].scheduled_start_time, rows[-1].id)
+    return Page(items=[SessionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{session_id}",
+    summary="Get a session, with its meeting link",
+    responses={404: {"description": "No such session, or not yours to see"}},
+)
+async def get_session(
+    session_id: uuid.UUID, session: SessionDep, principal: SignedIn
+) -> SessionDetail:
+    return SessionDetail.model_validate(await _visible(session, principal, session_id))
+
+
+@router.post(
+    "/{session_id}/cancel",
+    summary="Cancel a session",
+    description=(
+        "Frees the slot and cancels the meeting and the request. The learner may cancel "
+        "until the cancellation cutoff before the start (409 `deadline-passed` after); "
+        "the consultant must give a `reason`; operators any time before the start."
+    ),
+    responses={**_PROBLEMS, 422: {"description": "A consultant gave no reason"}},
+)
+async def cancel_session(
+    session_id: uuid.UUID,
+    session: SessionDep,
+    principal: SignedIn,
+    container: ContainerDep,
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> SessionDetail:
+    row = await _visible(session, principal, session_id)
+    party = _party(principal, row)
+    reason = body.reason if body else None
+    if party is Party.CONSULTANT and reason is None:
+        raise Unprocessable("A consultant cancelling a session must give a reason.")
+    _require_status(row, _NOT_STARTED)
+    request_id = row.consultation_request_id
+    await session.commit()
+    await consultation_workflow.update(
+        container.temporal,
+        request_id,
+        ConsultationWorkflow.cancel,
+        CancelRequest(party=party, actor_id=principal.user_id, reason=reason),
+    )
+    return await _reread(session, session_id)
+
+
+@router.post(
+    "/{session_id}/reschedule",
+    summary="Move a session to another free slot of its consultant",
+    description=(
+        "The session moves to the earliest time in the slot at which it fits (at least "
+        "the minimum notice ahead). The learner may do so until the cancellation cutoff; "
+        "the consultant and operators until the start."
+    ),
+    responses={
+        **_PROBLEMS,
+        422: {"description": "The slot is another consultant's"},
+    },
+)
+async def reschedule_session(
+    session_id: uuid.UUID,
+    body: RescheduleBody,
+    session: SessionDep,
+    principal: SignedIn,
+    container: ContainerDep,
+) -> SessionDetail:
+    row = await _visible(session, principal, session_id)
+    party = _party(principal, row)
+    slot = await session.get(AvailabilitySlot, body.slot_id)
+    if slot is None:
+        raise NotFound(f"Slot {body.slot_id} does not exist.")
+    if slot.consultant_user_id != row.consultant_user_id:
+        raise Unprocessable("A session moves only to a slot of its own consultant.")
+    _require_status(row, _NOT_STARTED)
+    request_id = row.consultation_request_id
+    await session.commit()
+    await consultation_workflow.update(
+        container.temporal,
+        request_id,
+        ConsultationWorkflow.reschedule,
+        RescheduleRequest(party=party, actor_id=principal.user_id, slot_id=body.slot_id),
+    )
+    return await _reread(session, session_id)
+
+
+@router.post(
+    "/{session_id}/no-show",
+    summary="Report that a party did not show up",
+    description=(
+        "By the session's consultant (the learner missed it) or an operator (either "
+        "party), once the grace period after the start is over and until the report "
+        "window after the end closes."
+    ),
+    responses=_PROBLEMS,
+)
+async def report_no_show(
+    session_id: uuid.UUID,
+    body: NoShowBody,
+    session: SessionDep,
+    principal: ConsultantOrOperator,
+    container: ContainerDep,
+) -> SessionDetail:
+    row = await _visible(session, principal, session_id)
+    party = _party(principal, row)
+    if party is Party.CONSULTANT and body.party is not ParticipantRole.LEARNER:
+        raise Forbidden("A consultant reports the learner only; ask an operator.")
+    if party is Party.REQUESTER:
+        raise Forbidden("Only the session's consultant or an operator reports a no-show.")
+    _require_status(row, _MAY_HAVE_BEEN_MISSED)
+    request_id = row.consultation_request_id
+    await session.commit()
+    await consultation_workflow.update(
+        container.temporal,
+        request_id,
+        ConsultationWorkflow.report_no_show,
+        NoShowReport(party=party, actor_id=principal.user_id, absent=body.party),
+    )
+    return await _reread(session, session_id)

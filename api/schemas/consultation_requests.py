@@ -1,0 +1,250 @@
+"""Request and response bodies for consultation requests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from db.statuses import RequestStatus
+from workflows.contracts import CancellationReason, DeclineReason, RequestDetails, SessionStatus
+
+MAX_DETAILS_LENGTH = 4000
+
+
+def _storable_text(value: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone surrogates: refuse them here (422)
+    instead of letting the database fail on them (500)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    return value
+
+
+StorableText = Annotated[str, AfterValidator(_storable_text)]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:00-05:00
+        raise ValueError("the time is out of range") from exc
+
+
+class ConsultationRequestCreate(BaseModel):
+    """Either ``slot_id`` (a bookable time from the availability search) or a
+    preferred window; with neither, any time from now plus the minimum notice
+    through the default request window."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "service_type_id": "8d0f1f0e-3c1a-4c2e-9a55-2b7c9f1e0a11",
+                    "preferred_start": "2026-12-07T08:00:00Z",
+                    "preferred_end": "2026-12-11T18:00:00Z",
+                    "details": "I would like feedback on my project plan.",
+                }
+            ]
+        },
+    )
+
+    service_type_id: uuid.UUID = Field(description="An active service type.")
+    slot_id: uuid.UUID | None = Field(
+        default=None,
+        description="Book this free slot (a `slot_id` from /v1/availability/search); "
+        "its consultant is asked, and only that slot serves the request: after a "
+        "decline it waits for an operator or is rejected. Excludes the preferred window.",
+    )
+    preferred_start: AwareDatetime | None = Field(
+        default=None, description="Earliest start of the session (with an offset)."
+    )
+    preferred_end: AwareDatetime | None = Field(
+        default=None, description="Latest end of the session (with an offset)."
+    )
+    preferred_consultant_id: uuid.UUID | None = Field(
+        default=None, description="Asked first when eligible; others otherwise."
+    )
+    details: StorableText | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_DETAILS_LENGTH,
+        description="What the consultation is about; seen by the assigned consultant.",
+    )
+    company_id: uuid.UUID | None = Field(default=None, description="The learner's company.")
+
+    @field_validator("preferred_start", "preferred_end")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _one_way_to_choose_a_time(self) -> ConsultationRequestCreate:
+        has_window = self.preferred_start is not None or self.preferred_end is not None
+        if (self.preferred_start is None) != (self.preferred_end is None):
+            raise ValueError("give both preferred_start and preferred_end, or neither")
+        if self.slot_id is not None and has_window:
+            raise ValueError("give either slot_id or a preferred window, not both")
+        if (
+            self.preferred_start is not None
+            and self.preferred_end is not None
+            and self.preferred_end <= self.preferred_start
+        ):
+            raise ValueError("preferred_end must be after preferred_start")
+        return self
+
+    @property
+    def has_window(self) -> bool:
+        return self.preferred_start is not None
+
+
+class DeclineBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "schedule_conflict"}]}
+    )
+
+    reason: DeclineReason = Field(description="Why the consultant cannot take it.")
+
+
+class CancelBody(BaseModel):
+    """Optional for requesters and operators; consultants cancelling a session must
+    give one."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "change_of_plans"}]}
+    )
+
+    reason: CancellationReason | None = Field(default=None, description="A reason code.")
+
+
+class AssignBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "consultant_id": "22222222-2222-4222-8222-000000000001",
+                    "slot_id": "6f0c1c0e-8a43-4a59-9c61-0d8f3c1f2b7a",
+                }
+            ]
+        },
+    )
+
+    consultant_id: uuid.UUID = Field(description="Who is asked to confirm next.")
+    slot_id: uuid.UUID | None = Field(
+        default=None,
+        description="One of that consultant's free slots; default: their earliest fit.",
+    )
+
+
+class LiveDetails(BaseModel):
+    """What the request's workflow is doing right now (absent when Temporal cannot be
+    asked; the stored fields are still right)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    status: RequestStatus
+    attempt: int = Field(description="Assignment attempts so far.")
+    max_attempts: int
+    assigned_consultant_id: uuid.UUID | None
+    held_slot_id: uuid.UUID | None = Field(description="The slot held while awaiting an answer.")
+    confirmation_deadline: datetime | None
+    next_assignment_retry_at: datetime | None = Field(
+        description="When no consultant fits: the next search."
+    )
+    assignment_closes_at: datetime | None = Field(
+        description="After this the request is rejected if nobody was found."
+    )
+    session_id: uuid.UUID | None
+    session_status: SessionStatus | None
+    session_start: datetime | None
+    session_end: datetime | None
+    meeting_ready: bool
+
+    @classmethod
+    def of(cls, details: RequestDetails) -> LiveDetails:
+        return cls.model_validate(details)
+
+
+class ConsultationRequestOut(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f1e2d4c-5b6a-5789-8c0d-1e2f3a4b5c6d",
+                    "requester_id": "11111111-1111-4111-8111-111111111111",
+                    "service_type_id": "8d0f1f0e-3c1a-4c2e-9a55-2b7c9f1e0a11",
+                    "status": "pending_confirmation",
+                    "status_reason": None,
+                    "details": "I would like feedback on my project plan.",
+                    "preferred_start": "2026-12-07T08:00:00Z",
+                    "preferred_end": "2026-12-11T18:00:00Z",
+                    "requested_slot_id": None,
+                    "preferred_consultant_id": None,
+                    "company_id": None,
+                    "assigned_consultant_id": "22222222-2222-4222-8222-000000000001",
+                    "attempts": 1,
+                    "confirmation_deadline": "2026-12-02T10:15:00Z",
+                    "session_id": None,
+                    "requested_at": "2026-12-01T10:15:00Z",
+                    "updated_at": "2026-12-01T10:15:01Z",
+                    "live": None,
+                }
+            ]
+        },
+    )
+
+    id: uuid.UUID
+    requester_id: uuid.UUID = Field(validation_alias="requester_user_id")
+    service_type_id: uuid.UUID = Field(validation_alias="consultation_service_type_id")
+    status: RequestStatus
+    status_reason: str | None = Field(
+        description="Why it ended as it did, e.g. `no_consultant_available`."
+    )
+    details: str | None = Field(validation_alias="request_details")
+    preferred_start: datetime | None = Field(
+        validation_alias="preferred_start_time",
+        description="The window the session must fit in (from the request or its slot).",
+    )
+    preferred_end: datetime | None = Field(validation_alias="preferred_end_time")
+    requested_slot_id: uuid.UUID | None
+    preferred_consultant_id: uuid.UUID | None = Field(
+        validation_alias="preferred_consultant_user_id"
+    )
+    company_id: uuid.UUID | None
+    assigned_consultant_id: uuid.UUID | None = Field(validation_alias="assigned_consultant_user_id")
+    attempts: int
+    confirmation_deadline: datetime | None
+    session_id: uuid.UUID | None = Field(validation_alias="scheduled_session_id")
+    requested_at: datetime
+    updated_at: datetime
+    live: LiveDetails | None = Field(
+        default=None,
+        description="What the workflow of an open request is doing, read when the "
+        "request is read on its own (GET /v1/consultation-requests/{id}); null in lists "
+        "and in answers to changes.",
+    )
+
+    @classmethod
+    def of(cls, row: Any, live: RequestDetails | None = None) -> ConsultationRequestOut:
+        view = cls.model_validate(row)
+        if live is not None:
+            view.live = LiveDetails.of(live)
+        return view

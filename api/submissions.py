@@ -1,0 +1,186 @@
+"""Submitting a consultation request: check it, name it, stage its details, start it.
+
+The request id is chosen here. With an ``Idempotency-Key`` it is
+``uuid5(namespace, "<requester>:<key>")``, so every retry of a submission, even
+concurrent ones and ones reaching other API processes, names the same request and
+so the same workflow: update-with-start reaches a running one instead of starting
+another, and never starts a finished one again. A repeat finds the stored row
+(200); one with a different body is refused (409) rather than silently answered
+with the original. Submissions racing before the first is stored all go to the
+workflow and all answer 201, with the same request. Nothing is locked: no
+database connection is held while the workflow works.
+
+The free-text details are staged in the database under the request id before the
+workflow starts (``activities.drafts``), so they never enter workflow history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activities.drafts import stage_details, take_details
+from api import consultation_workflow
+from api import submission_checks as checks
+from api.auth import Principal
+from api.consultation_workflow import IdempotencyKeyReused, RequestClosedError
+from api.container import AppContainer
+from api.errors import Conflict, ProblemError
+from api.schemas.consultation_requests import ConsultationRequestCreate
+from booking.settings import Settings
+from db.models import ConsultationRequest, ServiceType
+from workflows.contracts import ConsultationInput, LifecycleTimings
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f3c9e-2a57-5d8e-9c4b-7f0a1e2d3c4b")
+"""Fixed forever: changing it would give retried submissions new request ids."""
+
+
+def request_id_for(requester_id: uuid.UUID, idempotency_key: str) -> uuid.UUID:
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{requester_id}:{idempotency_key}")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request: ConsultationRequest
+    created: bool
+
+
+async def submit_request(
+    container: AppContainer,
+    session: AsyncSession,
+    principal: Principal,
+    body: ConsultationRequestCreate,
+    idempotency_key: str | None,
+) -> Submitted:
+    """Store and start the request, or find the one this key already named."""
+    if idempotency_key is None:
+        return await _start(container, session, principal, body, uuid.uuid4(), None)
+    request_id = request_id_for(principal.user_id, idempotency_key)
+    existing = await session.get(ConsultationRequest, request_id)
+    if existing is not None:
+        return _replayed(existing, body)
+    return await _start(container, session, principal, body, request_id, idempotency_key)
+
+
+def _replayed(existing: ConsultationRequest, body: ConsultationRequestCreate) -> Submitted:
+    if not _same_submission(existing, body):
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used for a different request; use a new key.",
+            request_id=str(existing.id),
+        )
+    return Submitted(request=existing, created=False)
+
+
+def _same_submission(row: ConsultationRequest, body: ConsultationRequestCreate) -> bool:
+    # Without a preferred window the default one depends on the time of the first
+    # submission, so the window is compared only when the client chose it.
+    window_matches = not body.has_window or (
+        row.preferred_start_time == body.preferred_start
+        and row.preferred_end_time == body.preferred_end
+    )
+    return window_matches and (
+        row.consultation_service_type_id,
+        row.requested_slot_id,
+        row.preferred_consultant_user_id,
+        row.company_id,
+        row.request_details,
+    ) == (
+        body.service_type_id,
+        body.slot_id,
+        body.preferred_consultant_id,
+        body.company_id,
+        body.details,
+    )
+
+
+async def _start(
+    container: AppContainer,
+    session: AsyncSession,
+    principal: Principal,
+    body: ConsultationRequestCreate,
+    request_id: uuid.UUID,
+    idempotency_key: str | None,
+) -> Submitted:
+    settings = container.settings
+    now = datetime.now(UTC)
+    service_type = await checks.bookable_service_type(session, body.service_type_id)
+    await checks.within_open_request_cap(
+        session, principal.user_id, settings.max_open_requests_per_learner
+    )
+    duration = timedelta(minutes=service_type.default_duration_minutes)
+    if body.slot_id is not None:
+        window = await checks.slot_window(session, body, service_type, settings, now)
+    else:
+        if body.preferred_consultant_id is not None:
+            await checks.existing_consultant(session, body.preferred_consultant_id)
+        window = checks.preferred_window(body, duration, settings, now)
+    request = ConsultationInput(
+        request_id=request_id,
+        requester_id=principal.user_id,
+        service_type_id=service_type.id,
+        duration_minutes=service_type.default_duration_minutes,
+        window_start=window.start,
+        window_end=window.end,
+        timings=_timings(settings, service_type),
+        requested_slot_id=body.slot_id,
+        preferred_consultant_id=body.preferred_consultant_id,
+        company_id=body.company_id,
+        idempotency_key=idempotency_key,
+        details_staged=body.details is not None,
+    )
+    if body.details is not None:
+        await stage_details(
+            session, request_id=request_id, requester_id=principal.user_id, details=body.details
+        )
+    # Committed before the start: the workflow reads the draft over its own
+    # connection. Nor is a connection held while the workflow works.
+    await session.commit()
+    try:
+        await consultation_workflow.submit(
+            container.temporal, request, task_queue=settings.temporal_task_queue
+        )
+    except RequestClosedError:
+        await _discard_draft(session, request)
+        stored = await session.get(ConsultationRequest, request_id)
+        if stored is None:
+            raise Conflict(
+                "An earlier submission with this Idempotency-Key failed and cannot be "
+                "retried; use a new key.",
+                request_id=str(request_id),
+            ) from None
+        return _replayed(stored, body)
+    except ProblemError as problem:
+        if problem.status < 500:  # the workflow refused and ended: nobody takes the draft
+            await _discard_draft(session, request)
+        raise
+    if body.details is not None:
+        # Normally taken by the workflow already; only a retry racing the first
+        # submission's commit can have staged a second copy.
+        await _discard_draft(session, request)
+    stored = await session.get(ConsultationRequest, request_id, populate_existing=True)
+    if stored is None:  # the submit update answers only after the row committed
+        raise RuntimeError(f"request {request_id} was submitted but is not stored")
+    if idempotency_key is not None:
+        # A concurrent submission of the same key may have started the workflow
+        # with its own body.
+        _replayed(stored, body)
+    return Submitted(request=stored, created=True)
+
+
+async def _discard_draft(session: AsyncSession, request: ConsultationInput) -> None:
+    """Drop a staged draft no workflow will take."""
+    if not request.details_staged:
+        return
+    await take_details(session, request_id=request.request_id, requester_id=request.requester_id)
+    await session.commit()
+
+
+def _timings(settings: Settings, service_type: ServiceType) -> LifecycleTimings:
+    override = service_type.confirmation_timeout_seconds
+    return LifecycleTimings.from_settings(
+        settings,
+        confirmation_timeout_override=timedelta(seconds=override) if override else None,
+    )
