@@ -16,10 +16,12 @@ from activities.database import SessionFactory, transaction
 from activities.events import dedupe_key, emit
 from activities.rows import transition_request
 from booking.events import EventType
-from db.models import ConsultantProfile, ConsultationRequest
+from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
+from db.statuses import SlotStatus
 from workflows.contracts import (
     ActivityName,
     AssignmentStep,
+    Candidate,
     CandidateList,
     FindCandidatesInput,
     HoldResult,
@@ -42,6 +44,9 @@ class AssignmentActivities:
     @activity.defn(name=ActivityName.FIND_CANDIDATES)
     async def find_candidates(self, arg: FindCandidatesInput) -> CandidateList:
         async with transaction(self._sessions) as session:
+            own = await _own_hold(session, arg)
+            if own is not None:
+                return CandidateList(candidates=(own,))
             return CandidateList(candidates=tuple(await rank_candidates(session, arg)))
 
     @activity.defn(name=ActivityName.HOLD_SLOT)
@@ -104,6 +109,42 @@ class AssignmentActivities:
                         "reason": arg.decline_reason,
                     },
                 )
+
+
+async def _own_hold(session: AsyncSession, arg: FindCandidatesInput) -> Candidate | None:
+    """The slot this request already holds while the row awaits a confirmation.
+
+    The workflow only looks for candidates while it believes the request unassigned,
+    so a hold here means the previous run of this very step committed but its result
+    never reached the workflow's history (the worker died in between), and the step
+    now runs again. The free-slot search cannot see a held slot, so without this the
+    step would find other candidates (or none), whose holds the fence refuses as a
+    different attempt: the request would be stuck with a hold nobody can confirm.
+    """
+    request, slot = ConsultationRequest, AvailabilitySlot
+    row = (
+        await session.execute(
+            select(slot.id, slot.consultant_user_id, slot.start_time)
+            .join(request, request.id == slot.held_by_request_id)
+            .where(
+                request.id == arg.request_id,
+                request.status == RequestStatus.PENDING_CONFIRMATION.value,
+                slot.status == SlotStatus.HELD.value,
+                slot.consultant_user_id == request.assigned_consultant_user_id,
+            )
+        )
+    ).first()
+    if row is None or row.consultant_user_id in arg.excluded_consultant_ids:
+        return None
+    if arg.only_consultant_id not in (None, row.consultant_user_id):
+        return None
+    start = max(row.start_time, arg.not_before)
+    return Candidate(
+        consultant_id=row.consultant_user_id,
+        slot_id=row.id,
+        start=start,
+        end=start + timedelta(minutes=arg.duration_minutes),
+    )
 
 
 class Fence(Enum):

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import ConsultationRequestDraft
 
 
-
 async def stage_details(
     session: AsyncSession, *, request_id: uuid.UUID, requester_id: uuid.UUID, details: str
 ) -> None:
@@ -36,7 +35,10 @@ async def take_details(
     """The staged text, removed in the caller's transaction (so taken at most once)."""
     statement = (
         delete(ConsultationRequestDraft)
-        .where(ConsultationRequestDraft.request_id == request_id, ConsultationRequestDraft.requester_user_id == requester_id)
+        .where(
+            ConsultationRequestDraft.request_id == request_id,
+            ConsultationRequestDraft.requester_user_id == requester_id,
+        )
         .returning(ConsultationRequestDraft.request_details)
     )
     details: str | None = (await session.execute(statement)).scalar_one_or_none()

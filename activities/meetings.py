@@ -93,6 +93,19 @@ class MeetingActivities:
                     meeting_platform_join_url=moved.join_url,
                 )
             )
+            # The platform gave the moved meeting a new link, which subscribers read
+            # with the session after ``session.rescheduled`` (committed before this):
+            # announce it, once per start the session was moved to.
+            await emit(
+                session,
+                EventType.SESSION_MEETING_READY,
+                key=dedupe_key(
+                    EventType.SESSION_MEETING_READY, arg.session_id, arg.start.isoformat()
+                ),
+                request_id=arg.request_id,
+                session_id=arg.session_id,
+                payload={"start": arg.start, "end": arg.end},
+            )
 
     @activity.defn(name=ActivityName.CANCEL_MEETING)
     async def cancel_meeting(self, arg: MeetingRef) -> None:
