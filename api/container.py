@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from api.auth import TokenVerifier
 from api.metrics import HttpMetrics
+from api.rate_limit import Limit, RateLimiter
 from booking.settings import Settings
 
 
@@ -20,3 +21,14 @@ class AppContainer:
     temporal: Client
     verifier: TokenVerifier
     metrics: HttpMetrics = field(default_factory=HttpMetrics)
+    rate_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limiter = RateLimiter(
+            read=Limit(
+                self.settings.rate_limit_read_per_second, self.settings.rate_limit_read_burst
+            ),
+            write=Limit(
+                self.settings.rate_limit_write_per_second, self.settings.rate_limit_write_burst
+            ),
+        )

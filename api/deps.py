@@ -42,31 +42,46 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def get_principal(
+    request: Request,
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The verified caller; every authenticated call also spends from their rate limit."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required (Authorization: Bearer <JWT>).")
-    return await container.verifier.verify(credentials.credentials)
+    principal = await container.verifier.verify(credentials.credentials)
+    limiter = container.rate_limiter
+    limiter.check(principal.user_id, limiter.kind_of(request.method))
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_any_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that lets through callers holding at least one of ``roles``."""
-    allowed = frozenset(roles)
+class RoleGuard:
+    """A dependency that lets through callers holding at least one of its roles (a class,
+    so the OpenAPI document can tell role-guarded operations apart: they may answer 403)."""
 
-    async def guard(principal: CurrentPrincipal) -> Principal:
-        if not principal.roles & allowed:
-            names = " or ".join(sorted(role.value for role in allowed))
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
+
+    async def __call__(self, principal: CurrentPrincipal) -> Principal:
+        if not principal.roles & self.roles:
+            names = " or ".join(sorted(role.value for role in self.roles))
             raise Forbidden(f"This action needs the {names} role.")
         return principal
 
-    return guard
+
+def require_any_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through callers holding at least one of ``roles``."""
+    return RoleGuard(frozenset(roles))
 
 
 OperatorPrincipal = Annotated[Principal, Depends(require_any_role(Role.OPERATOR))]
+# A person using the product; a machine token (``events:read``) is not one.
+SignedIn = Annotated[
+    Principal, Depends(require_any_role(Role.LEARNER, Role.CONSULTANT, Role.OPERATOR))
+]
 ConsultantOrOperator = Annotated[
     Principal, Depends(require_any_role(Role.CONSULTANT, Role.OPERATOR))
 ]

@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     max_slots_per_request: int = Field(default=1000, ge=1)
     search_max_window: Duration = timedelta(days=62)
 
+    # Abuse limits. Per user and API process; a rate of 0 switches that limit off.
+    rate_limit_read_per_second: float = Field(default=20.0, ge=0)
+    rate_limit_read_burst: int = Field(default=100, ge=0)
+    rate_limit_write_per_second: float = Field(default=2.0, ge=0)
+    rate_limit_write_burst: int = Field(default=20, ge=0)
+    # Requests a learner may have open at once (not yet completed, cancelled or rejected),
+    # so that nobody can hold a consultant's whole week.
+    max_open_requests_per_learner: int = Field(default=5, ge=1)
+
     # Consultation lifecycle (the workflow reads these through its input).
     confirmation_timeout: Duration = timedelta(hours=24)
     confirmation_reminder_before: Duration = timedelta(hours=2)
