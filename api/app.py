@@ -12,14 +12,17 @@ from api.auth import TokenVerifier
 from api.container import AppContainer
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics
+from api.openapi import install_openapi
 from api.routes import (
     availability,
     consultants,
+    consultation_requests,
     events,
     health,
     meeting_platform_webhooks,
     search,
     service_types,
+    sessions,
     webhook_deliveries,
     webhook_subscriptions,
 )
@@ -74,10 +77,13 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         consultants,
         availability,
         search,
+        consultation_requests,
+        sessions,
         events,
         webhook_subscriptions,
         webhook_deliveries,
         meeting_platform_webhooks,
     ):
         app.include_router(module.router)
+    install_openapi(app)
     return app

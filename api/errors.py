@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -139,6 +140,22 @@ def _database_unavailable(error: DBAPIError) -> bool:
     return code.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path.
+
+    Routing answers 405 from the first route whose path matched, so its ``Allow``
+    names that route's methods only, not those of the routes beside it (GET, PUT and
+    PATCH of one resource are three routes).
+    """
+    path = request.url.path
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and route.methods and pattern.match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
@@ -170,13 +187,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(
             exc.status_code,
             slug,
             title,
             str(exc.detail),
             instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
         )
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:

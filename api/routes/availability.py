@@ -12,12 +12,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import AwareDatetime
 
 from api.auth import Principal, Role
-from api.deps import CurrentPrincipal, SessionDep, SettingsDep, require_any_role
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, SignedIn
 from api.errors import BadRequest, Conflict, Forbidden, NotFound, SlotConflict, Unprocessable
+from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from api.schemas.availability import (
     CREATE_EXAMPLES,
@@ -53,13 +54,11 @@ from db.statuses import SlotStatus
 
 router = APIRouter(prefix="/v1/consultants/{user_id}/availability", tags=["availability"])
 
-SignedIn = Annotated[
-    Principal, Depends(require_any_role(Role.LEARNER, Role.CONSULTANT, Role.OPERATOR))
-]
-
 CONFLICTS_SHOWN = 50  # a year-long rule can hit hundreds; the count says how many
 
 _CURSOR_KEYS = frozenset({"start", "id"})
+
+_NOT_MANAGER = (403, "Not this consultant, nor an operator")
 
 WindowStart = Annotated[
     AwareDatetime | None,
@@ -199,7 +198,7 @@ def _overlap_problem(error: SlotOverlapError) -> SlotConflict:
         "slots or among the new ones are refused with 409; `conflicts` names the "
         "existing slots. Slots last at most 24 hours."
     ),
-    responses=OVERLAP_409,
+    responses={**problems(_NOT_MANAGER, 404), **OVERLAP_409},
 )
 async def create_availability(
     user_id: uuid.UUID,
@@ -230,6 +229,9 @@ async def create_availability(
         "Slots overlapping [`from`, `to`) in start order. The consultant and operators "
         "see every status; anyone else only the available slots of a consultant who "
         "takes bookings."
+    ),
+    responses=problems(
+        (403, "Slots other than available ones, or a consultant not taking bookings"), 404
     ),
 )
 async def list_availability(
@@ -282,7 +284,7 @@ def _not_free(slot_id: uuid.UUID, error: SlotNotFreeError) -> Conflict:
 @router.patch(
     "/{slot_id}",
     summary="Open or close a free slot",
-    responses={409: {"description": "The slot is held or booked"}},
+    responses=problems(_NOT_MANAGER, 404, (409, "The slot is held or booked")),
 )
 async def change_slot_status(
     user_id: uuid.UUID,
@@ -305,7 +307,7 @@ async def change_slot_status(
     "/{slot_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a free slot",
-    responses={409: {"description": "The slot is held or booked"}},
+    responses=problems(_NOT_MANAGER, 404, (409, "The slot is held or booked")),
 )
 async def delete_slot(
     user_id: uuid.UUID, slot_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal

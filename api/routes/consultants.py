@@ -11,8 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import ReturningInsert
 
 from api.auth import Principal, Role
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, SessionDep, SignedIn
 from api.errors import BadRequest, Forbidden, NotFound, Unprocessable
+from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from api.schemas.consultants import (
     ConsultantProfileIn,
@@ -46,7 +47,7 @@ async def get_profile(session: SessionDep, consultant_user_id: uuid.UUID) -> Con
 @router.get("", summary="List consultants")
 async def list_consultants(
     session: SessionDep,
-    _: CurrentPrincipal,
+    _: SignedIn,
     specialization: Annotated[
         Specialization | None, Query(description="Only consultants with this specialization")
     ] = None,
@@ -80,9 +81,9 @@ async def list_consultants(
     )
 
 
-@router.get("/{consultant_user_id}", summary="Get a consultant's profile")
+@router.get("/{consultant_user_id}", summary="Get a consultant's profile", responses=problems(404))
 async def get_consultant(
-    consultant_user_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal
+    consultant_user_id: uuid.UUID, session: SessionDep, _: SignedIn
 ) -> ConsultantProfileOut:
     return ConsultantProfileOut.model_validate(await get_profile(session, consultant_user_id))
 
@@ -90,7 +91,11 @@ async def get_consultant(
 @router.put(
     "/{consultant_user_id}",
     summary="Create or replace a consultant's profile",
-    responses={201: {"description": "Created"}, 200: {"description": "Replaced"}},
+    responses={
+        201: {"description": "Created"},
+        200: {"description": "Replaced"},
+        **problems((403, "Not this consultant, nor an operator")),
+    },
 )
 async def put_consultant(
     consultant_user_id: uuid.UUID,
@@ -117,7 +122,11 @@ async def put_consultant(
     return ConsultantProfileOut.model_validate(profile)
 
 
-@router.patch("/{consultant_user_id}", summary="Change parts of a consultant's profile")
+@router.patch(
+    "/{consultant_user_id}",
+    summary="Change parts of a consultant's profile",
+    responses=problems((403, "Not this consultant, nor an operator"), 404),
+)
 async def patch_consultant(
     consultant_user_id: uuid.UUID,
     body: ConsultantProfilePatch,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import ContainerDep
@@ -16,6 +18,18 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 READINESS_TIMEOUT_SECONDS = 2.0
+
+CheckOutcome = Literal["ok", "unreachable"]
+
+
+class ReadinessChecks(BaseModel):
+    database: CheckOutcome
+    temporal: CheckOutcome
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: ReadinessChecks
 
 
 @router.get("/healthz", summary="The process is up")
@@ -26,30 +40,43 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="PostgreSQL and Temporal are reachable",
-    responses={503: {"description": "A dependency is not reachable"}},
+    response_model=Readiness,
+    responses={503: {"description": "A dependency is not reachable", "model": Readiness}},
 )
 async def readyz(container: ContainerDep) -> JSONResponse:
-    checks = {"database": "ok", "temporal": "ok"}
+    database: CheckOutcome = "ok"
+    temporal: CheckOutcome = "ok"
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
             async with container.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means "not ready", never a 500
         logger.warning("readiness: database unreachable: %s", exc)
-        checks["database"] = "unreachable"
+        database = "unreachable"
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
             await container.temporal.service_client.check_health()
     except Exception as exc:
         logger.warning("readiness: temporal unreachable: %s", exc)
-        checks["temporal"] = "unreachable"
-    ready = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status_code=200 if ready else 503,
+        temporal = "unreachable"
+    ready = database == temporal == "ok"
+    readiness = Readiness(
+        status="ready" if ready else "not_ready",
+        checks=ReadinessChecks(database=database, temporal=temporal),
     )
+    return JSONResponse(readiness.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The text exposition format",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(container: ContainerDep) -> Response:
     return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)

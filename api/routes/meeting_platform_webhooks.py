@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, SettingsDep
 from api.errors import ProblemError, ServiceUnavailable
+from api.openapi import problems
 from db.models import InboundWebhookEvent, ScheduledSession
 from integrations import meeting_webhooks
 from integrations.meeting_signals import signal_meeting_event
@@ -94,8 +95,12 @@ def _parse(body: bytes) -> MeetingPlatformEvent:
     ),
     responses={
         200: {"description": "Already processed; nothing done again"},
-        401: {"description": "Missing, forged or stale signature"},
-        503: {"description": "Not configured, or Temporal unreachable: retry later"},
+        **problems(
+            (401, "Missing, forged or stale signature"),
+            (413, f"A body over {MAX_BODY_BYTES} bytes"),
+            (422, "The body is not a meeting event; `errors` lists why"),
+            (503, "Not configured, or Temporal unreachable: retry later"),
+        ),
     },
 )
 async def receive_meeting_event(

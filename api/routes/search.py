@@ -9,10 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, SignedIn
 from api.errors import NotFound, Unprocessable
+from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
-from api.routes.availability import SignedIn, decode_slot_cursor, encode_slot_cursor
+from api.routes.availability import decode_slot_cursor, encode_slot_cursor
+from api.schemas.fields import StorableText
 from api.schemas.search import BookableTimeOut
 from booking.settings import Settings
 from db.models import ServiceType
@@ -74,6 +76,10 @@ def _specializations(service_type: ServiceType, requested: str | None) -> tuple[
         "the whole session inside [`from`, `to`). `from` is moved up to now plus the "
         "minimum notice. Ordered by slot start, then slot id."
     ),
+    responses=problems(
+        (404, "No such service type"),
+        (422, "Invalid parameters, a window too long or reversed, an inactive service type"),
+    ),
 )
 async def search_availability(
     session: SessionDep,
@@ -90,7 +96,7 @@ async def search_availability(
     ],
     consultant_id: Annotated[uuid.UUID | None, Query(description="Only this consultant.")] = None,
     specialization: Annotated[
-        str | None,
+        StorableText | None,
         Query(
             min_length=1,
             max_length=100,

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import literal, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import CurrentPrincipal, OperatorPrincipal, SessionDep
+from api.deps import OperatorPrincipal, SessionDep, SignedIn
 from api.errors import BadRequest, Conflict, NotFound, Unprocessable
+from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from api.schemas.service_types import ServiceTypeCreate, ServiceTypeOut, ServiceTypePatch
 from db.errors import constraint_name
@@ -41,7 +42,7 @@ async def _commit_unique_name(session: SessionDep, name: str) -> None:
 @router.get("", summary="List service types")
 async def list_service_types(
     session: SessionDep,
-    _: CurrentPrincipal,
+    _: SignedIn,
     active: Annotated[bool | None, Query(description="Only active (or inactive) ones")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -67,9 +68,9 @@ async def list_service_types(
     return Page(items=[ServiceTypeOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{service_type_id}", summary="Get a service type")
+@router.get("/{service_type_id}", summary="Get a service type", responses=problems(404))
 async def get_service_type(
-    service_type_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal
+    service_type_id: uuid.UUID, session: SessionDep, _: SignedIn
 ) -> ServiceTypeOut:
     return ServiceTypeOut.model_validate(await _get(session, service_type_id))
 
@@ -78,7 +79,7 @@ async def get_service_type(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a service type (operator)",
-    responses={409: {"description": "The name is taken"}},
+    responses=problems((409, "The name is taken")),
 )
 async def create_service_type(
     body: ServiceTypeCreate, session: SessionDep, _: OperatorPrincipal
@@ -93,7 +94,7 @@ async def create_service_type(
 @router.patch(
     "/{service_type_id}",
     summary="Change a service type (operator)",
-    responses={409: {"description": "The name is taken"}},
+    responses=problems(404, (409, "The name is taken")),
 )
 async def patch_service_type(
     service_type_id: uuid.UUID, body: ServiceTypePatch, session: SessionDep, _: OperatorPrincipal

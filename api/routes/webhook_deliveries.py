@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from api.deps import OperatorPrincipal, SessionDep
 from api.errors import BadRequest, Conflict, NotFound
+from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from api.routes.webhook_subscriptions import get_subscription
 from api.schemas.webhooks import WebhookDeliveryOut
@@ -41,6 +42,7 @@ def _out(delivery: WebhookDelivery, event_type: str) -> WebhookDeliveryOut:
 @router.get(
     "/v1/webhook-subscriptions/{subscription_id}/deliveries",
     summary="List a subscription's deliveries, newest event first (operator)",
+    responses=problems((404, "No such subscription")),
 )
 async def list_deliveries(
     subscription_id: uuid.UUID,
@@ -84,7 +86,7 @@ async def list_deliveries(
     summary="Send a parked (or delivered) event again (operator)",
     description="The delivery starts over with a full set of attempts, due now. A delivery "
     "still pending or in flight cannot be redelivered (409).",
-    responses={409: {"description": "The delivery is still pending or in flight"}},
+    responses=problems(404, (409, "The delivery is still pending or in flight")),
 )
 async def redeliver(
     delivery_id: uuid.UUID, session: SessionDep, _: OperatorPrincipal

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, tuple_
 
 from api.deps import OperatorPrincipal, SessionDep, SettingsDep
 from api.errors import BadRequest, NotFound, Unprocessable
+from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from api.schemas.webhooks import (
     WebhookSubscriptionCreate,
@@ -99,7 +100,11 @@ async def list_subscriptions(
     )
 
 
-@router.get("/{subscription_id}", summary="Get a webhook subscription (operator)")
+@router.get(
+    "/{subscription_id}",
+    summary="Get a webhook subscription (operator)",
+    responses=problems(404),
+)
 async def read_subscription(
     subscription_id: uuid.UUID, session: SessionDep, _: OperatorPrincipal
 ) -> WebhookSubscriptionOut:
@@ -109,6 +114,7 @@ async def read_subscription(
 @router.patch(
     "/{subscription_id}",
     summary="Change, enable or disable a webhook subscription (operator)",
+    responses=problems(404),
     description="A disabled subscription receives nothing: events that happen meanwhile "
     "are not queued for it, and its pending deliveries wait until it is enabled again.",
 )
@@ -135,6 +141,7 @@ async def patch_subscription(
     "/{subscription_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a webhook subscription and its deliveries (operator)",
+    responses=problems(404),
 )
 async def delete_subscription(
     subscription_id: uuid.UUID, session: SessionDep, _: OperatorPrincipal
@@ -148,6 +155,7 @@ async def delete_subscription(
 @router.post(
     "/{subscription_id}/rotate-secret",
     summary="Replace the signing secret (operator)",
+    responses=problems(404),
     description="Returns the new secret. For the configured grace period deliveries are "
     "signed with both the new and the previous secret, so the receiver can switch over "
     "without rejecting any.",

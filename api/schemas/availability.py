@@ -2,27 +2,51 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     NaiveDatetime,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from api.openapi import PROBLEM_REF
+from api.schemas.fields import JsonAwareDatetime, JsonDate, JsonDatetime, JsonInt
 from db.availability import MAX_SLOT_LENGTH, load_zone
 from db.statuses import SlotStatus
 
 _MAX_SLOT_MINUTES = int(MAX_SLOT_LENGTH.total_seconds()) // 60
 _BATCH_CAP = 10_000  # parsing bound only; the configured max_slots_per_request applies
+
+LOCAL_DATE_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?$"
+)
+
+
+def _local_date_time_text(value: Any) -> Any:
+    """Only the documented spelling: pydantic alone would also take a date, a Unix time
+    or a space for the ``T``, none of which the schema describes."""
+    if not isinstance(value, str) or re.fullmatch(LOCAL_DATE_TIME_PATTERN, value) is None:
+        raise ValueError("expected a local date-time without an offset, e.g. 2026-10-19T09:00")
+    return value
+
+
+LocalDateTime = Annotated[
+    NaiveDatetime,
+    BeforeValidator(_local_date_time_text),
+    # Not ``format: date-time``: that is RFC 3339, which requires the offset.
+    WithJsonSchema({"type": "string", "pattern": LOCAL_DATE_TIME_PATTERN}),
+]
 
 
 class SlotWindow(BaseModel):
@@ -37,8 +61,8 @@ class SlotWindow(BaseModel):
         },
     )
 
-    start_time: AwareDatetime = Field(description="Start, inclusive, with an offset.")
-    end_time: AwareDatetime = Field(description="End, exclusive, with an offset.")
+    start_time: JsonAwareDatetime = Field(description="Start, inclusive, with an offset.")
+    end_time: JsonAwareDatetime = Field(description="End, exclusive, with an offset.")
 
     @field_validator("start_time", "end_time")
     @classmethod
@@ -110,17 +134,17 @@ class RecurringSlots(BaseModel):
         ),
         examples=["FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9;BYMINUTE=0"],
     )
-    start_local: NaiveDatetime = Field(
+    start_local: LocalDateTime = Field(
         description=(
             "Wall-clock date-time in the time zone, without an offset: anchors the rule "
             "(first possible occurrence; default hour, minute and weekday)."
         ),
         examples=["2026-10-19T09:00"],
     )
-    duration_minutes: int = Field(
+    duration_minutes: JsonInt = Field(
         gt=0, le=_MAX_SLOT_MINUTES, description="Length of each slot.", examples=[180]
     )
-    until: date | datetime | None = Field(
+    until: JsonDate | JsonDatetime | None = Field(
         default=None,
         description=(
             "Last day (local, inclusive) or date-time on which a slot may start; a "
@@ -128,7 +152,7 @@ class RecurringSlots(BaseModel):
         ),
         examples=["2026-12-31"],
     )
-    count: int | None = Field(
+    count: JsonInt | None = Field(
         default=None, ge=1, description="Number of slots; exclusive with ``until``.", examples=[8]
     )
     time_zone: str | None = Field(
@@ -276,6 +300,7 @@ OVERLAP_409: dict[int | str, dict[str, Any]] = {
         ),
         "content": {
             "application/problem+json": {
+                "schema": {"$ref": PROBLEM_REF},
                 "example": {
                     "type": "https://booking-service.dev/problems/slot-overlap",
                     "title": "Overlapping availability",
@@ -291,7 +316,7 @@ OVERLAP_409: dict[int | str, dict[str, Any]] = {
                     ],
                     "conflict_count": 1,
                     "overlapping_in_request": [],
-                }
+                },
             }
         },
     }

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
-import zoneinfo
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
+
+from api.schemas.fields import JsonBool, StorableText, storable_text
+from db.availability import load_zone
 
 
 def _known_time_zone(name: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)") from exc
+    # load_zone also refuses directories ("Europe") and unreadable keys, not only unknown ones.
+    if load_zone(name) is None:
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)")
     return name
 
 
@@ -24,7 +26,9 @@ TimeZoneName = Annotated[
     AfterValidator(_known_time_zone),
 ]
 Specialization = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=100)
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=100),
+    AfterValidator(storable_text),
 ]
 SPECIALIZATIONS = Field(max_length=50, examples=[["careers", "python"]])
 
@@ -34,10 +38,12 @@ class ConsultantProfileIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(default=None, max_length=200, examples=["Dr. Ada Byron"])
-    bio: str | None = Field(default=None, max_length=5000)
+    display_name: StorableText | None = Field(
+        default=None, max_length=200, examples=["Dr. Ada Byron"]
+    )
+    bio: StorableText | None = Field(default=None, max_length=5000)
     specializations: list[Specialization] = Field(default_factory=list, max_length=50)
-    is_available_for_booking: bool = True
+    is_available_for_booking: JsonBool = True
     time_zone: TimeZoneName = Field(
         default="UTC",
         description="IANA zone in which recurring availability is expanded.",
@@ -46,13 +52,18 @@ class ConsultantProfileIn(BaseModel):
 
 
 class ConsultantProfilePatch(BaseModel):
+    """Only the fields present are changed; ``null`` clears ``display_name`` or ``bio``
+    (the others cannot be null, so their schema omits it; an explicit null is a 422)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(default=None, max_length=200)
-    bio: str | None = Field(default=None, max_length=5000)
-    specializations: list[Specialization] | None = Field(default=None, max_length=50)
-    is_available_for_booking: bool | None = None
-    time_zone: TimeZoneName | None = None
+    display_name: StorableText | None = Field(default=None, max_length=200)
+    bio: StorableText | None = Field(default=None, max_length=5000)
+    specializations: (
+        Annotated[list[Specialization], Field(max_length=50)] | SkipJsonSchema[None]
+    ) = None
+    is_available_for_booking: JsonBool | SkipJsonSchema[None] = None
+    time_zone: TimeZoneName | SkipJsonSchema[None] = None
 
 
 class ConsultantProfileOut(BaseModel):

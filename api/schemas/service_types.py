@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas.consultants import Specialization
+from api.schemas.fields import JsonBool, JsonInt, StorableText
 
 NAME = Field(min_length=1, max_length=200, examples=["Career coaching"])
 DURATION = Field(gt=0, le=24 * 60, description="Length of a session in minutes.", examples=[45])
@@ -28,25 +31,28 @@ CONFIRMATION_TIMEOUT = Field(
 class ServiceTypeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = NAME
-    description: str | None = Field(default=None, max_length=5000)
-    default_duration_minutes: int = DURATION
-    is_active: bool = True
+    name: StorableText = NAME
+    description: StorableText | None = Field(default=None, max_length=5000)
+    default_duration_minutes: JsonInt = DURATION
+    is_active: JsonBool = True
     required_specialization: Specialization | None = SPECIALIZATION
-    confirmation_timeout_seconds: int | None = CONFIRMATION_TIMEOUT
+    confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
 
 
 class ServiceTypePatch(BaseModel):
-    """Only the fields present are changed; ``null`` clears a nullable field."""
+    """Only the fields present are changed; ``null`` clears a nullable field (the
+    others cannot be null, so their schema omits it; an explicit null is a 422)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=5000)
-    default_duration_minutes: int | None = Field(default=None, gt=0, le=24 * 60)
-    is_active: bool | None = None
+    name: Annotated[StorableText, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
+    description: StorableText | None = Field(default=None, max_length=5000)
+    default_duration_minutes: Annotated[JsonInt, Field(gt=0, le=24 * 60)] | SkipJsonSchema[None] = (
+        None
+    )
+    is_active: JsonBool | SkipJsonSchema[None] = None
     required_specialization: Specialization | None = SPECIALIZATION
-    confirmation_timeout_seconds: int | None = CONFIRMATION_TIMEOUT
+    confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
 
 
 class ServiceTypeOut(BaseModel):

@@ -8,7 +8,9 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
+from api.schemas.fields import JsonBool, StorableText, storable_text
 from booking.events import EventType
 from db.webhook_status import DeliveryStatus
 
@@ -17,6 +19,7 @@ MAX_URL_LENGTH = 2048
 
 def _endpoint_url(value: str) -> str:
     """An absolute http(s) URL with a host, kept as given (no normalisation)."""
+    storable_text(value)
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018  (raises ValueError on a malformed port)
@@ -53,7 +56,7 @@ EventTypeFilter = Annotated[
     ),
     AfterValidator(_distinct_sorted),
 ]
-Description = Annotated[str, Field(max_length=500)]
+Description = Annotated[StorableText, Field(max_length=500)]
 
 
 class WebhookSubscriptionCreate(BaseModel):
@@ -62,18 +65,19 @@ class WebhookSubscriptionCreate(BaseModel):
     url: EndpointUrl
     event_types: EventTypeFilter = []
     description: Description | None = None
-    is_enabled: bool = True
+    is_enabled: JsonBool = True
 
 
 class WebhookSubscriptionPatch(BaseModel):
-    """Only the fields present are changed; ``null`` clears the description."""
+    """Only the fields present are changed; ``null`` clears the description (the
+    others cannot be null, so their schema omits it; an explicit null is a 422)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    url: EndpointUrl | None = None
-    event_types: EventTypeFilter | None = None
+    url: EndpointUrl | SkipJsonSchema[None] = None
+    event_types: EventTypeFilter | SkipJsonSchema[None] = None
     description: Description | None = None
-    is_enabled: bool | None = None
+    is_enabled: JsonBool | SkipJsonSchema[None] = None
 
 
 class WebhookSubscriptionOut(BaseModel):
