@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import AwareDatetime
 
 from api.auth import Principal, Role
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, SignedIn
@@ -33,6 +32,7 @@ from api.schemas.availability import (
     SlotWindow,
     TimeRangeOut,
 )
+from api.schemas.fields import IsoAwareDatetime
 from booking.settings import Settings
 from db.availability import (
     ConsultantNotFoundError,
@@ -61,11 +61,11 @@ _CURSOR_KEYS = frozenset({"start", "id"})
 _NOT_MANAGER = (403, "Not this consultant, nor an operator")
 
 WindowStart = Annotated[
-    AwareDatetime | None,
+    IsoAwareDatetime | None,
     Query(alias="from", description="Only slots ending after this instant (with an offset)."),
 ]
 WindowEnd = Annotated[
-    AwareDatetime | None,
+    IsoAwareDatetime | None,
     Query(alias="to", description="Only slots starting before this instant (with an offset)."),
 ]
 

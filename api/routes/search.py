@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from api.deps import SessionDep, SettingsDep, SignedIn
 from api.errors import NotFound, Unprocessable
 from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from api.routes.availability import decode_slot_cursor, encode_slot_cursor
-from api.schemas.fields import StorableText
+from api.schemas.fields import IsoAwareDatetime, StorableText
 from api.schemas.search import BookableTimeOut
 from booking.settings import Settings
 from db.models import ServiceType
@@ -89,10 +88,10 @@ async def search_availability(
         uuid.UUID, Query(description="The session length is this type's default duration.")
     ],
     window_start: Annotated[
-        AwareDatetime, Query(alias="from", description="Window start, with an offset.")
+        IsoAwareDatetime, Query(alias="from", description="Window start, with an offset.")
     ],
     window_end: Annotated[
-        AwareDatetime, Query(alias="to", description="Window end (exclusive), with an offset.")
+        IsoAwareDatetime, Query(alias="to", description="Window end (exclusive), with an offset.")
     ],
     consultant_id: Annotated[uuid.UUID | None, Query(description="Only this consultant.")] = None,
     specialization: Annotated[

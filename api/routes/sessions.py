@@ -17,7 +17,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query
-from pydantic import AwareDatetime
 from sqlalchemy import select, tuple_
 
 from api import consultation_workflow
@@ -33,6 +32,7 @@ from api.pagination import (
     encode_time_cursor,
 )
 from api.schemas.consultation_requests import CancelBody
+from api.schemas.fields import IsoAwareDatetime
 from api.schemas.sessions import NoShowBody, RescheduleBody, SessionDetail, SessionOut
 from api.visibility import is_requester, visible_sessions
 from db.models import AvailabilitySlot, ScheduledSession
@@ -120,10 +120,10 @@ async def list_sessions(
         Query(alias="status", description="Only these statuses (repeatable)."),
     ] = None,
     starts_from: Annotated[
-        AwareDatetime | None, Query(alias="from", description="Starting at or after this.")
+        IsoAwareDatetime | None, Query(alias="from", description="Starting at or after this.")
     ] = None,
     starts_before: Annotated[
-        AwareDatetime | None, Query(alias="to", description="Starting before this.")
+        IsoAwareDatetime | None, Query(alias="to", description="Starting before this.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=500)] = None,

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from api.openapi import PROBLEM_REF
-from api.schemas.fields import JsonAwareDatetime, JsonDate, JsonDatetime, JsonInt
+from api.schemas.fields import IsoAwareDatetime, IsoDate, IsoDatetime, JsonInt
 from db.availability import MAX_SLOT_LENGTH, load_zone
 from db.statuses import SlotStatus
 
@@ -61,8 +61,8 @@ class SlotWindow(BaseModel):
         },
     )
 
-    start_time: JsonAwareDatetime = Field(description="Start, inclusive, with an offset.")
-    end_time: JsonAwareDatetime = Field(description="End, exclusive, with an offset.")
+    start_time: IsoAwareDatetime = Field(description="Start, inclusive, with an offset.")
+    end_time: IsoAwareDatetime = Field(description="End, exclusive, with an offset.")
 
     @field_validator("start_time", "end_time")
     @classmethod
@@ -144,7 +144,7 @@ class RecurringSlots(BaseModel):
     duration_minutes: JsonInt = Field(
         gt=0, le=_MAX_SLOT_MINUTES, description="Length of each slot.", examples=[180]
     )
-    until: JsonDate | JsonDatetime | None = Field(
+    until: IsoDate | IsoDatetime | None = Field(
         default=None,
         description=(
             "Last day (local, inclusive) or date-time on which a slot may start; a "

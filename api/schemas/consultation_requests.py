@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.schemas.fields import IsoAwareDatetime
 from db.statuses import RequestStatus
 from workflows.contracts import CancellationReason, DeclineReason, RequestDetails, SessionStatus
 
@@ -72,10 +72,10 @@ class ConsultationRequestCreate(BaseModel):
         "its consultant is asked, and only that slot serves the request: after a "
         "decline it waits for an operator or is rejected. Excludes the preferred window.",
     )
-    preferred_start: AwareDatetime | None = Field(
+    preferred_start: IsoAwareDatetime | None = Field(
         default=None, description="Earliest start of the session (with an offset)."
     )
-    preferred_end: AwareDatetime | None = Field(
+    preferred_end: IsoAwareDatetime | None = Field(
         default=None, description="Latest end of the session (with an offset)."
     )
     preferred_consultant_id: uuid.UUID | None = Field(
