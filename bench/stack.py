@@ -4,7 +4,8 @@ By default everything is started here, from the same wheels as ``make run``: an
 embedded PostgreSQL on a fresh data directory (migrated to head), the Temporal dev
 server (headless, history in memory) and the API as a ``booking api`` subprocess,
 each on a free port, all in one scratch directory that is removed afterwards.
-Only what the selected scenarios need is started.
+Only what the selected scenarios need is started. The API started here runs with
+its per-user abuse limits off (``BENCH_API_LIMITS``): one process makes the load.
 
 A running stack is used instead, piece by piece, when the environment names it:
 
@@ -65,6 +66,20 @@ API_READY_TIMEOUT = 90.0
 ENV_API_URL = "BOOKING_BENCH_API_URL"
 ENV_DATABASE_URL = "BOOKING_DATABASE_URL"
 ENV_TEMPORAL_ADDRESS = "BOOKING_TEMPORAL_ADDRESS"
+# "1": the dev server started here keeps one read and one write partition per task
+# queue instead of four (pollers then never wait on an empty partition).
+ENV_SINGLE_PARTITION = "BOOKING_BENCH_SINGLE_PARTITION"
+SINGLE_PARTITION_CONFIG = (
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+)
+# The API started here serves a load generator, not people: its per-user abuse limits
+# would otherwise answer 429 for the load (they are the abuse tests' subject, not ours).
+BENCH_API_LIMITS = {
+    "BOOKING_RATE_LIMIT_READ_PER_SECOND": "0",
+    "BOOKING_RATE_LIMIT_WRITE_PER_SECOND": "0",
+    "BOOKING_MAX_OPEN_REQUESTS_PER_LEARNER": "100000",
+}
 
 
 class Component(StrEnum):
@@ -114,6 +129,18 @@ class ChildProcess:
         self._log.close()
 
 
+class BenchTemporalServer(TemporalDevServer):
+    """The dev server, optionally with ``--dynamic-config-value`` settings."""
+
+    dynamic_config: tuple[str, ...] = ()
+
+    def command(self) -> list[str]:
+        command = super().command()
+        for value in self.dynamic_config:
+            command += ["--dynamic-config-value", value]
+        return command
+
+
 class BenchStack:
     """Start what is missing, hand out addresses, clients and tokens, stop it all."""
 
@@ -132,7 +159,7 @@ class BenchStack:
         # The API started here verifies tokens with a secret of this run only.
         self._jwt_secret = secrets.token_urlsafe(48)
         self._postgres: EmbeddedPostgres | None = None
-        self._temporal: TemporalDevServer | None = None
+        self._temporal: BenchTemporalServer | None = None
         self._api: ChildProcess | None = None
         self._api_url: str | None = None
         self._children: list[ChildProcess] = []
@@ -209,9 +236,11 @@ class BenchStack:
         if self.external_temporal_address is not None or self._temporal is not None:
             return
         logger.info("starting the Temporal dev server (headless, in memory)")
-        server = TemporalDevServer(
+        server = BenchTemporalServer(
             free_port(), ui=False, log_file=self.work_dir / "temporal.log", log_level="warn"
         )
+        if self._environ.get(ENV_SINGLE_PARTITION) == "1":
+            server.dynamic_config = SINGLE_PARTITION_CONFIG
         server.start()
         self._temporal = server
 
@@ -221,6 +250,7 @@ class BenchStack:
         port = free_port()
         env = {
             **self.child_env(),
+            **BENCH_API_LIMITS,
             "BOOKING_API_HOST": LOCALHOST,
             "BOOKING_API_PORT": str(port),
             "BOOKING_PUBLIC_BASE_URL": f"http://{LOCALHOST}:{port}",
@@ -275,6 +305,29 @@ class BenchStack:
         if self._api_url is None:
             raise RuntimeError("the API was not started (declare Component.API)")
         return self._api_url
+
+    def process_ids(self) -> dict[str, int]:
+        """The processes started here (servers, API, workers), by name."""
+        pids: dict[str, int] = {}
+        if self._postgres is not None and self._postgres.pid is not None:
+            pids["postgresql"] = self._postgres.pid
+        if self._temporal is not None and self._temporal.process is not None:
+            pids["temporal"] = self._temporal.process.pid
+        if self._api is not None:
+            pids["api"] = self._api.pid
+        for child in self._children:
+            pids[child.name] = child.pid
+        pids["benchmark (client)"] = os.getpid()
+        return pids
+
+    @property
+    def temporal_partitions(self) -> str:
+        """How the task queues of the dev server started here are partitioned."""
+        if self._temporal is None:
+            return "external server"
+        if self._temporal.dynamic_config:
+            return "1 read and 1 write partition per task queue"
+        return "the dev server's default (4 partitions per task queue)"
 
     @property
     def owns_database(self) -> bool:

@@ -1,4 +1,4 @@
-"""The benchmark harness: its arithmetic, and a tiny real run of floor and search."""
+"""The benchmark harness: its arithmetic, and tiny real runs of every scenario."""
 
 from __future__ import annotations
 
@@ -137,3 +137,40 @@ def test_quick_floor_and_search_on_a_fresh_stack(tmp_path: Path) -> None:
     assert "## floor (quick)" in summary
     assert "## search (quick)" in summary
     assert summary.index("## floor") < summary.index("## search")
+
+
+def test_quick_booking_and_contention_on_a_fresh_stack(tmp_path: Path) -> None:
+    """One quick round of each: whole bookings through the API with the real worker."""
+    env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
+    env.pop("BOOKING_BENCH_WORKFLOW_TASK_POLLS", None)
+    env.pop("BOOKING_BENCH_SINGLE_PARTITION", None)
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "bench", "booking", "contention", "--quick"]
+    run = subprocess.run(
+        [*command, "--rounds", "1", "--results-dir", str(results)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+
+    booking = json.loads((results / "booking.json").read_text())
+    contention = json.loads((results / "contention.json").read_text())
+    for document in (booking, contention):
+        assert document["quick"] is True
+        assert document["ok"] is True
+        assert all(check["ok"] for check in document["checks"]), document["checks"]
+        assert document["ratios"]
+    assert booking["figures"]["booking.peak.rate"]["median"] > 0
+    assert booking["figures"]["booking.half.ready.p99_ms"]["median"] > 0
+    targets = {target["subject"]: target for target in booking["targets"]}
+    assert targets["booking.rate_over_empty"]["applies"] is False  # --quick
+    assert targets["booking.history_events"]["met"] is True
+    assert contention["figures"]["contention.sessions"]["rounds"] == [4.0]
+    assert contention["evidence"]["submit_statuses_per_round"]
+    summary = (results / "SUMMARY.md").read_text()
+    assert "## booking (quick)" in summary
+    assert "## contention (quick)" in summary
