@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import jwt
 
-from api.errors import Unauthorized
+from api.errors import ServiceUnavailable, Unauthorized
 from booking.settings import Settings
 
 SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -74,6 +74,13 @@ class TokenVerifier:
         try:
             # PyJWKClient fetches over blocking HTTP; keep it off the event loop.
             signing_key = await anyio.to_thread.run_sync(jwks.get_signing_key_from_jwt, token)
+        except jwt.PyJWKClientConnectionError as exc:
+            # The IAM's key set is unreachable: the token may be fine, so this is an
+            # outage the client can retry, not a bad token.
+            raise ServiceUnavailable(
+                "The identity provider's signing keys cannot be fetched; retry shortly.",
+                headers={"Retry-After": "5"},
+            ) from exc
         except jwt.PyJWKClientError as exc:
             raise Unauthorized("The token's signing key is unknown.") from exc
         except jwt.InvalidTokenError as exc:

@@ -261,3 +261,22 @@ async def test_keys_named_by_the_token_itself_are_never_used(
     token = jwt.encode(claims, key_server.attacker_key, algorithm="RS256", headers=headers)
     await _refused(jwks_client, token)
     assert "/attacker/jwks.json" not in key_server.requested
+
+
+async def test_an_unreachable_key_set_is_an_outage_not_a_bad_token(
+    settings: Settings, key_server: KeyServer, claims: dict[str, Any]
+) -> None:
+    """When the IAM's JWKS cannot be fetched the token may well be valid: 503, retry."""
+    unreachable_iam = settings.model_copy(
+        update={"jwt_jwks_url": "http://127.0.0.1:1/jwks.json", "jwt_secret": None}
+    )
+    application = create_app(
+        unreachable_iam, temporal=await Client.connect("127.0.0.1:1", lazy=True)
+    )
+    token = jwt.encode(claims, key_server.iam_key, algorithm="RS256", headers={"kid": KID})
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get(PROTECTED, headers=bearer(token))
+    assert_problem(response, 503)
+    assert response.headers["retry-after"] == "5"
