@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
+from booking.maintenance import run_draft_sweeper
 from booking.settings import Settings
 from booking.temporal_client import connect_temporal
 from db.engine import create_engine, create_session_factory
@@ -64,9 +65,12 @@ async def run_worker(settings: Settings) -> None:
         running = asyncio.create_task(worker.run(), name="temporal-worker")
         # Webhook delivery runs beside the worker, never inside a booking's transaction;
         # any number of worker processes may run it (claims use SKIP LOCKED).
-        dispatcher_stop = asyncio.Event()
+        background_stop = asyncio.Event()
         dispatching = asyncio.create_task(
-            run_dispatcher(session_factory, settings, dispatcher_stop), name="webhook-dispatcher"
+            run_dispatcher(session_factory, settings, background_stop), name="webhook-dispatcher"
+        )
+        sweeping = asyncio.create_task(
+            run_draft_sweeper(session_factory, settings, background_stop), name="draft-sweeper"
         )
         stopping = asyncio.create_task(stop_requested.wait(), name="stop-signal")
         try:
@@ -83,7 +87,8 @@ async def run_worker(settings: Settings) -> None:
             await running
             logger.info("worker stopped")
         finally:
-            dispatcher_stop.set()
+            background_stop.set()
             await dispatching  # in-flight deliveries finish and record their outcome
+            await sweeping
     finally:
         await engine.dispose()

@@ -10,6 +10,7 @@ the request. A draft whose workflow never started is swept by age.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
@@ -43,3 +44,13 @@ async def take_details(
     )
     details: str | None = (await session.execute(statement)).scalar_one_or_none()
     return details
+
+
+async def sweep_stale_drafts(session: AsyncSession, *, older_than: datetime) -> int:
+    """Delete drafts staged before ``older_than``; returns how many went."""
+    result = await session.execute(
+        delete(ConsultationRequestDraft)
+        .where(ConsultationRequestDraft.created_at < older_than)
+        .returning(ConsultationRequestDraft.request_id)
+    )
+    return len(result.all())

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     # so that nobody can hold a consultant's whole week.
     max_open_requests_per_learner: int = Field(default=5, ge=1)
 
+    # Staged request details whose workflow never stored them (the start failed after
+    # the draft was written) are deleted after this long, checked every interval.
+    request_draft_ttl: Duration = timedelta(days=1)
+    request_draft_sweep_interval: Duration = timedelta(minutes=10)
+
     # Consultation lifecycle (the workflow reads these through its input).
     confirmation_timeout: Duration = timedelta(hours=24)
     confirmation_reminder_before: Duration = timedelta(hours=2)
