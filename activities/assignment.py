@@ -13,7 +13,7 @@ from temporalio import activity
 from activities import slots
 from activities.candidates import rank_candidates
 from activities.database import SessionFactory, transaction
-from activities.events import dedupe_key, emit
+from activities.events import emit
 from activities.rows import transition_request
 from booking.events import EventType
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
@@ -101,7 +101,8 @@ class AssignmentActivities:
                 await emit(
                     session,
                     event_type,
-                    key=dedupe_key(event_type, arg.request_id, arg.attempt),
+                    subject=arg.request_id,
+                    occurrence=(arg.attempt,),
                     request_id=arg.request_id,
                     payload={
                         "consultant_id": arg.consultant_id,
@@ -200,14 +201,16 @@ async def _assign(
     await emit(
         session,
         EventType.CONSULTATION_ASSIGNED,
-        key=dedupe_key(EventType.CONSULTATION_ASSIGNED, arg.request_id, step.attempt),
+        subject=arg.request_id,
+        occurrence=(step.attempt,),
         request_id=arg.request_id,
         payload={**common, "slot_id": arg.slot_id, "start": start, "end": end},
     )
     await emit(
         session,
         EventType.CONSULTATION_CONFIRMATION_REQUESTED,
-        key=dedupe_key(EventType.CONSULTATION_CONFIRMATION_REQUESTED, arg.request_id, step.attempt),
+        subject=arg.request_id,
+        occurrence=(step.attempt,),
         request_id=arg.request_id,
         payload={**common, "confirmation_deadline": step.confirmation_deadline},
     )

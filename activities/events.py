@@ -41,12 +41,19 @@ async def emit(
     session: AsyncSession,
     event_type: EventType,
     *,
-    key: str,
+    subject: uuid.UUID,
+    occurrence: tuple[object, ...] = (),
     request_id: uuid.UUID,
     session_id: uuid.UUID | None = None,
     payload: Mapping[str, PayloadValue] | None = None,
 ) -> bool:
-    """Append the event unless one with ``key`` exists; True if it was appended."""
+    """Append the event unless its transition was recorded already; True if appended.
+
+    The dedupe key is ``dedupe_key(event_type, subject, *occurrence)``: the request or
+    session the transition happened to, and which occurrence of it (an attempt, a
+    reminder offset), so a retry of the same transition finds its own event.
+    """
+    key = dedupe_key(event_type, subject, *occurrence)
     values = {name: _json_value(value) for name, value in (payload or {}).items()}
     statement = (
         insert(DomainEvent)

@@ -15,7 +15,7 @@ from temporalio import activity
 
 from activities import slots
 from activities.database import SessionFactory, business_failure, transaction
-from activities.events import dedupe_key, emit
+from activities.events import emit
 from activities.rows import transition_request, transition_session
 from booking.events import EventType
 from db.models import ScheduledSession
@@ -85,7 +85,8 @@ class LifecycleActivities:
             await emit(
                 session,
                 EventType.SESSION_RESCHEDULED,
-                key=dedupe_key(EventType.SESSION_RESCHEDULED, arg.session_id, arg.to_slot_id),
+                subject=arg.session_id,
+                occurrence=(arg.to_slot_id,),
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload={
@@ -132,7 +133,7 @@ class LifecycleActivities:
             await emit(
                 session,
                 EventType.SESSION_CANCELLED,
-                key=dedupe_key(EventType.SESSION_CANCELLED, arg.session_id),
+                subject=arg.session_id,
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload={**payload, "session_status": arg.session_status},
@@ -140,7 +141,7 @@ class LifecycleActivities:
             await emit(
                 session,
                 EventType.CONSULTATION_CANCELLED,
-                key=dedupe_key(EventType.CONSULTATION_CANCELLED, arg.request_id),
+                subject=arg.request_id,
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload=payload,
@@ -162,9 +163,8 @@ class LifecycleActivities:
             await emit(
                 session,
                 EventType.SESSION_REMINDER,
-                key=dedupe_key(
-                    EventType.SESSION_REMINDER,
-                    arg.session_id,
+                subject=arg.session_id,
+                occurrence=(
                     arg.session_start.isoformat(),
                     offset,
                 ),
@@ -186,7 +186,7 @@ class LifecycleActivities:
             await emit(
                 session,
                 EventType.SESSION_STARTED,
-                key=dedupe_key(EventType.SESSION_STARTED, arg.session_id),
+                subject=arg.session_id,
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload={"at": arg.at},
@@ -211,7 +211,7 @@ class LifecycleActivities:
             await emit(
                 session,
                 EventType.SESSION_COMPLETED,
-                key=dedupe_key(EventType.SESSION_COMPLETED, arg.session_id),
+                subject=arg.session_id,
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload={"at": arg.at},
@@ -242,7 +242,7 @@ async def _mark_no_show(session: AsyncSession, arg: NoShowInput) -> None:
     await emit(
         session,
         EventType.SESSION_NO_SHOW,
-        key=dedupe_key(EventType.SESSION_NO_SHOW, arg.session_id),
+        subject=arg.session_id,
         request_id=arg.request_id,
         session_id=arg.session_id,
         payload={"absent": arg.absent, "reported_by": arg.reported_by, "actor_id": arg.actor_id},

@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.database import SessionFactory, transaction
-from activities.events import dedupe_key, emit
+from activities.events import emit
 from booking.events import EventType
 from db.models import ScheduledSession
 from integrations.meetings import MeetingPlatform, MeetingPlatformError, MeetingRoom, MeetingSpec
@@ -68,7 +68,7 @@ class MeetingActivities:
                 await emit(
                     session,
                     EventType.SESSION_MEETING_READY,
-                    key=dedupe_key(EventType.SESSION_MEETING_READY, arg.session_id),
+                    subject=arg.session_id,
                     request_id=arg.request_id,
                     session_id=arg.session_id,
                     payload={"start": arg.start, "end": arg.end},
@@ -99,9 +99,8 @@ class MeetingActivities:
             await emit(
                 session,
                 EventType.SESSION_MEETING_READY,
-                key=dedupe_key(
-                    EventType.SESSION_MEETING_READY, arg.session_id, arg.start.isoformat()
-                ),
+                subject=arg.session_id,
+                occurrence=(arg.start.isoformat(),),
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload={"start": arg.start, "end": arg.end},

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from activities import slots
 from activities.database import DATABASE_CONFLICT, SessionFactory, business_failure, transaction
 from activities.drafts import take_details
-from activities.events import dedupe_key, emit
+from activities.events import emit
 from activities.rows import transition_request
 from booking.events import EventType
 from db.errors import FOREIGN_KEY_VIOLATION, constraint_name, sqlstate
@@ -68,7 +68,7 @@ class TransitionActivities:
             await emit(
                 session,
                 EventType.CONSULTATION_REQUESTED,
-                key=dedupe_key(EventType.CONSULTATION_REQUESTED, arg.request_id),
+                subject=arg.request_id,
                 request_id=arg.request_id,
                 payload={
                     "requester_id": arg.requester_id,
@@ -101,9 +101,8 @@ class TransitionActivities:
             await emit(
                 session,
                 EventType.CONSULTATION_CONFIRMATION_REMINDER,
-                key=dedupe_key(
-                    EventType.CONSULTATION_CONFIRMATION_REMINDER, arg.request_id, arg.attempt
-                ),
+                subject=arg.request_id,
+                occurrence=(arg.attempt,),
                 request_id=arg.request_id,
                 payload={
                     "consultant_id": arg.consultant_id,
@@ -128,7 +127,7 @@ class TransitionActivities:
             await emit(
                 session,
                 EventType.CONSULTATION_REJECTED,
-                key=dedupe_key(EventType.CONSULTATION_REJECTED, arg.request_id),
+                subject=arg.request_id,
                 request_id=arg.request_id,
                 payload={"reason": arg.reason},
             )
@@ -150,7 +149,7 @@ class TransitionActivities:
             await emit(
                 session,
                 EventType.CONSULTATION_CANCELLED,
-                key=dedupe_key(EventType.CONSULTATION_CANCELLED, arg.request_id),
+                subject=arg.request_id,
                 request_id=arg.request_id,
                 payload={
                     "cancelled_by": arg.party,
@@ -214,7 +213,7 @@ class TransitionActivities:
             await emit(
                 session,
                 EventType.SESSION_SCHEDULED,
-                key=dedupe_key(EventType.SESSION_SCHEDULED, arg.session_id),
+                subject=arg.session_id,
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload={

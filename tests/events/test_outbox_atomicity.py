@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import activities.lifecycle
 import activities.transitions
-from activities.events import emit
+from activities.events import dedupe_key, emit
 from booking.events import EventType
 from booking.settings import Environment, Settings
 from db.models import AvailabilitySlot, ConsultationRequest, DomainEvent, ScheduledSession
@@ -133,7 +133,10 @@ async def test_an_exclusion_violation_after_the_event_insert_leaves_no_trace(
             await session.scalar(
                 select(func.count())
                 .select_from(DomainEvent)
-                .where(DomainEvent.dedupe_key == kw["key"])
+                .where(
+                    DomainEvent.dedupe_key
+                    == dedupe_key(event_type, kw["subject"], *kw.get("occurrence", ()))
+                )
             )
             or 0
         )
@@ -278,7 +281,7 @@ async def test_an_attempt_that_fails_after_writing_its_event_is_retried_into_one
     async def fail_once(session: AsyncSession, event_type: EventType, **kw: Any) -> bool:
         appended = await emit(session, event_type, **kw)
         if event_type is EventType.SESSION_SCHEDULED and not failed:
-            failed.append(kw["key"])
+            failed.append(dedupe_key(event_type, kw["subject"], *kw.get("occurrence", ())))
             raise ConnectionResetError("lost the connection before the commit")
         return appended
 
