@@ -58,6 +58,19 @@ async def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def next_whole_minute_to_book(*, at_least: timedelta, margin: timedelta) -> datetime:
+    """The whole minute a booking made within ``margin`` from now will start on.
+
+    The workflow snaps short-notice starts up to the next whole minute as of *its*
+    clock; close to a minute's end that is a different minute than the one
+    ``at_least`` ahead of ours, so first let such a minute end."""
+    now = datetime.now(UTC)
+    left_in_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1) - now
+    if left_in_minute < at_least + margin:
+        await asyncio.sleep(left_in_minute.total_seconds())
+    return next_whole_minute(at_least=at_least)
+
+
 def next_whole_minute(*, at_least: timedelta) -> datetime:
     """The first whole minute at least ``at_least`` from now: the workflow starts
     sessions it books soon on whole minutes."""

@@ -13,7 +13,7 @@ from tests.e2e.support import (
     WAIT_LIMIT,
     Service,
     days_ahead,
-    next_whole_minute,
+    next_whole_minute_to_book,
     seconds_until,
     utc_now,
     wait_until,
@@ -289,7 +289,9 @@ async def test_a_consultant_reports_a_learner_who_did_not_show_up(service: Servi
     whole minute, so this test waits for it."""
     service_type = await service.service_type(minutes=1)
     consultant = await service.consultant()
-    start = next_whole_minute(at_least=timedelta(seconds=5))
+    start = await next_whole_minute_to_book(
+        at_least=timedelta(seconds=5), margin=timedelta(seconds=10)
+    )
     slot = await service.slot(
         consultant, start - timedelta(seconds=4), start + timedelta(minutes=1)
     )
