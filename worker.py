@@ -28,6 +28,9 @@ logger = logging.getLogger("booking.worker")
 
 WORKER_SHUTDOWN_GRACE = timedelta(seconds=20)
 
+DATABASE_APPLICATION_NAME = "booking-worker"
+"""How the worker's connections show in ``pg_stat_activity``."""
+
 
 def build_worker(
     client: Client,
@@ -46,7 +49,7 @@ def build_worker(
 
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; raises if the worker fails on its own."""
-    engine = create_engine(settings)
+    engine = create_engine(settings, application_name=DATABASE_APPLICATION_NAME)
     try:
         client = await connect_temporal(settings)
         session_factory = create_session_factory(engine)

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
+        engine = create_engine(settings, application_name="booking-api")
         client = temporal or await connect_temporal(settings, lazy=True)
         app.state.container = AppContainer(
             settings=settings,

@@ -12,12 +12,15 @@ from sqlalchemy.ext.asyncio import (
 from booking.settings import Settings
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, application_name: str = "booking") -> AsyncEngine:
+    """``application_name`` tells this process's connections apart in
+    ``pg_stat_activity`` (which process holds a lock, whose connections to end)."""
     return create_async_engine(
         settings.require_database_url(),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": application_name}},
     )
 
 
