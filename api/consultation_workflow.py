@@ -13,10 +13,11 @@ import logging
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -148,6 +149,9 @@ async def submit(client: Client, request: ConsultationInput, *, task_queue: str)
         return await _bounded(request.request_id, call)
     except WorkflowAlreadyStartedError as exc:
         raise RequestClosedError(str(request.request_id)) from exc
+    except BaseException:
+        _drain_start_outcome(operation)
+        raise
 
 
 async def update(
@@ -198,6 +202,14 @@ async def _bounded(request_id: uuid.UUID, call: Awaitable[ResultT]) -> ResultT:
         # The lazily connecting client raises this when it cannot reach the server.
         logger.warning("Temporal unreachable for request %s: %s", request_id, exc)
         raise _unavailable() from exc
+
+
+def _drain_start_outcome(operation: WithStartWorkflowOperation[Any, Any]) -> None:
+    """The SDK fails the start operation's handle with the same error as the update;
+    read it in the background, or every failed submit (Temporal restarting, say) logs
+    "Future exception was never retrieved"."""
+    reading = asyncio.ensure_future(operation.workflow_handle())
+    reading.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _unavailable() -> ServiceUnavailable:
