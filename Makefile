@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format lock bench
+.PHONY: help install run test chaos lint format lock bench
 
 help:
 	@echo "make run [DEMO=1]  PostgreSQL, Temporal + UI, worker and API on this machine"
 	@echo "make test          lint, type-check and the whole test suite"
+	@echo "make chaos         200 bookings while worker, Temporal and DB connections break"
 	@echo "make bench         benchmarks on a fresh local stack; results in bench/results/"
 	@echo "                   (SCENARIOS=\"floor search\" ROUNDS=5 QUICK=1 to narrow it)"
 	@echo "make lint          ruff check, ruff format --check, mypy --strict"
@@ -39,6 +40,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# Also part of `make test`; on its own it shows the faults and answers as they happen.
+chaos: $(STAMP)
+	$(BIN)/pytest tests/chaos -o log_cli=true --log-cli-level=WARNING
 
 # Starts its own PostgreSQL, Temporal and API (or uses the ones named by
 # BOOKING_BENCH_API_URL, BOOKING_DATABASE_URL, BOOKING_TEMPORAL_ADDRESS).

@@ -37,6 +37,7 @@ async def wait_until(
     *,
     within: float = WAIT_LIMIT,
     what: str = "condition",
+    every: float = 0.05,
 ) -> T:
     """Poll ``fetch`` until ``condition`` holds; fail with the last value after
     ``within`` seconds. Nothing outside the workflow can be awaited directly."""
@@ -44,7 +45,7 @@ async def wait_until(
     try:
         async with asyncio.timeout(within):
             while not condition(value):
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(every)
                 value = await fetch()
     except TimeoutError:
         shown = repr(value)

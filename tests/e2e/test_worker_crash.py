@@ -6,10 +6,6 @@ state it was driven to, with exactly one session and one meeting per booking."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking.settings import Settings
 from tests.e2e.support import Actor, Service, assert_no_double_booking, days_ahead, wait_until
-from tests.support.database import REPO_ROOT
+from tests.support.worker_process import WorkerProcess, worker_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -33,59 +29,9 @@ RECOVERY = 60.0
 tasks after their timeout (10 s) and its activities after theirs."""
 
 
-class WorkerProcess:
-    """``booking worker`` as a child process on the test database and task queue."""
-
-    def __init__(self, settings: Settings, log_file: Path) -> None:
-        assert settings.jwt_secret is not None
-        self._env = {
-            **os.environ,
-            "BOOKING_ENVIRONMENT": "test",
-            "BOOKING_JWT_SECRET": settings.jwt_secret.get_secret_value(),
-            "BOOKING_DATABASE_URL": settings.require_database_url(),
-            "BOOKING_TEMPORAL_ADDRESS": settings.temporal_address,
-            "BOOKING_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-            "BOOKING_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
-            "BOOKING_LOG_LEVEL": "WARNING",
-        }
-        self._log_file = log_file
-        self._process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        assert self._process is None, "already running"
-        with self._log_file.open("ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "booking.cli", "worker"],
-                env=self._env,
-                cwd=REPO_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.starts += 1
-
-    def kill(self) -> None:
-        """SIGKILL: no graceful shutdown, in-flight tasks are simply gone."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGKILL)
-        self._process.wait(timeout=10)
-        self._process = None
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
-        self._process = None
-
-
 @pytest.fixture
 def worker_process(e2e_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(e2e_settings, tmp_path / "worker.log")
+    process = WorkerProcess(worker_environment(e2e_settings), tmp_path / "worker.log")
     yield process
     process.stop()
 

@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 
@@ -61,10 +61,18 @@ class Receiver:
         return self.base_url + path
 
 
-class ReceiverServer:
-    """Serves a ``Receiver`` with uvicorn on a port the OS picked."""
+class LoopbackApp(Protocol):
+    """An ASGI app told the address it is served at."""
 
-    def __init__(self, receiver: Receiver) -> None:
+    base_url: str
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None: ...
+
+
+class ReceiverServer:
+    """Serves a ``Receiver`` (or any ``LoopbackApp``) with uvicorn on a port the OS picked."""
+
+    def __init__(self, receiver: LoopbackApp) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         port = self._socket.getsockname()[1]
