@@ -7,6 +7,8 @@ already there (its dedupe key).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -19,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities import slots
 from activities.database import DATABASE_CONFLICT, SessionFactory, business_failure, transaction
 from activities.drafts import take_details
-from activities.events import emit
+from activities.events import PayloadValue, emit
 from activities.rows import transition_request
 from booking.events import EventType
 from db.errors import FOREIGN_KEY_VIOLATION, constraint_name, sqlstate
@@ -113,50 +115,53 @@ class TransitionActivities:
 
     @activity.defn(name=ActivityName.REJECT_REQUEST)
     async def reject_request(self, arg: RejectRequestInput) -> None:
-        async with transaction(self._sessions) as session:
-            await slots.release_all(session, arg.request_id)
-            await transition_request(
-                session,
-                arg.request_id,
-                expected=WAITING,
-                target=RequestStatus.REJECTED,
-                status_reason=arg.reason.value,
-                assigned_consultant_user_id=None,
-                confirmation_deadline=None,
-            )
-            await emit(
-                session,
-                EventType.CONSULTATION_REJECTED,
-                subject=arg.request_id,
-                request_id=arg.request_id,
-                payload={"reason": arg.reason},
-            )
+        await self._close_waiting_request(
+            arg.request_id,
+            RequestStatus.REJECTED,
+            arg.reason.value,
+            EventType.CONSULTATION_REJECTED,
+            {"reason": arg.reason},
+        )
 
     @activity.defn(name=ActivityName.CANCEL_REQUEST)
     async def cancel_request(self, arg: CancelRequestInput) -> None:
         """Cancel before any session exists; any held slot is given back."""
+        await self._close_waiting_request(
+            arg.request_id,
+            RequestStatus.CANCELLED,
+            arg.status_reason.value,
+            EventType.CONSULTATION_CANCELLED,
+            {
+                "cancelled_by": arg.party,
+                "actor_id": arg.actor_id,
+                "reason": arg.reason,
+                "status_reason": arg.status_reason,
+            },
+        )
+
+    async def _close_waiting_request(
+        self,
+        request_id: uuid.UUID,
+        target: RequestStatus,
+        status_reason: str,
+        event_type: EventType,
+        payload: Mapping[str, PayloadValue],
+    ) -> None:
+        """End a request that has no session yet: give back any held slot, record the
+        end and announce it, in one transaction."""
         async with transaction(self._sessions) as session:
-            await slots.release_all(session, arg.request_id)
+            await slots.release_all(session, request_id)
             await transition_request(
                 session,
-                arg.request_id,
+                request_id,
                 expected=WAITING,
-                target=RequestStatus.CANCELLED,
-                status_reason=arg.status_reason.value,
+                target=target,
+                status_reason=status_reason,
                 assigned_consultant_user_id=None,
                 confirmation_deadline=None,
             )
             await emit(
-                session,
-                EventType.CONSULTATION_CANCELLED,
-                subject=arg.request_id,
-                request_id=arg.request_id,
-                payload={
-                    "cancelled_by": arg.party,
-                    "actor_id": arg.actor_id,
-                    "reason": arg.reason,
-                    "status_reason": arg.status_reason,
-                },
+                session, event_type, subject=request_id, request_id=request_id, payload=payload
             )
 
     @activity.defn(name=ActivityName.RESERVE)
