@@ -123,9 +123,7 @@ class ConsultationHandlers:
 
     @cancel.validator
     def _validate_cancel(self, message: CancelRequest) -> None:
-        self._require_open()
-        if self._cancel is not None or self._reschedule is not None:
-            raise rejection(ErrorType.BUSY, "another change of this request is in progress")
+        self._require_open_and_idle(self._cancel, self._reschedule)
         rules.check_cancel(
             message,
             requester_id=self._request.requester_id,
@@ -141,9 +139,7 @@ class ConsultationHandlers:
 
     @reschedule.validator
     def _validate_reschedule(self, message: RescheduleRequest) -> None:
-        self._require_open()
-        if self._reschedule is not None or self._cancel is not None:
-            raise rejection(ErrorType.BUSY, "another change of this session is in progress")
+        self._require_open_and_idle(self._reschedule, self._cancel, what="session")
         rules.check_reschedule(
             message,
             requester_id=self._request.requester_id,
@@ -160,9 +156,7 @@ class ConsultationHandlers:
     @assign.validator
     def _validate_assign(self, message: AssignRequest) -> None:
         del message  # any consultant may be chosen; the candidate query checks the fit
-        self._require_open()
-        if self._assign is not None or self._cancel is not None:
-            raise rejection(ErrorType.BUSY, "another change of this request is in progress")
+        self._require_open_and_idle(self._assign, self._cancel)
         rules.check_assign(status=self._status, hold=self._hold)
 
     @workflow.update
@@ -192,6 +186,12 @@ class ConsultationHandlers:
 
     def _require_open(self) -> None:
         rules.require_open(self._status, self._finished_at is not None)
+
+    def _require_open_and_idle(self, *changes: Pending[Any] | None, what: str = "request") -> None:
+        """Open, and none of the ``changes`` that would conflict with this one pending."""
+        self._require_open()
+        if any(change is not None for change in changes):
+            raise rejection(ErrorType.BUSY, f"another change of this {what} is in progress")
 
     # --- signals from the meeting platform ----------------------------------------------
 
