@@ -23,7 +23,8 @@ from booking.devstack.ports import free_port
 from booking.devstack.temporal import TemporalDevServer
 from booking.settings import Settings
 from tests.e2e.support import Service
-from tests.events.receiver import LoopbackApp, Receiver, ReceiverServer
+from tests.events.receiver import Receiver
+from tests.support.loopback import LoopbackApp, LoopbackServer
 from tests.support.meeting_platform import FakeMeetingPlatform
 from tests.support.tokens import TokenFactory
 from tests.support.worker_process import WorkerProcess, worker_environment
@@ -78,7 +79,7 @@ def chaos_settings(settings: Settings, temporal_server: TemporalDevServer) -> Se
 
 @asynccontextmanager
 async def serving(app: LoopbackApp) -> AsyncIterator[None]:
-    server = ReceiverServer(app)
+    server = LoopbackServer(app)
     await server.start()
     try:
         yield

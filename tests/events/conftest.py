@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking.settings import Settings
 from integrations.webhooks.dispatcher import WebhookDispatcher
-from tests.events.receiver import Receiver, ReceiverServer
+from tests.events.receiver import Receiver
+from tests.support.loopback import LoopbackServer
 
 MEETING_SECRET = "meeting-platform-shared-secret-for-tests"
 
@@ -35,7 +36,7 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     endpoint = Receiver()
-    server = ReceiverServer(endpoint)
+    server = LoopbackServer(endpoint)
     await server.start()
     yield endpoint
     await server.stop()

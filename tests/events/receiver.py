@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-import uvicorn
+from tests.support.loopback import read_request
 
 
 @dataclass(frozen=True)
@@ -41,13 +40,7 @@ class Receiver:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        body, headers = await read_request(scope, receive)
         delay = self.path_delays.get(scope["path"], self.delay)
         if delay:
             await asyncio.sleep(delay)
@@ -59,38 +52,3 @@ class Receiver:
 
     def url(self, path: str = "/hook") -> str:
         return self.base_url + path
-
-
-class LoopbackApp(Protocol):
-    """An ASGI app told the address it is served at."""
-
-    base_url: str
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None: ...
-
-
-class ReceiverServer:
-    """Serves a ``Receiver`` (or any ``LoopbackApp``) with uvicorn on a port the OS picked."""
-
-    def __init__(self, receiver: LoopbackApp) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        port = self._socket.getsockname()[1]
-        receiver.base_url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            receiver, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        # Listening before uvicorn runs: early connections wait in the backlog, so
-        # there is no start-up moment to wait for.
-        self._socket.listen()
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
-
-    async def stop(self) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
-        self._socket.close()

@@ -57,7 +57,8 @@ from tests.events.harness import (
     worker,
 )
 from tests.events.helpers import create_subscription, deliveries, eventually, running
-from tests.events.receiver import Received, Receiver, ReceiverServer
+from tests.events.receiver import Received, Receiver
+from tests.support.loopback import LoopbackServer
 from tests.support.tokens import TokenFactory
 from workflows.consultation import ConsultationWorkflow
 from workflows.contracts import (
@@ -507,7 +508,7 @@ async def run(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Run]:
         http = await stack.enter_async_context(api(settings, env.client))
 
         receiver = Receiver(respond=Outage(FLAKY))
-        server = ReceiverServer(receiver)
+        server = LoopbackServer(receiver)
         await server.start()
         stack.push_async_callback(server.stop)
         tokens = TokenFactory(settings)

@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.support.loopback import read_request
+
 JOIN_BASE = "https://meet.platform.test"
 
 
@@ -52,13 +54,7 @@ class FakeMeetingPlatform:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        body, headers = await read_request(scope, receive)
         status, answer = self._handle(scope["method"], scope["path"], headers, body)
         payload = json.dumps(answer).encode() if answer is not None else b""
         await send(
