@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
+from booking.bytecode import keep_workflow_bytecode
 from booking.maintenance import run_draft_sweeper
 from booking.settings import Settings
 from booking.temporal_client import connect_temporal
@@ -49,6 +50,7 @@ def build_worker(
 
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; raises if the worker fails on its own."""
+    keep_workflow_bytecode()
     engine = create_engine(settings, application_name=DATABASE_APPLICATION_NAME)
     try:
         client = await connect_temporal(settings)
