@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    # Test each pooled connection with a round trip before lending it out. Off, a
+    # connection the server dropped fails the one request or activity attempt that
+    # meets it (503 / a retry), and the pool then replaces all its connections.
+    database_pre_ping: bool = True
 
     # Temporal.
     temporal_address: str = "localhost:7233"

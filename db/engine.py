@@ -19,7 +19,7 @@ def create_engine(settings: Settings, *, application_name: str = "booking") -> A
         settings.require_database_url(),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.database_pre_ping,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 
