@@ -57,18 +57,24 @@ async def seed_consultants(
     consultants: int,
     slots_per_consultant: int,
     slot_minutes: int = SLOT_MINUTES,
+    confirmation_timeout: timedelta | None = None,
 ) -> Seeded:
-    """A 30-minute service type anyone can give, and hour-long free slots two days on."""
+    """A 30-minute service type anyone can give, and hour-long free slots two days on.
+
+    ``confirmation_timeout`` is the service type's own (else the settings' default).
+    """
     first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
     ids = [uuid.uuid4() for _ in range(consultants)]
     connection = await asyncpg.connect(dsn)
     try:
         async with connection.transaction():
             service_type_id = await connection.fetchval(
-                "INSERT INTO consultation_service_types (name, default_duration_minutes) "
-                "VALUES ($1, $2) RETURNING id",
+                "INSERT INTO consultation_service_types "
+                "(name, default_duration_minutes, confirmation_timeout_seconds) "
+                "VALUES ($1, $2, $3) RETURNING id",
                 f"bench {label}",
                 SERVICE_MINUTES,
+                int(confirmation_timeout.total_seconds()) if confirmation_timeout else None,
             )
             await connection.copy_records_to_table(
                 "consultant_profiles",

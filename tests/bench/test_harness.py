@@ -139,13 +139,14 @@ def test_quick_floor_and_search_on_a_fresh_stack(tmp_path: Path) -> None:
     assert summary.index("## floor") < summary.index("## search")
 
 
-def test_quick_booking_and_contention_on_a_fresh_stack(tmp_path: Path) -> None:
-    """One quick round of each: whole bookings through the API with the real worker."""
+def test_quick_booking_contention_and_idle_on_a_fresh_stack(tmp_path: Path) -> None:
+    """One quick round of each: whole bookings through the API with the real worker,
+    and a hundred requests parked awaiting confirmation."""
     env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
     env.pop("BOOKING_BENCH_WORKFLOW_TASK_POLLS", None)
     env.pop("BOOKING_BENCH_SINGLE_PARTITION", None)
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "bench", "booking", "contention", "--quick"]
+    command = [sys.executable, "-m", "bench", "booking", "contention", "idle", "--quick"]
     run = subprocess.run(
         [*command, "--rounds", "1", "--results-dir", str(results)],
         cwd=REPO_ROOT,
@@ -153,13 +154,14 @@ def test_quick_booking_and_contention_on_a_fresh_stack(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
-        timeout=180,
+        timeout=240,
     )
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
 
     booking = json.loads((results / "booking.json").read_text())
     contention = json.loads((results / "contention.json").read_text())
-    for document in (booking, contention):
+    idle = json.loads((results / "idle.json").read_text())
+    for document in (booking, contention, idle):
         assert document["quick"] is True
         assert document["ok"] is True
         assert all(check["ok"] for check in document["checks"]), document["checks"]
@@ -171,6 +173,14 @@ def test_quick_booking_and_contention_on_a_fresh_stack(tmp_path: Path) -> None:
     assert targets["booking.history_events"]["met"] is True
     assert contention["figures"]["contention.sessions"]["rounds"] == [4.0]
     assert contention["evidence"]["submit_statuses_per_round"]
+    assert idle["figures"]["idle.parked"]["rounds"] == [100.0]
+    assert idle["figures"]["idle.park.rate"]["median"] > 0
+    assert idle["figures"]["idle.worker.growth_mb"]["median"] > 0  # a hundred cached workflows
+    assert len(idle["figures"]["idle.api.with.p99_ms"]["rounds"]) == 1
+    assert idle["ratios"]["idle.api.p99_ratio"]["median"] > 0
+    assert all(target["applies"] is False for target in idle["targets"])  # --quick
+    assert idle["evidence"]["parking_progress"][-1]["parked"] == 100
     summary = (results / "SUMMARY.md").read_text()
     assert "## booking (quick)" in summary
     assert "## contention (quick)" in summary
+    assert summary.index("## contention") < summary.index("## idle (quick)")
