@@ -101,9 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenarios = load_scenarios()
     args = parse_args(argv, scenarios)
     if args.list:
+        width = max(len(name) for name in scenarios)
         for scenario in scenarios.values():
             listed = ", ".join(sorted(with_dependencies(set(scenario.needs)))) or "nothing"
-            print(f"{scenario.name:<12} {scenario.summary} (needs {listed})")
+            print(f"{scenario.name:<{width}} {scenario.summary} (needs {listed})")
         return 0
     configure_logging(args.log_level)
     selected = [scenarios[name] for name in (args.scenarios or list(scenarios))]
