@@ -45,6 +45,7 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=build_activities(session_factory, settings),
         graceful_shutdown_timeout=WORKER_SHUTDOWN_GRACE,
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
 
