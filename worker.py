@@ -20,7 +20,7 @@ from activities.registry import build_activities
 from booking.bytecode import keep_workflow_bytecode
 from booking.maintenance import run_draft_sweeper
 from booking.settings import Settings
-from booking.temporal_client import connect_temporal
+from booking.temporal_client import wait_for_temporal
 from db.engine import create_engine, create_session_factory
 from integrations.webhooks.dispatcher import run_dispatcher
 from workflows.registry import WORKFLOWS
@@ -54,7 +54,7 @@ async def run_worker(settings: Settings) -> None:
     keep_workflow_bytecode()
     engine = create_engine(settings, application_name=DATABASE_APPLICATION_NAME)
     try:
-        client = await connect_temporal(settings)
+        client = await wait_for_temporal(settings)
         session_factory = create_session_factory(engine)
         worker = build_worker(client, settings, session_factory)
         stop_requested = asyncio.Event()

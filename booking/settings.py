@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     temporal_tls_server_ca_path: Path | None = None
     temporal_api_key: SecretStr | None = None
     temporal_ui_port: int = 8233
+    # How long a worker waits for an unreachable Temporal at start-up before it exits.
+    temporal_connect_timeout: Duration = timedelta(minutes=1)
 
     # Worker: workflows kept in memory between their tasks. Each costs the worker
     # about 0.23 MB (its own sandbox); one not kept is rebuilt from its history, some

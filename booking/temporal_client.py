@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 
 from booking.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_S = 0.5
+LONGEST_RETRY_S = 5.0
 
 
 def _read(path: Path | None) -> bytes | None:
@@ -38,3 +45,28 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
         tls=tls_config(settings),
         lazy=lazy,
     )
+
+
+async def wait_for_temporal(settings: Settings) -> Client:
+    """Connect, retrying with backoff while the server cannot be reached (starting,
+    restarting) for up to ``temporal_connect_timeout``; then the last error is raised.
+
+    A worker started while Temporal is down waits for it instead of exiting at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.temporal_connect_timeout.total_seconds()
+    delay = FIRST_RETRY_S
+    while True:
+        try:
+            return await connect_temporal(settings)
+        except RuntimeError as exc:  # how the SDK reports a failed connection
+            if loop.time() + delay > deadline:
+                raise
+            logger.warning(
+                "Temporal at %s is not reachable (%s); retrying in %.1f s",
+                settings.temporal_address,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LONGEST_RETRY_S)

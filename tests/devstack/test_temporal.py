@@ -20,6 +20,7 @@ from booking.devstack.ports import PortInUseError, free_port
 from booking.devstack.temporal import TemporalDevServer, find_temporal_binary
 from booking.search_attributes_setup import register_search_attributes
 from booking.settings import Environment, Settings
+from booking.temporal_client import wait_for_temporal
 from db.engine import create_engine, create_session_factory
 from worker import build_worker
 from workflows.health import HealthCheckWorkflow
@@ -141,3 +142,27 @@ async def test_worker_command_polls_and_stops_cleanly_on_sigterm(
             await process.wait()
     assert process.returncode == 0, stderr.decode()
     assert b"worker stopped" in stderr
+
+
+async def test_a_starting_worker_waits_for_a_temporal_that_comes_up_later(tmp_path: Path) -> None:
+    server = TemporalDevServer(free_port(), ui=False, log_file=tmp_path / "temporal.log")
+    settings = _settings(server.address).model_copy(
+        update={"temporal_connect_timeout": timedelta(seconds=30)}
+    )
+    connecting = asyncio.create_task(wait_for_temporal(settings))
+    await asyncio.sleep(1.5)
+    assert not connecting.done()  # still retrying: nothing listens yet
+    await asyncio.to_thread(server.start)
+    try:
+        client = await asyncio.wait_for(connecting, timeout=20)
+        assert (await client.count_workflows()).count == 0
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def test_waiting_for_temporal_gives_up_after_the_timeout() -> None:
+    settings = _settings(f"127.0.0.1:{free_port()}").model_copy(
+        update={"temporal_connect_timeout": timedelta(seconds=1)}
+    )
+    with pytest.raises(RuntimeError, match="connect"):
+        await wait_for_temporal(settings)
