@@ -40,8 +40,8 @@ class WorkerKiller:
     worker: WorkerProcess
     rng: random.Random
     kills: int = 0
-    max_kills: int = 4
-    between: tuple[float, float] = (3.0, 7.0)
+    max_kills: int = 3
+    between: tuple[float, float] = (3.0, 6.0)
     down_for: tuple[float, float] = (0.0, 1.5)
     exits: list[int] = field(default_factory=list)
     """Exit statuses of workers that died without being killed."""
