@@ -184,3 +184,23 @@ def test_quick_booking_contention_and_idle_on_a_fresh_stack(tmp_path: Path) -> N
     assert "## booking (quick)" in summary
     assert "## contention (quick)" in summary
     assert summary.index("## contention") < summary.index("## idle (quick)")
+
+
+def test_quick_workflow_load_compares_the_three_setups(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "bench", "workflow_load", "--quick"]
+    run = subprocess.run(
+        [*command, "--rounds", "1", "--results-dir", str(results)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    document = json.loads((results / "workflow_load.json").read_text())
+    figures = document["figures"]
+    for setup in ("source", "bytecode", "passthrough"):
+        assert figures[f"workflow_load.{setup}.cpu"]["median"] > 0
+    assert document["ratios"]["workflow_load.bytecode_vs_source"]["median"] > 0
+    assert all(check["ok"] for check in document["checks"]), document["checks"]
