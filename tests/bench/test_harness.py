@@ -77,6 +77,25 @@ def test_summary_is_regenerated_from_the_json_files(tmp_path: Path) -> None:
     assert "No results yet" in render_summary([])
 
 
+def run_quick(scenarios: list[str], results: Path, *, rounds: int, timeout: float) -> None:
+    """``python -m bench <scenarios> --quick`` on a stack of its own, into ``results``."""
+    # A developer's running stack or tuning switches must not be picked up.
+    env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
+    env.pop("BOOKING_BENCH_WORKFLOW_TASK_POLLS", None)
+    env.pop("BOOKING_BENCH_SINGLE_PARTITION", None)
+    command = [sys.executable, "-m", "bench", *scenarios, "--quick", "--rounds", str(rounds)]
+    run = subprocess.run(
+        [*command, "--results-dir", str(results)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+
+
 def test_unknown_scenarios_are_refused() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench", "no-such-scenario"],
@@ -91,19 +110,8 @@ def test_unknown_scenarios_are_refused() -> None:
 
 
 def test_quick_floor_and_search_on_a_fresh_stack(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "bench", "floor", "search", "--quick"]
-    run = subprocess.run(
-        [*command, "--rounds", "2", "--results-dir", str(results)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-    )
-    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    run_quick(["floor", "search"], results, rounds=2, timeout=180)
 
     floor = json.loads((results / "floor.json").read_text())
     search = json.loads((results / "search.json").read_text())
@@ -142,21 +150,8 @@ def test_quick_floor_and_search_on_a_fresh_stack(tmp_path: Path) -> None:
 def test_quick_booking_contention_and_idle_on_a_fresh_stack(tmp_path: Path) -> None:
     """One quick round of each: whole bookings through the API with the real worker,
     and a hundred requests parked awaiting confirmation."""
-    env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
-    env.pop("BOOKING_BENCH_WORKFLOW_TASK_POLLS", None)
-    env.pop("BOOKING_BENCH_SINGLE_PARTITION", None)
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "bench", "booking", "contention", "idle", "--quick"]
-    run = subprocess.run(
-        [*command, "--rounds", "1", "--results-dir", str(results)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=240,
-    )
-    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    run_quick(["booking", "contention", "idle"], results, rounds=1, timeout=240)
 
     booking = json.loads((results / "booking.json").read_text())
     contention = json.loads((results / "contention.json").read_text())
@@ -188,16 +183,7 @@ def test_quick_booking_contention_and_idle_on_a_fresh_stack(tmp_path: Path) -> N
 
 def test_quick_workflow_load_compares_the_three_setups(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "bench", "workflow_load", "--quick"]
-    run = subprocess.run(
-        [*command, "--rounds", "1", "--results-dir", str(results)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    run_quick(["workflow_load"], results, rounds=1, timeout=120)
     document = json.loads((results / "workflow_load.json").read_text())
     figures = document["figures"]
     for setup in ("source", "bytecode", "passthrough"):
