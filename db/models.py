@@ -181,7 +181,11 @@ class ConsultationRequest(Base):
             "assigned_consultant_user_id",
             "status",
         ),
-        Index("ix_consultation_requests_status", "status"),
+        # Lists are newest first, (requested_at, id) being the keyset cursor: an
+        # operator's page, of one status or of all, walks one of these in order and
+        # stops at the page size instead of sorting every matching request.
+        Index("ix_consultation_requests_status_requested_at", "status", "requested_at", "id"),
+        Index("ix_consultation_requests_requested_at", "requested_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
