@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -163,6 +164,20 @@ async def update(
     """Run one update and return the workflow's answer (its details afterwards)."""
     handle = handle_for(client, request_id)
     return await _bounded(request_id, handle.execute_update(method, message))
+
+
+async def update_after_reads(
+    session: AsyncSession,
+    client: Client,
+    request_id: uuid.UUID,
+    method: UpdateMethodMultiParam[[ConsultationWorkflow, MessageT], RequestDetails],
+    message: MessageT,
+) -> RequestDetails:
+    """``update``, once the route has read what it checks: its transaction ends first,
+    so no database connection is held while the workflow works (the workflow's own
+    activities need connections from the same database)."""
+    await session.commit()
+    return await update(client, request_id, method, message)
 
 
 async def live_details(client: Client, request_id: uuid.UUID) -> RequestDetails | None:

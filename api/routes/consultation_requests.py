@@ -246,8 +246,8 @@ async def confirm(
     container: ContainerDep,
 ) -> ConsultationRequestOut:
     await _offered_to(session, principal, request_id)
-    await session.commit()  # release the connection while the workflow works
-    await consultation_workflow.update(
+    await consultation_workflow.update_after_reads(
+        session,
         container.temporal,
         request_id,
         ConsultationWorkflow.confirm,
@@ -270,8 +270,8 @@ async def decline(
     container: ContainerDep,
 ) -> ConsultationRequestOut:
     await _offered_to(session, principal, request_id)
-    await session.commit()
-    await consultation_workflow.update(
+    await consultation_workflow.update_after_reads(
+        session,
         container.temporal,
         request_id,
         ConsultationWorkflow.decline,
@@ -305,8 +305,8 @@ async def cancel(
     else:  # a consultant who is also a learner, acting on a request assigned to them
         raise Forbidden("Only the requester or an operator cancels a request; decline it.")
     _require_open(row)
-    await session.commit()
-    await consultation_workflow.update(
+    await consultation_workflow.update_after_reads(
+        session,
         container.temporal,
         request_id,
         ConsultationWorkflow.cancel,
@@ -344,8 +344,8 @@ async def assign(
         if slot.consultant_user_id != body.consultant_id:
             raise Unprocessable(f"Slot {slot.id} belongs to another consultant.")
     _require_open(row)
-    await session.commit()
-    await consultation_workflow.update(
+    await consultation_workflow.update_after_reads(
+        session,
         container.temporal,
         request_id,
         ConsultationWorkflow.assign,

@@ -187,8 +187,8 @@ async def cancel_session(
         raise Unprocessable("A consultant cancelling a session must give a reason.")
     _require_status(row, _NOT_STARTED)
     request_id = row.consultation_request_id
-    await session.commit()
-    await consultation_workflow.update(
+    await consultation_workflow.update_after_reads(
+        session,
         container.temporal,
         request_id,
         ConsultationWorkflow.cancel,
@@ -226,8 +226,8 @@ async def reschedule_session(
         raise Unprocessable("A session moves only to a slot of its own consultant.")
     _require_status(row, _NOT_STARTED)
     request_id = row.consultation_request_id
-    await session.commit()
-    await consultation_workflow.update(
+    await consultation_workflow.update_after_reads(
+        session,
         container.temporal,
         request_id,
         ConsultationWorkflow.reschedule,
@@ -261,8 +261,8 @@ async def report_no_show(
         raise Forbidden("Only the session's consultant or an operator reports a no-show.")
     _require_status(row, _MAY_HAVE_BEEN_MISSED)
     request_id = row.consultation_request_id
-    await session.commit()
-    await consultation_workflow.update(
+    await consultation_workflow.update_after_reads(
+        session,
         container.temporal,
         request_id,
         ConsultationWorkflow.report_no_show,
