@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 
 from bench.workloads import build_floor_worker
+from booking.cli import exit_without_finalizing
 from booking.settings import get_settings
 from booking.temporal_client import connect_temporal
 
@@ -49,12 +49,8 @@ def main() -> None:
     except Exception:
         logger.exception("the floor worker failed")
         code = 1
-    # Leave without interpreter finalization (see booking.cli.finish): the SDK's
-    # native threads may otherwise abort the process on the way out.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    # The SDK's native threads may abort the process during interpreter finalization.
+    exit_without_finalizing(code)
 
 
 if __name__ == "__main__":

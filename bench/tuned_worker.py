@@ -12,12 +12,12 @@ import argparse
 import asyncio
 import functools
 import logging
-import os
 import sys
 
 from temporalio.worker import Worker
 
 import worker as service_worker
+from booking.cli import exit_without_finalizing
 from booking.settings import get_settings
 
 logger = logging.getLogger("bench.tuned_worker")
@@ -41,11 +41,8 @@ def main() -> None:
     except Exception:
         logger.exception("the tuned worker failed")
         code = 1
-    # As bench.floor_worker: leave without interpreter finalization.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    # The SDK's native threads may abort the process during interpreter finalization.
+    exit_without_finalizing(code)
 
 
 if __name__ == "__main__":

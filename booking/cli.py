@@ -46,11 +46,17 @@ def finish(code: int = 0) -> NoReturn:
     test invokes the app in-process.
     """
     if getattr(sys.modules["__main__"], "app", None) is app:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        exit_without_finalizing(code)
     raise typer.Exit(code)
+
+
+def exit_without_finalizing(code: int) -> NoReturn:
+    """Flush the logs and output, then leave at once (see ``finish`` for why); also
+    for other programs that run a Temporal worker, such as the benchmark workers."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def load_settings() -> Settings:
