@@ -31,7 +31,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from temporalio.client import Client
 from booking.devstack.errors import DevStackError
 from booking.devstack.ports import free_port
 from booking.devstack.postgres import EmbeddedPostgres
-from booking.devstack.processes import spawn, stop_process, tail
+from booking.devstack.processes import spawn, stop_process, tail, wait_until_ready
 from booking.devstack.temporal import TemporalDevServer
 from booking.migrate import upgrade_to_head
 from booking.settings import Settings
@@ -261,22 +260,12 @@ class BenchStack:
         self._wait_for_api(self._api, self._api_url)
 
     def _wait_for_api(self, child: ChildProcess, base_url: str) -> None:
-        deadline = time.monotonic() + API_READY_TIMEOUT
-        last = "no answer"
-        while time.monotonic() < deadline:
-            child.ensure_alive()
-            try:
-                response = httpx.get(f"{base_url}/readyz", timeout=2.0)
-            except httpx.HTTPError as error:
-                last = str(error) or type(error).__name__
-            else:
-                if response.status_code == httpx.codes.OK:
-                    return
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-            time.sleep(0.2)
-        raise DevStackError(
-            f"the API did not become ready within {API_READY_TIMEOUT:.0f} s ({last}); "
-            f"see {child.log_path}"
+        wait_until_ready(
+            f"{base_url}/readyz",
+            what="the API",
+            timeout=API_READY_TIMEOUT,
+            still_running=child.ensure_alive,
+            hint=f"; see {child.log_path}",
         )
 
     # -- what scenarios use ----------------------------------------------------

@@ -15,10 +15,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import IO, Any
+
+import httpx
+
+from booking.devstack.errors import DevStackError
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +113,34 @@ def tail(path: Path, lines: int = 25) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_until_ready(
+    url: str,
+    *,
+    what: str,
+    timeout: float,
+    still_running: Callable[[], None],
+    poll: float = 0.2,
+    hint: str = "",
+) -> None:
+    """Poll ``url`` (a readiness endpoint) until it answers 200.
+
+    ``still_running`` raises when the process that should answer has died, so a crash
+    is reported at once rather than after ``timeout``. On timeout the last answer or
+    error is in the ``DevStackError``, after ``hint`` (where to look).
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        still_running()
+        try:
+            response = httpx.get(url, timeout=2.0)
+        except httpx.HTTPError as error:
+            last = str(error) or type(error).__name__
+        else:
+            if response.status_code == httpx.codes.OK:
+                return
+            last = f"HTTP {response.status_code}: {response.text[:200]}"
+        time.sleep(poll)
+    raise DevStackError(f"{what} did not become ready within {timeout:.0f} s ({last}){hint}")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 
-import httpx
 import typer
 from sqlalchemy.engine import make_url
 
@@ -31,7 +30,7 @@ from booking.demo import DEMO_USERS, DemoSummary, seed_demo
 from booking.devstack.errors import DevStackError
 from booking.devstack.ports import ensure_port_free
 from booking.devstack.postgres import EmbeddedPostgres
-from booking.devstack.processes import spawn, stop_process
+from booking.devstack.processes import spawn, stop_process, wait_until_ready
 from booking.devstack.temporal import TemporalDevServer
 from booking.migrate import upgrade_to_head
 from booking.search_attributes_setup import register_search_attributes
@@ -226,21 +225,13 @@ class DevStack:
         return f"http://{host}:{self.settings.api_port}"
 
     def _wait_until_api_ready(self) -> None:
-        url = f"{self._api_base_url()}/readyz"
-        deadline = time.monotonic() + READY_TIMEOUT
-        last = "no answer"
-        while time.monotonic() < deadline:
-            self._check_children()
-            try:
-                response = httpx.get(url, timeout=2.0)
-            except httpx.HTTPError as error:
-                last = str(error) or type(error).__name__
-            else:
-                if response.status_code == httpx.codes.OK:
-                    return
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-            time.sleep(0.25)
-        raise DevStackError(f"the API did not become ready within {READY_TIMEOUT:.0f} s ({last})")
+        wait_until_ready(
+            f"{self._api_base_url()}/readyz",
+            what="the API",
+            timeout=READY_TIMEOUT,
+            still_running=self._check_children,
+            poll=0.25,
+        )
 
     # -- run and stop ----------------------------------------------------------
 
