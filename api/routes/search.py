@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep, SettingsDep, SignedIn
-from api.errors import NotFound, Unprocessable
+from api.errors import Unprocessable
 from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from api.routes.availability import decode_slot_cursor, encode_slot_cursor
 from api.schemas.fields import IsoAwareDatetime, StorableText
 from api.schemas.search import BookableTimeOut
+from api.submission_checks import bookable_service_type
 from booking.settings import Settings
 from db.models import ServiceType
 from db.search import SearchCriteria, search_bookable_times
@@ -47,15 +48,6 @@ def _earliest_start(window_start: datetime, settings: Settings) -> datetime:
     if remainder:
         earliest += START_GRANULARITY - remainder
     return max(window_start.astimezone(UTC), earliest)
-
-
-async def _bookable_service_type(session: SessionDep, service_type_id: uuid.UUID) -> ServiceType:
-    service_type = await session.get(ServiceType, service_type_id)
-    if service_type is None:
-        raise NotFound(f"Service type {service_type_id} does not exist.")
-    if not service_type.is_active:
-        raise Unprocessable(f"Service type {service_type_id} is not offered any more.")
-    return service_type
 
 
 def _specializations(service_type: ServiceType, requested: str | None) -> tuple[str, ...]:
@@ -106,7 +98,7 @@ async def search_availability(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[BookableTimeOut]:
     _check_window(window_start, window_end, settings)
-    service_type = await _bookable_service_type(session, service_type_id)
+    service_type = await bookable_service_type(session, service_type_id)
     criteria = SearchCriteria(
         window_start=_earliest_start(window_start, settings),
         window_end=window_end.astimezone(UTC),
