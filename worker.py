@@ -19,8 +19,8 @@ from temporalio.worker import Worker
 from activities.registry import build_activities
 from booking.bytecode import keep_workflow_bytecode
 from booking.maintenance import run_draft_sweeper
-from booking.settings import Settings
 from booking.temporal_client import wait_for_temporal
+from core.settings import Settings
 from db.engine import create_engine, create_session_factory
 from integrations.webhooks.dispatcher import run_dispatcher
 from workflows.registry import WORKFLOWS

@@ -15,11 +15,10 @@ from activities.candidates import rank_candidates
 from activities.database import SessionFactory, transaction
 from activities.events import emit
 from activities.rows import transition_request
-from booking.events import EventType
+from core.events import EventType
+from core.vocabulary import RequestStatus, SlotStatus
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
-from db.statuses import SlotStatus
-from workflows.contracts import (
-    ActivityName,
+from workflows.contracts.activity_io import (
     AssignmentStep,
     Candidate,
     CandidateList,
@@ -28,8 +27,8 @@ from workflows.contracts import (
     HoldSlotInput,
     ReleaseHoldInput,
     ReleaseOutcome,
-    RequestStatus,
 )
+from workflows.contracts.names import ActivityName
 
 _RELEASE_EVENTS = {
     ReleaseOutcome.DECLINED: EventType.CONSULTATION_DECLINED,

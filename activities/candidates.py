@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AvailabilitySlot, ServiceType
 from db.search import SearchCriteria, search_statement
-from workflows.contracts import Candidate, FindCandidatesInput
+from workflows.contracts.activity_io import Candidate, FindCandidatesInput
 
 SEARCH_DEPTH = 200
 """Free slots read, earliest first; enough to see every consultant who could

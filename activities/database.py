@@ -21,8 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
+from core.vocabulary import ErrorType
 from db.errors import DEADLOCK_DETECTED, EXCLUSION_VIOLATION, SERIALIZATION_FAILURE, sqlstate
-from workflows.contracts import ErrorType
 
 DATABASE_CONFLICT = "DatabaseConflict"
 

@@ -16,7 +16,7 @@ from enum import Enum
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking.events import EventType
+from core.events import EventType
 from db.models import DomainEvent
 
 PayloadValue = uuid.UUID | datetime | Enum | str | int | float | bool | None

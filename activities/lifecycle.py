@@ -17,21 +17,18 @@ from activities import slots
 from activities.database import SessionFactory, business_failure, transaction
 from activities.events import emit
 from activities.rows import transition_request, transition_session
-from booking.events import EventType
+from core.events import EventType
+from core.vocabulary import ErrorType, RequestStatus, SessionStatus, no_show_reason, no_show_status
 from db.models import ScheduledSession
-from workflows.contracts import (
-    ActivityName,
+from workflows.contracts.activity_io import (
     Attendance,
     CancelSessionInput,
-    ErrorType,
     NoShowInput,
-    RequestStatus,
     RescheduleSessionInput,
     SessionReminderInput,
-    SessionStatus,
     SessionTransitionInput,
 )
-from workflows.timeline import no_show_reason, no_show_status
+from workflows.contracts.names import ActivityName
 
 Session = ScheduledSession
 BEFORE_END = (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS)

@@ -19,16 +19,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.database import SessionFactory, transaction
 from activities.events import emit
-from booking.events import EventType
+from core.events import EventType
+from core.vocabulary import ErrorType
 from db.models import ScheduledSession
 from integrations.meetings import MeetingPlatform, MeetingPlatformError, MeetingRoom, MeetingSpec
-from workflows.contracts import (
-    ActivityName,
-    ErrorType,
-    MeetingCreated,
-    MeetingInput,
-    MeetingRef,
-)
+from workflows.contracts.activity_io import MeetingCreated, MeetingInput, MeetingRef
+from workflows.contracts.names import ActivityName
 
 ResultT = TypeVar("ResultT")
 Session = ScheduledSession

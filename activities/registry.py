@@ -11,7 +11,7 @@ from activities.assignment import AssignmentActivities
 from activities.lifecycle import LifecycleActivities
 from activities.meetings import MeetingActivities
 from activities.transitions import TransitionActivities
-from booking.settings import Settings
+from core.settings import Settings
 from integrations.meetings import MeetingPlatform, build_meeting_platform
 
 

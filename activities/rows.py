@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.exceptions import ApplicationError
 
+from core.vocabulary import RequestStatus, SessionStatus
 from db.models import ConsultationRequest, ScheduledSession
-from workflows.contracts import RequestStatus, SessionStatus
 
 UNEXPECTED_STATE = "UnexpectedState"
 

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, DateTime, and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.vocabulary import SlotStatus
 from db.models import AvailabilitySlot
-from db.statuses import SlotStatus
 
 Slot = AvailabilitySlot
 

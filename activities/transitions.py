@@ -23,22 +23,20 @@ from activities.database import DATABASE_CONFLICT, SessionFactory, business_fail
 from activities.drafts import take_details
 from activities.events import PayloadValue, emit
 from activities.rows import transition_request
-from booking.events import EventType
+from core.events import EventType
+from core.vocabulary import ErrorType, RequestStatus, SessionStatus
 from db.errors import FOREIGN_KEY_VIOLATION, constraint_name, sqlstate
 from db.models import ConsultationRequest, ScheduledSession, ServiceType
-from workflows.contracts import (
-    ActivityName,
+from workflows.contracts.activity_io import (
     CancelRequestInput,
     ConfirmationReminderInput,
-    ErrorType,
     PersistedRequest,
     PersistRequestInput,
     RejectRequestInput,
-    RequestStatus,
     ReservedSession,
     ReserveInput,
-    SessionStatus,
 )
+from workflows.contracts.names import ActivityName
 
 IDEMPOTENCY_KEY_CONSTRAINT = "uq_consultation_requests_requester_user_id_idempotency_key"
 WAITING = (RequestStatus.PENDING_ASSIGNMENT, RequestStatus.PENDING_CONFIRMATION)

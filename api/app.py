@@ -26,8 +26,8 @@ from api.routes import (
     webhook_deliveries,
     webhook_subscriptions,
 )
-from booking.settings import Settings, get_settings
 from booking.temporal_client import connect_temporal
+from core.settings import Settings, get_settings
 from db.engine import create_engine, create_session_factory
 
 DESCRIPTION = """

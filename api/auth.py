@@ -16,7 +16,7 @@ import anyio
 import jwt
 
 from api.errors import ServiceUnavailable, Unauthorized
-from booking.settings import Settings
+from core.settings import Settings
 
 SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 

@@ -28,14 +28,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.errors import Conflict, Forbidden, ProblemError, ServiceUnavailable, Unprocessable
+from core.vocabulary import ErrorType
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
-    ConsultationInput,
-    ErrorType,
-    RequestDetails,
-    SubmitRequest,
-    workflow_id_for,
-)
+from workflows.contracts.messages import RequestDetails, SubmitRequest
+from workflows.contracts.names import workflow_id_for
+from workflows.contracts.workflow_input import ConsultationInput
 from workflows.start import start_operation
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from temporalio.client import Client
 from api.auth import TokenVerifier
 from api.metrics import HttpMetrics
 from api.rate_limit import Limit, RateLimiter
-from booking.settings import Settings
+from core.settings import Settings
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Principal, Role
 from api.container import AppContainer
 from api.errors import Forbidden, Unauthorized
-from booking.settings import Settings
+from core.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT issued by the platform's IAM.")
 

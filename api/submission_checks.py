@@ -18,9 +18,9 @@ from api.consultation_workflow import SlotUnavailable
 from api.errors import NotFound, Unprocessable
 from api.rate_limit import RateLimited
 from api.schemas.consultation_requests import ConsultationRequestCreate
-from booking.settings import Settings
+from core.settings import Settings
+from core.vocabulary import RequestStatus, SlotStatus
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest, ServiceType
-from db.statuses import RequestStatus, SlotStatus
 
 OPEN_REQUEST_STATUSES = tuple(status.value for status in RequestStatus if not status.is_final)
 # A learner over the cap may submit again once a request ends; a minute is a fair hint.

@@ -30,9 +30,9 @@ from api.consultation_workflow import IdempotencyKeyReused, RequestClosedError
 from api.container import AppContainer
 from api.errors import Conflict, ProblemError
 from api.schemas.consultation_requests import ConsultationRequestCreate
-from booking.settings import Settings
+from core.settings import Settings
 from db.models import ConsultationRequest, ServiceType
-from workflows.contracts import ConsultationInput, LifecycleTimings
+from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f3c9e-2a57-5d8e-9c4b-7f0a1e2d3c4b")
 """Fixed forever: changing it would give retried submissions new request ids."""

@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 
 import worker as service_worker
 from booking.cli import exit_without_finalizing
-from booking.settings import get_settings
+from core.settings import get_settings
 
 logger = logging.getLogger("bench.tuned_worker")
 

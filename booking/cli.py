@@ -1,6 +1,6 @@
 """The ``booking`` command: local stack, servers, migrations, setup and dev tokens.
 
-Configuration comes from ``BOOKING_*`` environment variables (see booking/settings.py).
+Configuration comes from ``BOOKING_*`` environment variables (see core/settings.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from booking.devstack.errors import DevStackError
 from booking.logs import configure_logging
-from booking.settings import Settings, get_settings
 from booking.tokens import Role, TokenConfigError, mint_token
+from core.settings import Settings, get_settings
 
 app = typer.Typer(
     name="booking",

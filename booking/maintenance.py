@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.drafts import sweep_stale_drafts
-from booking.settings import Settings
+from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 
-from booking.settings import Settings
+from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

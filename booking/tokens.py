@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import jwt
 
-from booking.settings import Settings
+from core.settings import Settings
 
 ALGORITHM = "HS256"
 

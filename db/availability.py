@@ -28,6 +28,7 @@ from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.vocabulary import SlotStatus
 from db.errors import (
     DEADLOCK_DETECTED,
     EXCLUSION_VIOLATION,
@@ -35,7 +36,6 @@ from db.errors import (
     sqlstate,
 )
 from db.models import AvailabilitySlot
-from db.statuses import SlotStatus
 
 MAX_SLOT_LENGTH = timedelta(hours=24)
 """The longest slot one may publish. The search relies on it: a slot that could still

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from booking.settings import Settings
+from core.settings import Settings
 
 
 def create_engine(settings: Settings, *, application_name: str = "booking") -> AsyncEngine:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -31,9 +32,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.vocabulary import DeliveryStatus, RequestStatus, SessionStatus, SlotStatus
 from db.base import Base
-from db.statuses import RequestStatus, SessionStatus, SlotStatus, sql_in
-from db.webhook_status import DeliveryStatus
+
+
+def _allowed(values: type[StrEnum]) -> str:
+    """``'a', 'b'`` for a CHECK constraint listing the allowed values."""
+    return ", ".join(f"'{member.value}'" for member in values)
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
@@ -110,7 +115,7 @@ class AvailabilitySlot(Base):
         CheckConstraint("end_time > start_time", name="end_after_start"),
         # The availability search bounds its index range scan by this maximum length.
         CheckConstraint("end_time - start_time <= interval '24 hours'", name="at_most_a_day"),
-        CheckConstraint(f"status IN ({sql_in(SlotStatus)})", name="status_allowed"),
+        CheckConstraint(f"status IN ({_allowed(SlotStatus)})", name="status_allowed"),
         CheckConstraint(
             "(status = 'held') = (held_by_request_id IS NOT NULL)", name="held_iff_holder"
         ),
@@ -163,7 +168,7 @@ class ConsultationRequest(Base):
 
     __tablename__ = "consultation_requests"
     __table_args__ = (
-        CheckConstraint(f"status IN ({sql_in(RequestStatus)})", name="status_allowed"),
+        CheckConstraint(f"status IN ({_allowed(RequestStatus)})", name="status_allowed"),
         CheckConstraint(
             "preferred_end_time IS NULL OR preferred_start_time IS NULL "
             "OR preferred_end_time > preferred_start_time",
@@ -241,7 +246,7 @@ class ScheduledSession(Base):
 
     __tablename__ = "scheduled_sessions"
     __table_args__ = (
-        CheckConstraint(f"status IN ({sql_in(SessionStatus)})", name="status_allowed"),
+        CheckConstraint(f"status IN ({_allowed(SessionStatus)})", name="status_allowed"),
         CheckConstraint("scheduled_end_time > scheduled_start_time", name="end_after_start"),
         Index(
             "ix_scheduled_sessions_consultant_start",
@@ -366,7 +371,7 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        CheckConstraint(f"status IN ({sql_in(DeliveryStatus)})", name="status_allowed"),
+        CheckConstraint(f"status IN ({_allowed(DeliveryStatus)})", name="status_allowed"),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
         CheckConstraint(
             "(status = 'delivering') = (locked_until IS NOT NULL)",

@@ -20,9 +20,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
+from core.vocabulary import SlotStatus
 from db.availability import MAX_SLOT_LENGTH
 from db.models import AvailabilitySlot, ConsultantProfile
-from db.statuses import SlotStatus
 
 
 @dataclass(frozen=True, slots=True)

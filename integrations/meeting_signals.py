@@ -14,13 +14,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from integrations.meeting_webhooks import MeetingEventType, MeetingPlatformEvent
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
+from workflows.contracts.messages import (
     MeetingEnded,
     MeetingStarted,
     ParticipantJoined,
     ParticipantLeft,
-    workflow_id_for,
 )
+from workflows.contracts.names import workflow_id_for
 
 
 async def signal_meeting_event(

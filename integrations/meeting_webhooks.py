@@ -21,7 +21,7 @@ from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from workflows.contracts import ParticipantRole
+from core.vocabulary import ParticipantRole
 
 TIMESTAMP_HEADER = "X-Meeting-Timestamp"
 SIGNATURE_HEADER = "X-Meeting-Signature"

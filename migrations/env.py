@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from booking.settings import get_settings
+from core.settings import get_settings
 from db import models  # noqa: F401  (registers the tables on the metadata)
 from db.base import Base
 

@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from booking.settings import Environment, Settings
+from core.settings import Environment, Settings
 from tests.support.database import (
     create_scratch_database,
     drop_database,

@@ -16,7 +16,7 @@ import booking.cli
 import booking.migrate
 from booking.cli import app
 from booking.demo import DEMO_CONSULTANT_ID, DEMO_LEARNER_ID
-from booking.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
 runner = CliRunner()

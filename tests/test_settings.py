@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from booking.settings import DEVELOPMENT_JWT_SECRET, Environment, Settings, get_settings
+from core.settings import DEVELOPMENT_JWT_SECRET, Environment, Settings, get_settings
 
 REAL_SECRET = "a-real-production-secret-0123456789abcdef"
 

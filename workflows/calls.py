@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.contracts import (
-    ActivityName,
+from workflows.contracts.activity_io import (
     CancelRequestInput,
     CancelSessionInput,
     CandidateList,
@@ -40,6 +39,7 @@ from workflows.contracts import (
     SessionReminderInput,
     SessionTransitionInput,
 )
+from workflows.contracts.names import ActivityName
 
 ResultT = TypeVar("ResultT")
 

@@ -21,41 +21,47 @@ from temporalio import workflow
 # which the sandbox's proxied ``datetime`` breaks; these modules are pure (no I/O,
 # no clock, no state), so they are shared with the sandbox as they are.
 with workflow.unsafe.imports_passed_through():
-    from workflows import calls, rules
-    from workflows.contracts import (
-        WORKFLOW_NAME,
-        AssignmentStep,
-        AssignRequest,
+    from core.vocabulary import (
         CancellationReason,
-        CancelRequest,
+        ErrorType,
+        ParticipantRole,
+        Party,
+        RequestStatus,
+        SessionStatus,
+        StatusReason,
+        no_show_reason,
+        no_show_status,
+    )
+    from workflows import calls, rules
+    from workflows.contracts.activity_io import (
+        AssignmentStep,
         CancelRequestInput,
         CancelSessionInput,
         ConfirmationReminderInput,
-        ConsultationInput,
-        DeclineRequest,
-        ErrorType,
         FindCandidatesInput,
         HoldSlotInput,
         MeetingInput,
         MeetingRef,
         NoShowInput,
-        NoShowReport,
-        ParticipantRole,
-        Party,
         PersistRequestInput,
         RejectRequestInput,
         ReleaseHoldInput,
         ReleaseOutcome,
-        RequestDetails,
-        RequestStatus,
-        RescheduleRequest,
         RescheduleSessionInput,
         ReserveInput,
         SessionReminderInput,
-        SessionStatus,
         SessionTransitionInput,
-        StatusReason,
     )
+    from workflows.contracts.messages import (
+        AssignRequest,
+        CancelRequest,
+        DeclineRequest,
+        NoShowReport,
+        RequestDetails,
+        RescheduleRequest,
+    )
+    from workflows.contracts.names import WORKFLOW_NAME
+    from workflows.contracts.workflow_input import ConsultationInput
     from workflows.handlers import ConsultationHandlers, Decision
     from workflows.state import (
         ACTIVITY_FAILURES,
@@ -72,8 +78,6 @@ with workflow.unsafe.imports_passed_through():
         confirmation_deadline,
         earliest_start,
         hold_expiry,
-        no_show_reason,
-        no_show_status,
         reminder_schedule,
     )
 

@@ -20,28 +20,24 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate, SearchA
 
 # Pure modules, shared with the sandbox as they are (see ``workflows.consultation``).
 with workflow.unsafe.imports_passed_through():
+    from core.vocabulary import ErrorType, ParticipantRole, RequestStatus, StatusReason
     from workflows import rules
-    from workflows.contracts import (
+    from workflows.contracts.activity_io import Attendance
+    from workflows.contracts.messages import (
         AssignRequest,
-        Attendance,
         CancelRequest,
         ConfirmRequest,
-        ConsultationInput,
         DeclineRequest,
-        ErrorType,
-        LifecycleTimings,
         MeetingEnded,
         MeetingStarted,
         NoShowReport,
         ParticipantJoined,
         ParticipantLeft,
-        ParticipantRole,
         RequestDetails,
-        RequestStatus,
         RescheduleRequest,
-        StatusReason,
         SubmitRequest,
     )
+    from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
     from workflows.presentation import describe
     from workflows.search_attributes import (
         BOOKING_STATUS,

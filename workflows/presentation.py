@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.contracts import RequestDetails, RequestStatus
+from core.vocabulary import RequestStatus
+from workflows.contracts.messages import RequestDetails
 
 
 def describe(details: RequestDetails) -> str:

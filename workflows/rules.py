@@ -9,18 +9,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from workflows.contracts import (
+from core.vocabulary import (
     FINAL_REQUEST_STATUSES,
-    CancelRequest,
     ErrorType,
-    LifecycleTimings,
-    NoShowReport,
     ParticipantRole,
     Party,
     RequestStatus,
-    RescheduleRequest,
     SessionStatus,
 )
+from workflows.contracts.messages import CancelRequest, NoShowReport, RescheduleRequest
+from workflows.contracts.workflow_input import LifecycleTimings
 from workflows.state import Booking, Hold, rejection
 
 

@@ -13,8 +13,11 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
+from core.vocabulary import RequestStatus
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import ConsultationInput, RequestDetails, RequestStatus, workflow_id_for
+from workflows.contracts.messages import RequestDetails
+from workflows.contracts.names import workflow_id_for
+from workflows.contracts.workflow_input import ConsultationInput
 from workflows.search_attributes import (
     BOOKING_STATUS,
     REQUESTER_ID,

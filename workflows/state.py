@@ -10,7 +10,8 @@ from typing import Generic, TypeVar
 
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.contracts import ErrorType, RequestDetails, SessionStatus
+from core.vocabulary import ErrorType, SessionStatus
+from workflows.contracts.messages import RequestDetails
 
 MessageT = TypeVar("MessageT")
 

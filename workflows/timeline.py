@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from workflows.contracts import (
-    Attendance,
-    CancellationReason,
-    ConsultationInput,
-    LifecycleTimings,
-    ParticipantRole,
-    Party,
-    SessionStatus,
-    StatusReason,
-)
+from core.vocabulary import CancellationReason, ParticipantRole, Party, SessionStatus, StatusReason
+from workflows.contracts.activity_io import Attendance
+from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 
 HOLD_MARGIN = timedelta(hours=1)
 """How long a hold outlives its confirmation deadline, so the reservation that follows
@@ -67,18 +60,6 @@ def absent_party(attendance: Attendance) -> ParticipantRole | None:
     if attendance.learner_joined_at is None:
         return ParticipantRole.LEARNER
     return None
-
-
-def no_show_status(absent: ParticipantRole) -> SessionStatus:
-    if absent is ParticipantRole.CONSULTANT:
-        return SessionStatus.NO_SHOW_CONSULTANT
-    return SessionStatus.NO_SHOW_USER
-
-
-def no_show_reason(absent: ParticipantRole) -> StatusReason:
-    if absent is ParticipantRole.CONSULTANT:
-        return StatusReason.NO_SHOW_CONSULTANT
-    return StatusReason.NO_SHOW_USER
 
 
 def cancelled_session_status(party: Party) -> SessionStatus:

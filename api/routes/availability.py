@@ -33,7 +33,8 @@ from api.schemas.availability import (
     TimeRangeOut,
 )
 from api.schemas.fields import IsoAwareDatetime
-from booking.settings import Settings
+from core.settings import Settings
+from core.vocabulary import SlotStatus
 from db.availability import (
     ConsultantNotFoundError,
     Recurrence,
@@ -50,7 +51,6 @@ from db.availability import (
     load_zone,
 )
 from db.models import AvailabilitySlot, ConsultantProfile
-from db.statuses import SlotStatus
 
 router = APIRouter(prefix="/v1/consultants/{user_id}/availability", tags=["availability"])
 

@@ -41,15 +41,14 @@ from api.schemas.consultation_requests import (
 )
 from api.submissions import submit_request
 from api.visibility import is_requester, visible_requests
+from core.vocabulary import Party, RequestStatus
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
-from db.statuses import RequestStatus
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
+from workflows.contracts.messages import (
     AssignRequest,
     CancelRequest,
     ConfirmRequest,
     DeclineRequest,
-    Party,
 )
 
 router = APIRouter(prefix="/v1/consultation-requests", tags=["consultation requests"])

@@ -11,7 +11,7 @@ from api.deps import SessionDep, require_any_role
 from api.errors import BadRequest
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_cursor, encode_cursor
 from api.schemas.events import EventFeedPage
-from booking.events import EventType
+from core.events import EventType
 from db.event_feed import EventEnvelope, FeedPosition, settled_events_after
 
 router = APIRouter(prefix="/v1/events", tags=["events"])

@@ -16,7 +16,7 @@ from api.routes.availability import decode_slot_cursor, encode_slot_cursor
 from api.schemas.fields import IsoAwareDatetime, StorableText
 from api.schemas.search import BookableTimeOut
 from api.submission_checks import bookable_service_type
-from booking.settings import Settings
+from core.settings import Settings
 from db.models import ServiceType
 from db.search import SearchCriteria, search_bookable_times
 

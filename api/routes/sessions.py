@@ -35,16 +35,10 @@ from api.schemas.consultation_requests import CancelBody
 from api.schemas.fields import IsoAwareDatetime
 from api.schemas.sessions import NoShowBody, RescheduleBody, SessionDetail, SessionOut
 from api.visibility import is_requester, visible_sessions
+from core.vocabulary import ParticipantRole, Party, SessionStatus
 from db.models import AvailabilitySlot, ScheduledSession
-from db.statuses import SessionStatus
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
-    CancelRequest,
-    NoShowReport,
-    ParticipantRole,
-    Party,
-    RescheduleRequest,
-)
+from workflows.contracts.messages import CancelRequest, NoShowReport, RescheduleRequest
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 

@@ -14,8 +14,8 @@ from api.openapi import problems
 from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from api.routes.webhook_subscriptions import get_subscription
 from api.schemas.webhooks import WebhookDeliveryOut
+from core.vocabulary import DeliveryStatus
 from db.models import DomainEvent, WebhookDelivery
-from db.webhook_status import DeliveryStatus
 
 router = APIRouter(tags=["webhooks"])
 

@@ -16,8 +16,8 @@ from pydantic import (
 )
 
 from api.schemas.fields import IsoAwareDatetime
-from db.statuses import RequestStatus
-from workflows.contracts import CancellationReason, DeclineReason, RequestDetails, SessionStatus
+from core.vocabulary import CancellationReason, DeclineReason, RequestStatus, SessionStatus
+from workflows.contracts.messages import RequestDetails
 
 MAX_DETAILS_LENGTH = 4000
 

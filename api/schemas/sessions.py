@@ -8,8 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from db.statuses import SessionStatus
-from workflows.contracts import ParticipantRole
+from core.vocabulary import ParticipantRole, SessionStatus
 
 
 class RescheduleBody(BaseModel):

@@ -11,8 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas.fields import JsonBool, StorableText, storable_text
-from booking.events import EventType
-from db.webhook_status import DeliveryStatus
+from core.events import EventType
+from core.vocabulary import DeliveryStatus
 
 MAX_URL_LENGTH = 2048
 

@@ -73,10 +73,11 @@ from bench.results import Better, ScenarioResult, number
 from bench.scenarios.search import SEARCH_PATH, time_get
 from bench.stack import ChildProcess, Component, asyncpg_dsn
 from bench.stats import latencies_ms, percentile
-from booking.settings import Settings
 from booking.tokens import Role
+from core.settings import Settings
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import ConsultationInput, LifecycleTimings, workflow_id_for
+from workflows.contracts.names import workflow_id_for
+from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 
 TARGET_PARKED = 10_000
 TARGET_WORKER_MB = 100.0

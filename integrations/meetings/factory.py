@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from booking.settings import MeetingProvider, Settings
+from core.settings import MeetingProvider, Settings
 from integrations.meetings.base import MeetingPlatform
 from integrations.meetings.http import HttpMeetingPlatform
 from integrations.meetings.room_link import RoomLinkPlatform

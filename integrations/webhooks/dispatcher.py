@@ -34,10 +34,10 @@ from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from booking.settings import Settings
+from core.settings import Settings
+from core.vocabulary import DeliveryStatus
 from db.event_feed import EventEnvelope
 from db.models import DomainEvent, WebhookDelivery, WebhookSubscription
-from db.webhook_status import DeliveryStatus
 from integrations.webhooks.backoff import retry_delay
 from integrations.webhooks.fanout import fan_out
 from integrations.webhooks.signing import signed_headers

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from api.app import create_app
-from booking.settings import Settings
+from core.settings import Settings
 from db.models import WebhookSubscription
 from integrations.webhooks.signing import generate_secret
 from tests.abuse.world import Party, World

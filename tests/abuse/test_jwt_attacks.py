@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.app import create_app
-from booking.settings import Settings
+from core.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.problems import assert_problem
 from tests.support.tokens import TokenFactory

@@ -34,7 +34,7 @@ from schemathesis.engine import Status, events
 from schemathesis.engine.run import PhaseName
 
 from api.app import create_app
-from booking.settings import Settings
+from core.settings import Settings
 from tests.abuse.world import World
 from tests.support.tokens import TokenFactory
 

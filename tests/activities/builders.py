@@ -21,7 +21,7 @@ from db.models import (
     ScheduledSession,
     ServiceType,
 )
-from workflows.contracts import (
+from workflows.contracts.activity_io import (
     AssignmentStep,
     HoldResult,
     HoldSlotInput,

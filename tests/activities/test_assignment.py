@@ -7,14 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from core.vocabulary import DeclineReason
 from db.models import ConsultantProfile
 from tests.activities.builders import Backend, future
-from workflows.contracts import (
-    DeclineReason,
-    FindCandidatesInput,
-    ReleaseHoldInput,
-    ReleaseOutcome,
-)
+from workflows.contracts.activity_io import FindCandidatesInput, ReleaseHoldInput, ReleaseOutcome
 
 
 def query(service_type_id: uuid.UUID, **changes: object) -> FindCandidatesInput:

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.exceptions import ApplicationError
 
 from activities.database import DATABASE_CONFLICT, transaction
+from core.vocabulary import ErrorType
 from db.models import AvailabilitySlot
 from tests.activities.builders import Backend, future
-from workflows.contracts import ErrorType, ReservedSession, ReserveInput
+from workflows.contracts.activity_io import ReservedSession, ReserveInput
 
 CONTENDERS = 20
 

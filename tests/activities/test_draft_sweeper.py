@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.drafts import stage_details
 from booking.maintenance import sweep_drafts_once
-from booking.settings import Settings
+from core.settings import Settings
 from db.models import ConsultationRequestDraft
 
 

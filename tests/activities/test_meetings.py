@@ -11,11 +11,12 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.meetings import PLATFORM_UNAVAILABLE, MeetingActivities
+from core.vocabulary import ErrorType
 from integrations.meetings.http import HttpMeetingPlatform
 from integrations.meetings.room_link import RoomLinkPlatform
 from tests.activities.builders import Backend, future
 from tests.activities.test_sessions import booked
-from workflows.contracts import ErrorType, MeetingInput, MeetingRef
+from workflows.contracts.activity_io import MeetingInput, MeetingRef
 
 BASE = "https://meet.example.test"
 

@@ -7,10 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.activity import _Definition
 
 from activities.registry import build_activities
-from booking.settings import Environment, MeetingProvider, Settings
+from core.settings import Environment, MeetingProvider, Settings
 from integrations.meetings.factory import build_meeting_platform
 from integrations.meetings.http import HttpMeetingPlatform
-from workflows.contracts import ActivityName
+from workflows.contracts.names import ActivityName
 from workflows.registry import WORKFLOWS
 
 TEST_SECRET = SecretStr("unit-test-secret-of-at-least-32-characters")

@@ -11,17 +11,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.drafts import stage_details
 from activities.transitions import TransitionActivities
+from core.vocabulary import CancellationReason, ErrorType, Party, StatusReason
 from db.models import DomainEvent
 from tests.activities.builders import Backend, future
-from workflows.contracts import (
-    CancellationReason,
+from workflows.contracts.activity_io import (
     CancelRequestInput,
     ConfirmationReminderInput,
-    ErrorType,
-    Party,
     PersistRequestInput,
     RejectRequestInput,
-    StatusReason,
 )
 
 

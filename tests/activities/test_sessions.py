@@ -9,22 +9,24 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.rows import UNEXPECTED_STATE
-from db.models import ScheduledSession
-from tests.activities.builders import Backend, future
-from workflows.contracts import (
-    Attendance,
+from core.vocabulary import (
     CancellationReason,
-    CancelSessionInput,
     ErrorType,
-    NoShowInput,
     ParticipantRole,
     Party,
+    SessionStatus,
+    StatusReason,
+)
+from db.models import ScheduledSession
+from tests.activities.builders import Backend, future
+from workflows.contracts.activity_io import (
+    Attendance,
+    CancelSessionInput,
+    NoShowInput,
     RescheduleSessionInput,
     ReserveInput,
     SessionReminderInput,
-    SessionStatus,
     SessionTransitionInput,
-    StatusReason,
 )
 
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.vocabulary import SlotStatus
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest, ServiceType
-from db.statuses import SlotStatus
 from tests.support.tokens import TokenFactory
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -14,11 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.submissions import request_id_for
+from core.vocabulary import Party, StatusReason
 from db.models import ConsultationRequest, ConsultationRequestDraft
 from tests.activities.builders import Backend, future
 from tests.support.problems import assert_problem
 from tests.support.tokens import TokenFactory
-from workflows.contracts import CancelRequestInput, Party, StatusReason
+from workflows.contracts.activity_io import CancelRequestInput
 
 URL = "/v1/consultation-requests"
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.app import create_app
-from booking.settings import Settings
+from core.settings import Settings
+from core.vocabulary import RequestStatus
 from db.models import ConsultationRequest
-from db.statuses import RequestStatus
 from tests.activities.builders import Backend, future
 from tests.support.problems import assert_problem
 from tests.support.tokens import TokenFactory

@@ -6,7 +6,7 @@ import httpx
 from temporalio.client import Client
 
 from api.app import create_app
-from booking.settings import Settings
+from core.settings import Settings
 from tests.support.problems import assert_problem
 from tests.support.tokens import TokenFactory
 

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from api.rate_limit import CallKind, Limit, RateLimited, RateLimiter
-from booking.settings import Settings
+from core.settings import Settings
 from tests.support.problems import assert_problem
 from tests.support.tokens import TokenFactory
 

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import consultation_workflow
 from api.consultation_workflow import refusal
 from api.errors import ProblemError
-from workflows.contracts import ErrorType
+from core.vocabulary import ErrorType
 
 EXPECTED_STATUS = {
     ErrorType.NOT_ALLOWED: 403,

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from api.app import create_app
 from booking.devstack.ports import free_port
 from booking.devstack.temporal import TemporalDevServer
-from booking.settings import Settings
+from core.settings import Settings
 from tests.e2e.support import Service
 from tests.events.receiver import Receiver
 from tests.support.loopback import LoopbackApp, LoopbackServer

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking.events import EventType
+from core.events import EventType
 from db.models import ConsultationRequest, DomainEvent, ScheduledSession
 
 ASKED = [

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from booking.devstack.temporal import TemporalDevServer
-from booking.settings import Settings
+from core.settings import Settings
 from tests.chaos.faults import ConnectionKiller, TemporalRestart, WorkerKiller
 from tests.chaos.journeys import (
     Answers,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import pytest
 from alembic import command
@@ -16,6 +18,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from core.vocabulary import DeliveryStatus, RequestStatus, SessionStatus, SlotStatus
 from db.base import Base
 from db.errors import EXCLUSION_VIOLATION, sqlstate
 from tests.support.database import (
@@ -85,6 +88,38 @@ async def _autogenerate_diff(url: str) -> list[object]:
 
 def test_models_and_migrations_agree(database_url: str) -> None:
     assert asyncio.run(_autogenerate_diff(database_url)) == []
+
+
+@pytest.mark.parametrize(
+    ("table", "vocabulary"),
+    [
+        ("consultant_availability_slots", SlotStatus),
+        ("consultation_requests", RequestStatus),
+        ("scheduled_sessions", SessionStatus),
+        ("webhook_deliveries", DeliveryStatus),
+    ],
+)
+async def test_status_checks_allow_exactly_the_vocabulary(
+    database_url: str, table: str, vocabulary: type[StrEnum]
+) -> None:
+    """The migrations froze each status list into a CHECK constraint; it must still be
+    the vocabulary's, member for member."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            definition = await connection.scalar(
+                text(
+                    "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c"
+                    " WHERE c.conrelid = CAST(:table AS regclass)"
+                    " AND c.conname LIKE '%status_allowed'"
+                ),
+                {"table": table},
+            )
+    finally:
+        await engine.dispose()
+    assert definition is not None
+    allowed = set(re.findall(r"'([a-z_]+)'::", definition))
+    assert allowed == {member.value for member in vocabulary}
 
 
 async def test_exclusion_constraint_rejects_overlapping_slots(database_url: str) -> None:

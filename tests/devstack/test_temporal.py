@@ -19,8 +19,8 @@ from temporalio.client import Client
 from booking.devstack.ports import PortInUseError, free_port
 from booking.devstack.temporal import TemporalDevServer, find_temporal_binary
 from booking.search_attributes_setup import register_search_attributes
-from booking.settings import Environment, Settings
 from booking.temporal_client import wait_for_temporal
+from core.settings import Environment, Settings
 from db.engine import create_engine, create_session_factory
 from worker import build_worker
 from workflows.health import HealthCheckWorkflow

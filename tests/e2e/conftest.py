@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
-from booking.settings import Settings
+from core.settings import Settings
 from tests.e2e.support import Service
 from tests.support.tokens import TokenFactory
 from worker import build_worker

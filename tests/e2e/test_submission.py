@@ -24,7 +24,7 @@ from tests.e2e.support import (
     wait_until,
 )
 from tests.support.problems import assert_problem
-from workflows.contracts import workflow_id_for
+from workflows.contracts.names import workflow_id_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
 

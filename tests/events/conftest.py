@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking.settings import Settings
+from core.settings import Settings
 from integrations.webhooks.dispatcher import WebhookDispatcher
 from tests.events.receiver import Receiver
 from tests.support.loopback import LoopbackServer

@@ -24,7 +24,8 @@ from temporalio.worker import Worker
 
 from activities.registry import build_activities
 from api.app import create_app
-from booking.settings import Settings
+from core.settings import Settings
+from core.vocabulary import ErrorType
 from db.models import DomainEvent, ScheduledSession
 from integrations import meeting_webhooks
 from integrations.meetings.base import MeetingPlatform
@@ -34,13 +35,8 @@ from tests.events.conftest import MEETING_SECRET
 from tests.support.database import truncate_all_sql
 from tests.support.temporal import installed_binary
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
-    ConsultationInput,
-    ErrorType,
-    LifecycleTimings,
-    RequestDetails,
-    SubmitRequest,
-)
+from workflows.contracts.messages import RequestDetails, SubmitRequest
+from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.start import start_operation
 

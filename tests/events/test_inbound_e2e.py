@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from booking.settings import Settings
+from core.settings import Settings
+from core.vocabulary import RequestStatus, SessionStatus
 from db.models import ConsultationRequest, InboundWebhookEvent
 from tests.activities.builders import Backend
 from tests.events.harness import (
@@ -44,7 +45,7 @@ from tests.events.harness import (
 )
 from tests.support.problems import assert_problem
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import ConfirmRequest, RequestStatus, SessionStatus
+from workflows.contracts.messages import ConfirmRequest
 
 pytestmark = pytest.mark.e2e
 

@@ -28,10 +28,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 from temporalio.client import Client
 
-from booking.events import EventType
-from booking.settings import Settings
+from core.events import EventType
+from core.settings import Settings
+from core.vocabulary import (
+    CancellationReason,
+    DeclineReason,
+    DeliveryStatus,
+    ErrorType,
+    ParticipantRole,
+    Party,
+    RequestStatus,
+)
 from db.models import DomainEvent
-from db.webhook_status import DeliveryStatus
 from integrations.meetings.base import MeetingPlatformError, MeetingRoom, MeetingSpec
 from integrations.webhooks.dispatcher import WebhookDispatcher
 from tests.activities.builders import Backend
@@ -61,21 +69,14 @@ from tests.events.receiver import Received, Receiver
 from tests.support.loopback import LoopbackServer
 from tests.support.tokens import TokenFactory
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
-    CancellationReason,
+from workflows.contracts.messages import (
     CancelRequest,
     ConfirmRequest,
-    ConsultationInput,
-    DeclineReason,
     DeclineRequest,
-    ErrorType,
-    LifecycleTimings,
     NoShowReport,
-    ParticipantRole,
-    Party,
-    RequestStatus,
     RescheduleRequest,
 )
+from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 from workflows.timeline import ceil_to_minute
 
 pytestmark = pytest.mark.e2e

@@ -14,16 +14,16 @@ from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from core.vocabulary import ParticipantRole
 from integrations.meeting_signals import signal_meeting_event
 from integrations.meeting_webhooks import MeetingPlatformEvent
-from workflows.contracts import (
+from workflows.contracts.messages import (
     MeetingEnded,
     MeetingStarted,
     ParticipantJoined,
     ParticipantLeft,
-    ParticipantRole,
-    workflow_id_for,
 )
+from workflows.contracts.names import workflow_id_for
 
 TASK_QUEUE = "meeting-signal-probe"
 PAYLOAD_TYPES: dict[str, type] = {

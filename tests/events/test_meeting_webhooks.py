@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from api.routes.meeting_platform_webhooks import get_meeting_signaller
-from booking.settings import Settings
+from core.settings import Settings
 from db.models import (
     ConsultantProfile,
     ConsultationRequest,

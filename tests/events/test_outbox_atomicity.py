@@ -25,8 +25,16 @@ from temporalio.testing import WorkflowEnvironment
 import activities.lifecycle
 import activities.transitions
 from activities.events import dedupe_key, emit
-from booking.events import EventType
-from booking.settings import Environment, Settings
+from core.events import EventType
+from core.settings import Environment, Settings
+from core.vocabulary import (
+    CancellationReason,
+    ErrorType,
+    Party,
+    RequestStatus,
+    SessionStatus,
+    StatusReason,
+)
 from db.models import AvailabilitySlot, ConsultationRequest, DomainEvent, ScheduledSession
 from tests.activities.builders import Backend, future
 from tests.events.harness import (
@@ -48,23 +56,15 @@ from tests.events.harness import (
 from tests.support.database import REPO_ROOT
 from tests.support.tokens import TokenFactory
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
-    CancellationReason,
-    CancelRequest,
+from workflows.contracts.activity_io import (
     CancelSessionInput,
-    ConfirmRequest,
-    ConsultationInput,
-    ErrorType,
     FindCandidatesInput,
-    LifecycleTimings,
-    Party,
     ReleaseHoldInput,
     ReleaseOutcome,
-    RequestStatus,
     ReserveInput,
-    SessionStatus,
-    StatusReason,
 )
+from workflows.contracts.messages import CancelRequest, ConfirmRequest
+from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 
 SessionFactory = async_sessionmaker[AsyncSession]
 Emit = Callable[..., Any]

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from booking.settings import Settings
+from core.settings import Settings
+from core.vocabulary import DeliveryStatus
 from db.models import DomainEvent, WebhookDelivery
-from db.webhook_status import DeliveryStatus
 from integrations.webhooks.dispatcher import WebhookDispatcher
 from integrations.webhooks.fanout import fan_out
 from integrations.webhooks.signing import generate_secret

@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from booking.settings import Settings
+from core.settings import Settings
 
 
 @dataclass

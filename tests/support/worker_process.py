@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from booking.settings import Settings
+from core.settings import Settings
 from tests.support.database import REPO_ROOT
 
 

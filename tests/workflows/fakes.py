@@ -12,14 +12,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.contracts import (
-    ActivityName,
+from core.vocabulary import ErrorType, RequestStatus
+from workflows.contracts.activity_io import (
     CancelRequestInput,
     CancelSessionInput,
     Candidate,
     CandidateList,
     ConfirmationReminderInput,
-    ErrorType,
     FindCandidatesInput,
     HoldResult,
     HoldSlotInput,
@@ -31,13 +30,13 @@ from workflows.contracts import (
     PersistRequestInput,
     RejectRequestInput,
     ReleaseHoldInput,
-    RequestStatus,
     RescheduleSessionInput,
     ReservedSession,
     ReserveInput,
     SessionReminderInput,
     SessionTransitionInput,
 )
+from workflows.contracts.names import ActivityName
 
 Clock = Callable[[], Awaitable[datetime]]
 

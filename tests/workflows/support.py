@@ -19,15 +19,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from core.vocabulary import ErrorType
 from tests.workflows.fakes import FakeBooking
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
-    ConsultationInput,
-    ErrorType,
-    LifecycleTimings,
-    RequestDetails,
-    workflow_id_for,
-)
+from workflows.contracts.messages import RequestDetails
+from workflows.contracts.names import workflow_id_for
+from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 from workflows.start import initial_search_attributes, static_summary
 
 HISTORIES = Path(__file__).parent / "histories"

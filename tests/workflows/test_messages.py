@@ -14,6 +14,16 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from core.vocabulary import (
+    CancellationReason,
+    DeclineReason,
+    ErrorType,
+    ParticipantRole,
+    Party,
+    RequestStatus,
+    SessionStatus,
+    StatusReason,
+)
 from tests.workflows.fakes import FakeBooking, candidate
 from tests.workflows.support import (
     UPDATE_ACCEPTED,
@@ -28,28 +38,18 @@ from tests.workflows.support import (
     wait_for,
 )
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
-    ActivityName,
+from workflows.contracts.activity_io import Candidate, ReleaseOutcome
+from workflows.contracts.messages import (
     AssignRequest,
-    CancellationReason,
     CancelRequest,
-    Candidate,
     ConfirmRequest,
-    ConsultationInput,
-    DeclineReason,
     DeclineRequest,
-    ErrorType,
     NoShowReport,
-    ParticipantRole,
-    Party,
-    ReleaseOutcome,
-    RequestStatus,
     RescheduleRequest,
-    SessionStatus,
-    StatusReason,
     SubmitRequest,
-    workflow_id_for,
 )
+from workflows.contracts.names import ActivityName, workflow_id_for
+from workflows.contracts.workflow_input import ConsultationInput
 from workflows.search_attributes import (
     BOOKING_STATUS,
     CONSULTANT_ID,

@@ -1,4 +1,4 @@
-"""The pure time arithmetic and the contracts' mirrors of the database vocabularies."""
+"""The pure time arithmetic of the consultation process."""
 
 from __future__ import annotations
 
@@ -6,16 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
-from booking.settings import Environment, Settings
-from db import statuses
+from core.settings import Environment, Settings
+from core.vocabulary import ParticipantRole
 from tests.workflows.support import DEFAULT_TIMINGS, make_input
-from workflows.contracts import (
-    Attendance,
-    LifecycleTimings,
-    ParticipantRole,
-    RequestStatus,
-    SessionStatus,
-)
+from workflows.contracts.activity_io import Attendance
+from workflows.contracts.workflow_input import LifecycleTimings
 from workflows.timeline import (
     absent_party,
     assignment_closes_at,
@@ -28,11 +23,6 @@ from workflows.timeline import (
 
 TEST_SECRET = SecretStr("unit-test-secret-of-at-least-32-characters")
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-def test_status_vocabularies_match_the_database() -> None:
-    assert {s.value for s in RequestStatus} == {s.value for s in statuses.RequestStatus}
-    assert {s.value for s in SessionStatus} == {s.value for s in statuses.SessionStatus}
 
 
 def test_timings_come_from_the_settings_with_a_service_type_override() -> None:

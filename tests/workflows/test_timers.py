@@ -6,6 +6,15 @@ from datetime import datetime, timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
+from core.vocabulary import (
+    CancellationReason,
+    ErrorType,
+    ParticipantRole,
+    Party,
+    RequestStatus,
+    SessionStatus,
+    StatusReason,
+)
 from tests.workflows.fakes import FakeBooking, candidate
 from tests.workflows.support import (
     expect_rejection,
@@ -17,23 +26,16 @@ from tests.workflows.support import (
     wait_for,
 )
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts import (
-    ActivityName,
-    CancellationReason,
+from workflows.contracts.activity_io import ReleaseOutcome
+from workflows.contracts.messages import (
     CancelRequest,
     ConfirmRequest,
-    ErrorType,
     MeetingEnded,
     MeetingStarted,
     NoShowReport,
     ParticipantJoined,
-    ParticipantRole,
-    Party,
-    ReleaseOutcome,
-    RequestStatus,
-    SessionStatus,
-    StatusReason,
 )
+from workflows.contracts.names import ActivityName
 
 TOLERANCE = timedelta(minutes=1)
 

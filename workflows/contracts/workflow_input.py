@@ -1,0 +1,118 @@
+"""The start argument of a request's workflow."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+
+def _seconds(value: timedelta) -> float:
+    return value.total_seconds()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifecycleTimings:
+    """Every duration of the process, copied from the settings at submission so a
+    running workflow is not affected by a later configuration change."""
+
+    confirmation_timeout_seconds: float
+    confirmation_reminder_before_seconds: float
+    assignment_retry_interval_seconds: float
+    max_attempts: int
+    minimum_notice_seconds: float
+    hold_ttl_seconds: float
+    reminder_offsets_seconds: tuple[float, ...]
+    no_show_grace_seconds: float
+    no_show_report_window_seconds: float
+    requester_cancel_cutoff_seconds: float
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, confirmation_timeout_override: timedelta | None = None
+    ) -> LifecycleTimings:
+        """The service type's confirmation timeout, when it has one, wins."""
+        timeout = confirmation_timeout_override or settings.confirmation_timeout
+        return cls(
+            confirmation_timeout_seconds=_seconds(timeout),
+            confirmation_reminder_before_seconds=_seconds(settings.confirmation_reminder_before),
+            assignment_retry_interval_seconds=_seconds(settings.assignment_retry_interval),
+            max_attempts=settings.max_assignment_attempts,
+            minimum_notice_seconds=_seconds(settings.minimum_notice),
+            hold_ttl_seconds=_seconds(settings.hold_ttl),
+            reminder_offsets_seconds=tuple(
+                sorted((_seconds(offset) for offset in settings.reminder_offsets), reverse=True)
+            ),
+            no_show_grace_seconds=_seconds(settings.no_show_grace),
+            no_show_report_window_seconds=_seconds(settings.no_show_report_window),
+            requester_cancel_cutoff_seconds=_seconds(settings.requester_cancel_cutoff),
+        )
+
+    @property
+    def confirmation_timeout(self) -> timedelta:
+        return timedelta(seconds=self.confirmation_timeout_seconds)
+
+    @property
+    def confirmation_reminder_before(self) -> timedelta:
+        return timedelta(seconds=self.confirmation_reminder_before_seconds)
+
+    @property
+    def assignment_retry_interval(self) -> timedelta:
+        return timedelta(seconds=self.assignment_retry_interval_seconds)
+
+    @property
+    def minimum_notice(self) -> timedelta:
+        return timedelta(seconds=self.minimum_notice_seconds)
+
+    @property
+    def hold_ttl(self) -> timedelta:
+        return timedelta(seconds=self.hold_ttl_seconds)
+
+    @property
+    def reminder_offsets(self) -> list[timedelta]:
+        return [timedelta(seconds=offset) for offset in self.reminder_offsets_seconds]
+
+    @property
+    def no_show_grace(self) -> timedelta:
+        return timedelta(seconds=self.no_show_grace_seconds)
+
+    @property
+    def no_show_report_window(self) -> timedelta:
+        return timedelta(seconds=self.no_show_report_window_seconds)
+
+    @property
+    def requester_cancel_cutoff(self) -> timedelta:
+        return timedelta(seconds=self.requester_cancel_cutoff_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsultationInput:
+    """Start argument of one request's workflow.
+
+    ``window_start``/``window_end`` bound when the session may take place (the API
+    fills them from the preferred window, the requested slot, or the default window).
+    ``idempotency_key`` is the client's key, kept for the unique (requester, key) row.
+    ``details_staged`` says the API staged the request's details text under
+    ``request_id`` for ``persist_request`` to move into the row (see ``activities``).
+    """
+
+    request_id: uuid.UUID
+    requester_id: uuid.UUID
+    service_type_id: uuid.UUID
+    duration_minutes: int
+    window_start: datetime
+    window_end: datetime
+    timings: LifecycleTimings
+    requested_slot_id: uuid.UUID | None = None
+    preferred_consultant_id: uuid.UUID | None = None
+    company_id: uuid.UUID | None = None
+    idempotency_key: str | None = None
+    details_staged: bool = False
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_minutes)
