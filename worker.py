@@ -8,21 +8,22 @@ gracefully on SIGINT or SIGTERM: polling stops, in-flight activities get
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
-from booking.bytecode import keep_workflow_bytecode
-from booking.maintenance import run_draft_sweeper
-from booking.temporal_client import wait_for_temporal
 from core.settings import Settings
+from db import drafts
 from db.engine import create_engine, create_session_factory
+from integrations.temporal_client import wait_for_temporal
 from integrations.webhooks.dispatcher import run_dispatcher
+from workflows.bytecode import keep_workflow_bytecode
 from workflows.registry import WORKFLOWS
 
 logger = logging.getLogger("booking.worker")
@@ -31,6 +32,39 @@ WORKER_SHUTDOWN_GRACE = timedelta(seconds=20)
 
 DATABASE_APPLICATION_NAME = "booking-worker"
 """How the worker's connections show in ``pg_stat_activity``."""
+
+
+# --- housekeeping beside the workflows -------------------------------------------------
+
+
+async def sweep_drafts_once(
+    session_factory: async_sessionmaker[AsyncSession], settings: Settings
+) -> int:
+    async with session_factory() as session, session.begin():
+        swept = await drafts.sweep_stale_drafts(
+            session, older_than=datetime.now(UTC) - settings.request_draft_ttl
+        )
+    if swept:
+        logger.info("deleted %d stale request drafts", swept)
+    return swept
+
+
+async def run_draft_sweeper(
+    session_factory: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
+) -> None:
+    """Sweep until ``stop`` is set. Several workers may sweep at once: a DELETE is idempotent."""
+    interval = settings.request_draft_sweep_interval.total_seconds()
+    while not stop.is_set():
+        try:
+            await sweep_drafts_once(session_factory, settings)
+        except Exception:
+            # The database may be restarting; the next round catches up.
+            logger.exception("sweeping request drafts failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+# --- the worker ---------------------------------------------------------------------
 
 
 def build_worker(

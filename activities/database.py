@@ -6,7 +6,10 @@ outbox event). What PostgreSQL may answer under concurrency is mapped here:
 - serialization failure / deadlock: a transient ``DatabaseConflict``, retried by the
   activity's retry policy (the transaction rolled back, so nothing half happened);
 - exclusion violation (two slots of a consultant overlapping): a non-retryable
-  ``SlotUnavailable``, because the same statement would collide again.
+  ``SlotUnavailable``, because the same statement would collide again;
+- a request or session row in a status no transition expects (``db.transitions``):
+  a retryable ``UnexpectedState``, so an operator can repair the row and the
+  workflow carries on.
 
 Anything else propagates unchanged and is retried, which is right for a lost
 connection and harmless for a bug (the workflow waits, visibly, instead of failing).
@@ -22,9 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
 from core.vocabulary import ErrorType
-from db.errors import DEADLOCK_DETECTED, EXCLUSION_VIOLATION, SERIALIZATION_FAILURE, sqlstate
+from db.errors import (
+    DEADLOCK_DETECTED,
+    EXCLUSION_VIOLATION,
+    SERIALIZATION_FAILURE,
+    UnexpectedRowState,
+    sqlstate,
+)
 
 DATABASE_CONFLICT = "DatabaseConflict"
+UNEXPECTED_STATE = "UnexpectedState"
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -59,3 +69,5 @@ async def transaction(session_factory: SessionFactory) -> AsyncIterator[AsyncSes
         if translated is None:
             raise
         raise translated from error
+    except UnexpectedRowState as error:
+        raise ApplicationError(str(error), type=UNEXPECTED_STATE) from error

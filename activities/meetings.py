@@ -1,4 +1,4 @@
-"""The session's meeting on the meeting platform.
+"""The ``session.*_meeting`` activities: the session's meeting on the meeting platform.
 
 Platform calls happen outside any database transaction (a slow platform must not
 hold row locks); the database is read before and written after. Idempotent: a
@@ -13,21 +13,19 @@ import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from sqlalchemy import select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.database import SessionFactory, transaction
-from activities.events import emit
 from core.events import EventType
 from core.vocabulary import ErrorType
-from db.models import ScheduledSession
+from db import sessions
+from db.outbox import emit
 from integrations.meetings import MeetingPlatform, MeetingPlatformError, MeetingRoom, MeetingSpec
 from workflows.contracts.activity_io import MeetingCreated, MeetingInput, MeetingRef
 from workflows.contracts.names import ActivityName
 
 ResultT = TypeVar("ResultT")
-Session = ScheduledSession
 PLATFORM_UNAVAILABLE = "MeetingPlatformUnavailable"
 
 
@@ -44,21 +42,13 @@ class MeetingActivities:
         spec = MeetingSpec(session_id=arg.session_id, start=arg.start, end=arg.end)
         room = await _call_platform(self._platform.create(spec))
         async with transaction(self._sessions) as session:
-            stored = (
-                await session.execute(
-                    update(Session)
-                    .where(
-                        Session.id == arg.session_id,
-                        Session.meeting_platform_join_url.is_(None),
-                    )
-                    .values(
-                        meeting_platform_session_id=room.platform_session_id,
-                        meeting_platform_join_url=room.join_url,
-                    )
-                    .returning(Session.id)
-                )
-            ).first()
-            if stored is not None:
+            stored = await sessions.store_first_meeting_room(
+                session,
+                arg.session_id,
+                platform_session_id=room.platform_session_id,
+                join_url=room.join_url,
+            )
+            if stored:
                 # The join link stays out of the event (it is the room's only key):
                 # subscribers read it with the session.
                 await emit(
@@ -81,13 +71,11 @@ class MeetingActivities:
         if moved == room:
             return
         async with transaction(self._sessions) as session:
-            await session.execute(
-                update(Session)
-                .where(Session.id == arg.session_id)
-                .values(
-                    meeting_platform_session_id=moved.platform_session_id,
-                    meeting_platform_join_url=moved.join_url,
-                )
+            await sessions.replace_meeting_room(
+                session,
+                arg.session_id,
+                platform_session_id=moved.platform_session_id,
+                join_url=moved.join_url,
             )
             # The platform gave the moved meeting a new link, which subscribers read
             # with the session after ``session.rescheduled`` (committed before this):
@@ -110,18 +98,12 @@ class MeetingActivities:
 
     async def _room(self, session_id: uuid.UUID) -> MeetingRoom | None:
         async with transaction(self._sessions) as session:
-            row = (
-                await session.execute(
-                    select(
-                        Session.meeting_platform_session_id, Session.meeting_platform_join_url
-                    ).where(Session.id == session_id)
-                )
-            ).one_or_none()
-        if row is None or row.meeting_platform_join_url is None:
+            row = await sessions.meeting_room(session, session_id)
+        if row is None or row.join_url is None:
             return None
         return MeetingRoom(
-            platform_session_id=row.meeting_platform_session_id or "",
-            join_url=row.meeting_platform_join_url,
+            platform_session_id=row.platform_session_id or "",
+            join_url=row.join_url,
         )
 
 

@@ -7,10 +7,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.assignment import AssignmentActivities
-from activities.lifecycle import LifecycleActivities
 from activities.meetings import MeetingActivities
-from activities.transitions import TransitionActivities
+from activities.requests import RequestActivities
+from activities.sessions import SessionActivities
 from core.settings import Settings
 from integrations.meetings import MeetingPlatform, build_meeting_platform
 
@@ -25,27 +24,26 @@ def build_activities(
 
     ``meeting_platform`` replaces the configured one (tests, demos).
     """
-    assignment = AssignmentActivities(session_factory)
-    transitions = TransitionActivities(session_factory)
-    lifecycle = LifecycleActivities(session_factory)
+    requests = RequestActivities(session_factory)
+    sessions = SessionActivities(session_factory)
     meetings = MeetingActivities(
         session_factory, meeting_platform or build_meeting_platform(settings)
     )
     return [
-        transitions.persist_request,
-        assignment.find_candidates,
-        assignment.hold_slot,
-        assignment.release_hold,
-        transitions.remind_confirmation,
-        transitions.reject_request,
-        transitions.cancel_request,
-        transitions.reserve,
-        lifecycle.reschedule_session,
-        lifecycle.cancel_session,
-        lifecycle.send_reminder,
-        lifecycle.start_session,
-        lifecycle.complete_session,
-        lifecycle.mark_no_show,
+        requests.persist_request,
+        requests.find_candidates,
+        requests.hold_slot,
+        requests.release_hold,
+        requests.remind_confirmation,
+        requests.reject_request,
+        requests.cancel_request,
+        sessions.reserve,
+        sessions.reschedule_session,
+        sessions.cancel_session,
+        sessions.send_reminder,
+        sessions.start_session,
+        sessions.complete_session,
+        sessions.mark_no_show,
         meetings.create_meeting,
         meetings.reschedule_meeting,
         meetings.cancel_meeting,

@@ -26,9 +26,9 @@ from api.routes import (
     webhook_deliveries,
     webhook_subscriptions,
 )
-from booking.temporal_client import connect_temporal
 from core.settings import Settings, get_settings
 from db.engine import create_engine, create_session_factory
+from integrations.temporal_client import connect_temporal
 
 DESCRIPTION = """
 Learners request consultations, consultants publish availability and confirm the

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.drafts import stage_details, take_details
 from api import consultation_workflow
 from api import submission_checks as checks
 from api.auth import Principal
@@ -31,6 +30,7 @@ from api.container import AppContainer
 from api.errors import Conflict, ProblemError
 from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
+from db.drafts import stage_details, take_details
 from db.models import ConsultationRequest, ServiceType
 from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 

@@ -14,8 +14,8 @@ import sys
 
 from bench.workloads import build_floor_worker
 from booking.cli import exit_without_finalizing
-from booking.temporal_client import connect_temporal
 from core.settings import get_settings
+from integrations.temporal_client import connect_temporal
 
 logger = logging.getLogger("bench.floor_worker")
 

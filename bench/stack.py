@@ -52,9 +52,9 @@ from booking.devstack.postgres import EmbeddedPostgres
 from booking.devstack.processes import spawn, stop_process, tail, wait_until_ready
 from booking.devstack.temporal import TemporalDevServer
 from booking.migrate import upgrade_to_head
-from booking.temporal_client import connect_temporal
 from booking.tokens import Role, mint_token
 from core.settings import Settings
+from integrations.temporal_client import connect_temporal
 
 logger = logging.getLogger(__name__)
 

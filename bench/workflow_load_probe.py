@@ -19,7 +19,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from booking.bytecode import keep_workflow_bytecode
+from workflows.bytecode import keep_workflow_bytecode
 from workflows.consultation import ConsultationWorkflow
 
 HISTORY = (
@@ -32,7 +32,7 @@ HISTORY = (
 
 SETUPS = ("source", "bytecode", "passthrough")
 """source: compiled from source on every load (PYTHONDONTWRITEBYTECODE, no cache);
-bytecode: what the worker does (booking.bytecode); passthrough: bytecode, and the
+bytecode: what the worker does (workflows.bytecode); passthrough: bytecode, and the
 workflow package shared with the sandbox instead of re-imported (not used by the
 service: it would lift the sandbox's checks from the workflow code)."""
 

@@ -164,7 +164,7 @@ def setup() -> None:
 
 async def _register_search_attributes(settings: Settings) -> list[str]:
     from booking.search_attributes_setup import register_search_attributes
-    from booking.temporal_client import connect_temporal
+    from integrations.temporal_client import connect_temporal
 
     client = await connect_temporal(settings)
     return await register_search_attributes(client, settings.temporal_namespace)

@@ -27,3 +27,11 @@ def constraint_name(error: DBAPIError) -> str | None:
         if isinstance(name, str):
             return name
     return None
+
+
+class UnexpectedRowState(Exception):
+    """A conditional status change found the row in a status it did not expect.
+
+    The workflow is the only writer of request and session rows, so this means a
+    row was changed by hand (or is missing): worth retrying once it is repaired.
+    """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import workflows.consultation
-from booking.bytecode import keep_workflow_bytecode
+from workflows.bytecode import keep_workflow_bytecode
 
 
 def test_the_workflow_modules_bytecode_is_written_despite_dont_write_bytecode(

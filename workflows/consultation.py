@@ -23,6 +23,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from core.vocabulary import (
         CancellationReason,
+        DeclineReason,
         ErrorType,
         ParticipantRole,
         Party,
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         CancelSessionInput,
         ConfirmationReminderInput,
         FindCandidatesInput,
+        HoldResult,
         HoldSlotInput,
         MeetingInput,
         MeetingRef,
@@ -116,20 +118,7 @@ class ConsultationWorkflow(ConsultationHandlers):
     async def _persist(self) -> bool:
         request = self._request
         try:
-            persisted = await calls.persist_request(
-                PersistRequestInput(
-                    request_id=request.request_id,
-                    requester_id=request.requester_id,
-                    service_type_id=request.service_type_id,
-                    window_start=request.window_start,
-                    window_end=request.window_end,
-                    requested_slot_id=request.requested_slot_id,
-                    preferred_consultant_id=request.preferred_consultant_id,
-                    company_id=request.company_id,
-                    idempotency_key=request.idempotency_key,
-                    details_staged=request.details_staged,
-                )
-            )
+            persisted = await calls.persist_request(PersistRequestInput.of(request))
         except ACTIVITY_FAILURES as err:
             # Invalid input (unknown service type, reused idempotency key): the submit
             # update and the workflow fail with the activity's typed error.
@@ -194,17 +183,13 @@ class ConsultationWorkflow(ConsultationHandlers):
             for candidate in found.candidates:
                 attempt = self._attempt + 1
                 deadline = confirmation_deadline(now, candidate.start, self._timings)
-                result = await calls.hold_slot(
-                    HoldSlotInput(
-                        request_id=request.request_id,
-                        slot_id=candidate.slot_id,
-                        consultant_id=candidate.consultant_id,
-                        duration_minutes=request.duration_minutes,
-                        not_before=not_before,
-                        window_end=request.window_end,
-                        hold_expires_at=hold_expiry(now, deadline, self._timings),
-                        assignment=AssignmentStep(attempt=attempt, confirmation_deadline=deadline),
-                    )
+                result = await self._hold_slot(
+                    candidate.slot_id,
+                    candidate.consultant_id,
+                    not_before=not_before,
+                    window_end=request.window_end,
+                    expires_at=hold_expiry(now, deadline, self._timings),
+                    assignment=AssignmentStep(attempt=attempt, confirmation_deadline=deadline),
                 )
                 if result.held and result.start is not None and result.end is not None:
                     self._attempt = attempt
@@ -279,15 +264,8 @@ class ConsultationWorkflow(ConsultationHandlers):
         if outcome is not ReleaseOutcome.HOLD_LOST:
             self._excluded.append(hold.consultant_id)
         self._set_status(RequestStatus.PENDING_ASSIGNMENT)
-        await calls.release_hold(
-            ReleaseHoldInput(
-                request_id=self._request.request_id,
-                slot_id=hold.slot_id,
-                consultant_id=hold.consultant_id,
-                attempt=self._attempt,
-                outcome=outcome,
-                decline_reason=decline.reason if decline else None,
-            )
+        await self._release_hold(
+            hold.slot_id, hold.consultant_id, outcome, decline.reason if decline else None
         )
 
     async def _book(self, hold: Hold, decision: Pending[Decision]) -> bool:
@@ -492,16 +470,12 @@ class ConsultationWorkflow(ConsultationHandlers):
     async def _reschedule_to(self, booking: Booking, pending: Pending[RescheduleRequest]) -> None:
         message = pending.message
         now = workflow.now()
-        held = await calls.hold_slot(
-            HoldSlotInput(
-                request_id=self._request.request_id,
-                slot_id=message.slot_id,
-                consultant_id=booking.consultant_id,
-                duration_minutes=self._request.duration_minutes,
-                not_before=earliest_start(now, now, self._timings.minimum_notice),
-                window_end=None,
-                hold_expires_at=hold_expiry(now, None, self._timings),
-            )
+        held = await self._hold_slot(
+            message.slot_id,
+            booking.consultant_id,
+            not_before=earliest_start(now, now, self._timings.minimum_notice),
+            window_end=None,
+            expires_at=hold_expiry(now, None, self._timings),
         )
         if not held.held or held.start is None or held.end is None:
             pending.fail(
@@ -524,14 +498,8 @@ class ConsultationWorkflow(ConsultationHandlers):
                 )
             )
         except ACTIVITY_FAILURES as err:
-            await calls.release_hold(
-                ReleaseHoldInput(
-                    request_id=self._request.request_id,
-                    slot_id=message.slot_id,
-                    consultant_id=booking.consultant_id,
-                    attempt=self._attempt,
-                    outcome=ReleaseOutcome.RESCHEDULE_ABANDONED,
-                )
+            await self._release_hold(
+                message.slot_id, booking.consultant_id, ReleaseOutcome.RESCHEDULE_ABANDONED
             )
             pending.fail(
                 business_error(err)
@@ -636,6 +604,49 @@ class ConsultationWorkflow(ConsultationHandlers):
             self._reschedule = None
 
     # --- small helpers ------------------------------------------------------------------
+
+    async def _hold_slot(
+        self,
+        slot_id: uuid.UUID,
+        consultant_id: uuid.UUID,
+        *,
+        not_before: datetime,
+        window_end: datetime | None,
+        expires_at: datetime,
+        assignment: AssignmentStep | None = None,
+    ) -> HoldResult:
+        """Hold ``slot_id`` for this request if the session still fits it from
+        ``not_before`` (and, with an assignment, assign its consultant)."""
+        return await calls.hold_slot(
+            HoldSlotInput(
+                request_id=self._request.request_id,
+                slot_id=slot_id,
+                consultant_id=consultant_id,
+                duration_minutes=self._request.duration_minutes,
+                not_before=not_before,
+                window_end=window_end,
+                hold_expires_at=expires_at,
+                assignment=assignment,
+            )
+        )
+
+    async def _release_hold(
+        self,
+        slot_id: uuid.UUID,
+        consultant_id: uuid.UUID,
+        outcome: ReleaseOutcome,
+        decline_reason: DeclineReason | None = None,
+    ) -> None:
+        await calls.release_hold(
+            ReleaseHoldInput(
+                request_id=self._request.request_id,
+                slot_id=slot_id,
+                consultant_id=consultant_id,
+                attempt=self._attempt,
+                outcome=outcome,
+                decline_reason=decline_reason,
+            )
+        )
 
     def _is_booked(self) -> bool:
         return self._booking is not None and self._status is RequestStatus.SCHEDULED

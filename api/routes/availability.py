@@ -35,10 +35,9 @@ from api.schemas.availability import (
 from api.schemas.fields import IsoAwareDatetime
 from core.settings import Settings
 from core.vocabulary import SlotStatus
-from db.availability import (
+from db.availability.recurrence import Recurrence, RecurrenceError, expand_recurrence, load_zone
+from db.availability.slots import (
     ConsultantNotFoundError,
-    Recurrence,
-    RecurrenceError,
     SlotNotFoundError,
     SlotNotFreeError,
     SlotOverlapError,
@@ -46,9 +45,7 @@ from db.availability import (
     change_free_status,
     create_slots,
     delete_free_slot,
-    expand_recurrence,
     list_slots,
-    load_zone,
 )
 from db.models import AvailabilitySlot, ConsultantProfile
 
@@ -216,6 +213,7 @@ async def create_availability(
         raise _overlap_problem(exc) from exc
     except ConsultantNotFoundError as exc:
         raise NotFound(f"Consultant {user_id} has no profile.") from exc
+    await session.commit()
     return SlotsCreated(items=[SlotOut.model_validate(slot) for slot in slots])
 
 
@@ -300,6 +298,7 @@ async def change_slot_status(
         raise NotFound(f"Consultant {user_id} has no slot {slot_id}.") from exc
     except SlotNotFreeError as exc:
         raise _not_free(slot_id, exc) from exc
+    await session.commit()
     return SlotOut.model_validate(slot)
 
 
@@ -319,4 +318,5 @@ async def delete_slot(
         raise NotFound(f"Consultant {user_id} has no slot {slot_id}.") from exc
     except SlotNotFreeError as exc:
         raise _not_free(slot_id, exc) from exc
+    await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,10 +22,10 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, SettingsDep
 from api.errors import ProblemError, ServiceUnavailable
+from api.meeting_signals import signal_meeting_event
 from api.openapi import problems
 from db.models import InboundWebhookEvent, ScheduledSession
 from integrations import meeting_webhooks
-from integrations.meeting_signals import signal_meeting_event
 from integrations.meeting_webhooks import MeetingPlatformEvent, SignatureError
 
 logger = logging.getLogger(__name__)

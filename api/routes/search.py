@@ -17,8 +17,8 @@ from api.schemas.fields import IsoAwareDatetime, StorableText
 from api.schemas.search import BookableTimeOut
 from api.submission_checks import bookable_service_type
 from core.settings import Settings
+from db.availability.search import SearchCriteria, search_bookable_times
 from db.models import ServiceType
-from db.search import SearchCriteria, search_bookable_times
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"])
 

@@ -23,7 +23,8 @@ from pydantic import (
 from api.openapi import PROBLEM_REF
 from api.schemas.fields import IsoAwareDatetime, IsoDate, IsoDatetime, JsonInt
 from core.vocabulary import SlotStatus
-from db.availability import MAX_SLOT_LENGTH, load_zone
+from db.availability.recurrence import load_zone
+from db.availability.slots import MAX_SLOT_LENGTH
 
 _MAX_SLOT_MINUTES = int(MAX_SLOT_LENGTH.total_seconds()) // 60
 _BATCH_CAP = 10_000  # parsing bound only; the configured max_slots_per_request applies

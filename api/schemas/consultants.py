@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas.fields import JsonBool, StorableText, storable_text
-from db.availability import load_zone
+from db.availability.recurrence import load_zone
 
 
 def _known_time_zone(name: str) -> str:

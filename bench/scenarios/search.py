@@ -42,7 +42,7 @@ from bench.results import Better, ScenarioResult, number
 from bench.stack import Component, asyncpg_dsn
 from bench.stats import latencies_ms, percentile
 from booking.tokens import Role
-from db.search import SearchCriteria, search_bookable_times, search_statement
+from db.availability.search import SearchCriteria, search_bookable_times, search_statement
 
 SEARCH_PATH = "/v1/availability/search"
 SEARCH_INDEX = "ix_availability_slots_available_start"

@@ -34,10 +34,10 @@ from booking.devstack.processes import spawn, stop_process, wait_until_ready
 from booking.devstack.temporal import TemporalDevServer
 from booking.migrate import upgrade_to_head
 from booking.search_attributes_setup import register_search_attributes
-from booking.temporal_client import connect_temporal
 from booking.tokens import TokenConfigError, mint_token
 from core.settings import Settings
 from db.engine import create_engine, create_session_factory
+from integrations.temporal_client import connect_temporal
 
 LOCALHOST = "127.0.0.1"
 DEFAULT_POSTGRES_PORT = 5433

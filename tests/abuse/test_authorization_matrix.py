@@ -141,7 +141,7 @@ async def _reschedule(world: World, learner: Party, consultant: Party) -> Call:
 
 async def _delete_subscription(world: World, learner: Party, consultant: Party) -> Call:
     # A subscription of its own per call: the operator's cell really deletes it.
-    async with world.backend.sessions() as session, session.begin():
+    async with world.backend.session_factory() as session, session.begin():
         subscription = WebhookSubscription(
             url="https://gone.example.test", secret=generate_secret()
         )

@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.assignment import AssignmentActivities
-from activities.lifecycle import LifecycleActivities
-from activities.transitions import TransitionActivities
+from activities.requests import RequestActivities
+from activities.sessions import SessionActivities
 from db.models import (
     AvailabilitySlot,
     ConsultantProfile,
@@ -43,10 +42,9 @@ class Backend:
     """The activities under test on one session factory, plus row helpers."""
 
     def __init__(self, sessions: SessionFactory) -> None:
-        self.sessions = sessions
-        self.assignment = AssignmentActivities(sessions)
-        self.transitions = TransitionActivities(sessions)
-        self.lifecycle = LifecycleActivities(sessions)
+        self.session_factory = sessions
+        self.requests = RequestActivities(sessions)
+        self.sessions = SessionActivities(sessions)
 
     async def service_type(
         self, *, specialization: str | None = None, active: bool = True, minutes: int = 60
@@ -105,7 +103,7 @@ class Backend:
             "details_staged": False,
         }
         values.update(kw)
-        await self.transitions.persist_request(PersistRequestInput(**values))
+        await self.requests.persist_request(PersistRequestInput(**values))
         return request_id
 
     async def hold(
@@ -119,7 +117,7 @@ class Backend:
         minutes: int = 60,
     ) -> HoldResult:
         deadline = datetime.now(UTC) + timedelta(hours=24)
-        return await self.assignment.hold_slot(
+        return await self.requests.hold_slot(
             HoldSlotInput(
                 request_id=request_id,
                 slot_id=slot_id,
@@ -151,7 +149,7 @@ class Backend:
         )
         assert held.held
         row = await self.request_row(request_id)
-        return await self.transitions.reserve(
+        return await self.sessions.reserve(
             ReserveInput(
                 request_id=request_id,
                 session_id=uuid.uuid4(),
@@ -165,19 +163,19 @@ class Backend:
         )
 
     async def request_row(self, request_id: uuid.UUID) -> ConsultationRequest:
-        async with self.sessions() as session:
+        async with self.session_factory() as session:
             row = await session.get(ConsultationRequest, request_id)
         assert row is not None
         return row
 
     async def session_row(self, session_id: uuid.UUID) -> ScheduledSession:
-        async with self.sessions() as session:
+        async with self.session_factory() as session:
             row = await session.get(ScheduledSession, session_id)
         assert row is not None
         return row
 
     async def slots_of(self, consultant_id: uuid.UUID) -> list[AvailabilitySlot]:
-        async with self.sessions() as session:
+        async with self.session_factory() as session:
             rows = await session.scalars(
                 select(AvailabilitySlot)
                 .where(AvailabilitySlot.consultant_user_id == consultant_id)
@@ -186,7 +184,7 @@ class Backend:
             return list(rows)
 
     async def events(self, request_id: uuid.UUID) -> list[DomainEvent]:
-        async with self.sessions() as session:
+        async with self.session_factory() as session:
             rows = await session.scalars(
                 select(DomainEvent)
                 .where(DomainEvent.consultation_request_id == request_id)
@@ -198,12 +196,12 @@ class Backend:
         return [event.event_type for event in await self.events(request_id)]
 
     async def count(self, model: type[Any]) -> int:
-        async with self.sessions() as session:
+        async with self.session_factory() as session:
             total: int = await session.scalar(select(func.count()).select_from(model)) or 0
             return total
 
     async def _insert(self, model: type[Any], key: Any, **values: Any) -> uuid.UUID:
-        async with self.sessions() as session, session.begin():
+        async with self.session_factory() as session, session.begin():
             statement = insert(model).values(**values).returning(key)
             inserted: uuid.UUID = (await session.execute(statement)).scalar_one()
             return inserted

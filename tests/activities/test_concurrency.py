@@ -72,7 +72,7 @@ async def reserve(
     backend: Backend, request_id: uuid.UUID, slot: uuid.UUID, consultant: uuid.UUID, start: datetime
 ) -> ReservedSession:
     row = await backend.request_row(request_id)
-    return await backend.transitions.reserve(
+    return await backend.sessions.reserve(
         ReserveInput(
             request_id=request_id,
             session_id=uuid.uuid4(),
@@ -92,7 +92,7 @@ async def test_an_overlapping_slot_is_a_non_retryable_refusal(backend: Backend) 
     await backend.slot(consultant, start, hours=2)
 
     with pytest.raises(ApplicationError) as refused:
-        async with transaction(backend.sessions) as session:
+        async with transaction(backend.session_factory) as session:
             await session.execute(
                 insert(AvailabilitySlot).values(
                     consultant_user_id=consultant,
@@ -111,7 +111,7 @@ async def test_a_deadlock_is_a_retryable_conflict(backend: Backend) -> None:
     locked = [asyncio.Event(), asyncio.Event()]
 
     async def lock_in_order(first: uuid.UUID, second: uuid.UUID, me: int) -> None:
-        async with transaction(backend.sessions) as session:
+        async with transaction(backend.session_factory) as session:
             await _touch(session, first)
             locked[me].set()
             await locked[1 - me].wait()

@@ -41,7 +41,7 @@ def http_platform(
 
 async def test_a_room_link_is_unguessable_stored_once_and_announced(backend: Backend) -> None:
     request_id, session_id, _, _ = await booked(backend)
-    activities = MeetingActivities(backend.sessions, RoomLinkPlatform(BASE))
+    activities = MeetingActivities(backend.session_factory, RoomLinkPlatform(BASE))
 
     created = await activities.create_meeting(meeting_input(request_id, session_id))
     link = (await backend.session_row(session_id)).meeting_platform_join_url
@@ -67,7 +67,7 @@ async def test_the_http_platform_gets_idempotent_authenticated_calls(backend: Ba
             return httpx.Response(404)
         return httpx.Response(201, json={"id": "m-1", "join_url": "https://p.test/j/m-1"})
 
-    activities = MeetingActivities(backend.sessions, http_platform(handler))
+    activities = MeetingActivities(backend.session_factory, http_platform(handler))
     created = await activities.create_meeting(meeting_input(request_id, session_id))
     await activities.reschedule_meeting(meeting_input(request_id, session_id, hour=14))
     await activities.cancel_meeting(MeetingRef(request_id=request_id, session_id=session_id))
@@ -101,7 +101,7 @@ async def test_platform_failures_are_classified(
 ) -> None:
     request_id, session_id, _, _ = await booked(backend)
     activities = MeetingActivities(
-        backend.sessions, http_platform(lambda request: httpx.Response(status))
+        backend.session_factory, http_platform(lambda request: httpx.Response(status))
     )
 
     with pytest.raises(ApplicationError) as failed:
@@ -118,7 +118,7 @@ async def test_an_unreachable_platform_is_transient(backend: Backend) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    activities = MeetingActivities(backend.sessions, http_platform(refuse))
+    activities = MeetingActivities(backend.session_factory, http_platform(refuse))
     with pytest.raises(ApplicationError) as failed:
         await activities.create_meeting(meeting_input(request_id, session_id))
     assert failed.value.type == PLATFORM_UNAVAILABLE

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.rows import UNEXPECTED_STATE
+from activities.database import UNEXPECTED_STATE
 from core.vocabulary import (
     CancellationReason,
     ErrorType,
@@ -71,7 +71,7 @@ async def test_reserve_is_idempotent(backend: Backend) -> None:
     request_id, session_id, consultant, slot = await booked(backend)
     request = await backend.request_row(request_id)
 
-    again = await backend.transitions.reserve(
+    again = await backend.sessions.reserve(
         ReserveInput(
             request_id=request_id,
             session_id=uuid.uuid4(),  # even a fresh id finds the existing session
@@ -98,7 +98,7 @@ async def test_reserve_without_the_hold_is_refused(backend: Backend) -> None:
     request = await backend.request_row(request_id)
 
     with pytest.raises(ApplicationError) as refused:
-        await backend.transitions.reserve(
+        await backend.sessions.reserve(
             ReserveInput(
                 request_id=request_id,
                 session_id=uuid.uuid4(),
@@ -131,8 +131,8 @@ async def test_reschedule_books_the_new_slot_and_frees_the_old(backend: Backend)
         party=Party.REQUESTER,
     )
 
-    await backend.lifecycle.reschedule_session(move)
-    await backend.lifecycle.reschedule_session(move)
+    await backend.sessions.reschedule_session(move)
+    await backend.sessions.reschedule_session(move)
 
     session = await backend.session_row(session_id)
     assert (session.availability_slot_id, session.scheduled_start_time) == (new_slot, new_start)
@@ -157,8 +157,8 @@ async def test_cancel_frees_the_slot_and_cancels_the_request(backend: Backend) -
         status_reason=StatusReason.CANCELLED_BY_CONSULTANT,
     )
 
-    await backend.lifecycle.cancel_session(cancel)
-    await backend.lifecycle.cancel_session(cancel)
+    await backend.sessions.cancel_session(cancel)
+    await backend.sessions.cancel_session(cancel)
 
     session = await backend.session_row(session_id)
     assert (session.status, session.cancellation_reason, session.cancelled_by) == (
@@ -184,10 +184,10 @@ async def test_start_and_complete_record_the_attendance(backend: Backend) -> Non
         request_id=request_id, session_id=session_id, at=future(hour=10), attendance=attendance
     )
 
-    await backend.lifecycle.start_session(start)
-    await backend.lifecycle.start_session(start)
+    await backend.sessions.start_session(start)
+    await backend.sessions.start_session(start)
     ended = future(hour=10, days=3) + timedelta(minutes=55)
-    await backend.lifecycle.complete_session(
+    await backend.sessions.complete_session(
         SessionTransitionInput(
             request_id=request_id,
             session_id=session_id,
@@ -212,9 +212,9 @@ async def test_a_no_show_reported_after_completion_keeps_the_request_completed(
     transition = SessionTransitionInput(
         request_id=request_id, session_id=session_id, at=future(), attendance=Attendance()
     )
-    await backend.lifecycle.complete_session(transition)
+    await backend.sessions.complete_session(transition)
 
-    await backend.lifecycle.mark_no_show(
+    await backend.sessions.mark_no_show(
         NoShowInput(
             request_id=request_id,
             session_id=session_id,
@@ -235,14 +235,14 @@ async def test_a_no_show_reported_after_completion_keeps_the_request_completed(
 
 async def test_an_unexpected_state_is_a_retryable_error(backend: Backend) -> None:
     request_id, session_id, _, _ = await booked(backend)
-    await backend.lifecycle.complete_session(
+    await backend.sessions.complete_session(
         SessionTransitionInput(
             request_id=request_id, session_id=session_id, at=future(), attendance=Attendance()
         )
     )
 
     with pytest.raises(ApplicationError) as refused:
-        await backend.lifecycle.start_session(
+        await backend.sessions.start_session(
             SessionTransitionInput(
                 request_id=request_id, session_id=session_id, at=future(), attendance=Attendance()
             )
@@ -266,9 +266,9 @@ async def test_reminders_are_sent_once_and_only_for_the_current_time(backend: Ba
         offset_seconds=3600,
     )
 
-    await backend.lifecycle.send_reminder(reminder)
-    await backend.lifecycle.send_reminder(reminder)
-    await backend.lifecycle.send_reminder(obsolete)
+    await backend.sessions.send_reminder(reminder)
+    await backend.sessions.send_reminder(reminder)
+    await backend.sessions.send_reminder(obsolete)
 
     reminders = [e for e in await backend.events(request_id) if e.event_type == "session.reminder"]
     assert [e.payload["seconds_before"] for e in reminders] == [3600]

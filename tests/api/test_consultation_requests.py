@@ -320,7 +320,7 @@ async def test_decisions_are_checked_against_the_stored_request_first(
     offered = await _waiting_request(backend, learner)
     await backend.hold(offered, slot, consultant, not_before=future(3))
     finished = await _waiting_request(backend, learner)
-    await backend.transitions.cancel_request(
+    await backend.requests.cancel_request(
         CancelRequestInput(
             request_id=finished,
             party=Party.REQUESTER,

@@ -14,8 +14,8 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.vocabulary import SlotStatus
+from db.availability.search import SearchCriteria, explain, search_bookable_times, search_statement
 from db.models import AvailabilitySlot, ConsultantProfile, ServiceType
-from db.search import SearchCriteria, explain, search_bookable_times, search_statement
 from tests.support.tokens import TokenFactory
 
 Sessions = async_sessionmaker[AsyncSession]

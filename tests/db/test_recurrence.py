@@ -7,15 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from db.availability import (
+from db.availability.recurrence import (
     Recurrence,
     RecurrenceError,
-    TimeRange,
     expand_recurrence,
     load_zone,
     local_to_utc,
-    overlapping_each_other,
 )
+from db.availability.slots import TimeRange, overlapping_each_other
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HORIZON = timedelta(days=366)

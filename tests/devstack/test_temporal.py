@@ -19,9 +19,9 @@ from temporalio.client import Client
 from booking.devstack.ports import PortInUseError, free_port
 from booking.devstack.temporal import TemporalDevServer, find_temporal_binary
 from booking.search_attributes_setup import register_search_attributes
-from booking.temporal_client import wait_for_temporal
 from core.settings import Environment, Settings
 from db.engine import create_engine, create_session_factory
+from integrations.temporal_client import wait_for_temporal
 from worker import build_worker
 from workflows.health import HealthCheckWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES

@@ -29,7 +29,7 @@ async def test_a_new_link_after_a_reschedule_is_a_new_meeting_ready_event(
         room = "m-1" if request.method == "POST" else "m-2"
         return httpx.Response(200, json={"id": room, "join_url": f"https://p.test/j/{room}"})
 
-    activities = MeetingActivities(backend.sessions, http_platform(platform))
+    activities = MeetingActivities(backend.session_factory, http_platform(platform))
     await activities.create_meeting(meeting_input(request_id, session_id))
     moved = meeting_input(request_id, session_id, hour=14)
     await activities.reschedule_meeting(moved)
@@ -54,7 +54,7 @@ async def test_a_moved_meeting_that_keeps_its_link_is_not_announced_again(
     def platform(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"id": "m-1", "join_url": "https://p.test/j/m-1"})
 
-    activities = MeetingActivities(backend.sessions, http_platform(platform))
+    activities = MeetingActivities(backend.session_factory, http_platform(platform))
     await activities.create_meeting(meeting_input(request_id, session_id))
     await activities.reschedule_meeting(meeting_input(request_id, session_id, hour=14))
 

@@ -14,8 +14,8 @@ from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from api.meeting_signals import signal_meeting_event
 from core.vocabulary import ParticipantRole
-from integrations.meeting_signals import signal_meeting_event
 from integrations.meeting_webhooks import MeetingPlatformEvent
 from workflows.contracts.messages import (
     MeetingEnded,

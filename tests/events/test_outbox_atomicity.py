@@ -22,9 +22,7 @@ from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-import activities.lifecycle
-import activities.transitions
-from activities.events import dedupe_key, emit
+import activities.sessions
 from core.events import EventType
 from core.settings import Environment, Settings
 from core.vocabulary import (
@@ -36,6 +34,7 @@ from core.vocabulary import (
     StatusReason,
 )
 from db.models import AvailabilitySlot, ConsultationRequest, DomainEvent, ScheduledSession
+from db.outbox import dedupe_key, emit
 from tests.activities.builders import Backend, future
 from tests.events.harness import (
     ConsultationHandle,
@@ -149,24 +148,24 @@ async def test_an_exclusion_violation_after_the_event_insert_leaves_no_trace(
         )
         return appended
 
-    monkeypatch.setattr(activities.transitions, "emit", emit_then_overlap)
+    monkeypatch.setattr(activities.sessions, "emit", emit_then_overlap)
     with pytest.raises(ApplicationError) as refused:
-        await backend.transitions.reserve(reserve)
+        await backend.sessions.reserve(reserve)
     assert refused.value.type == ErrorType.SLOT_UNAVAILABLE.value
     assert seen_inside == [1]  # the event existed inside the transaction
 
     # Neither the state change nor the event is visible.
     assert await backend.event_types(request_id) == ASKED
-    assert await count(backend.sessions, ScheduledSession) == 0
+    assert await count(backend.session_factory, ScheduledSession) == 0
     request = await backend.request_row(request_id)
     assert (request.status, request.scheduled_session_id) == ("pending_confirmation", None)
     [piece] = await backend.slots_of(consultant)
     assert (piece.id, piece.status, piece.start_time) == (slot, "held", future(hour=9))
 
     # Nothing half-written blocks the retry, whose event is then written once.
-    monkeypatch.setattr(activities.transitions, "emit", emit)
-    await backend.transitions.reserve(reserve)
-    await backend.transitions.reserve(reserve)  # retried after its commit
+    monkeypatch.setattr(activities.sessions, "emit", emit)
+    await backend.sessions.reserve(reserve)
+    await backend.sessions.reserve(reserve)  # retried after its commit
     assert await backend.event_types(request_id) == [*ASKED, EventType.SESSION_SCHEDULED]
 
 
@@ -175,7 +174,7 @@ async def test_a_failure_between_two_events_of_one_transition_keeps_neither(
 ) -> None:
     request_id, consultant, slot = await held_request(backend)
     row = await backend.request_row(request_id)
-    reserved = await backend.transitions.reserve(
+    reserved = await backend.sessions.reserve(
         ReserveInput(
             request_id=request_id,
             session_id=uuid.uuid4(),
@@ -202,18 +201,18 @@ async def test_a_failure_between_two_events_of_one_transition_keeps_neither(
             raise ConnectionResetError("the database went away mid-transition")
         return await emit(session, event_type, **kw)
 
-    monkeypatch.setattr(activities.lifecycle, "emit", second_emit_fails)
+    monkeypatch.setattr(activities.sessions, "emit", second_emit_fails)
     with pytest.raises(ConnectionResetError):
-        await backend.lifecycle.cancel_session(cancel)
+        await backend.sessions.cancel_session(cancel)
     before = [*ASKED, EventType.SESSION_SCHEDULED]
     assert await backend.event_types(request_id) == before
     assert (await backend.session_row(reserved.session_id)).status == "scheduled"
     assert (await backend.request_row(request_id)).status == "scheduled"
     assert {s.id: s.status for s in await backend.slots_of(consultant)}[slot] == "booked"
 
-    monkeypatch.setattr(activities.lifecycle, "emit", emit)
+    monkeypatch.setattr(activities.sessions, "emit", emit)
     for _ in range(2):  # the retry, and a retry of the retry after its commit
-        await backend.lifecycle.cancel_session(cancel)
+        await backend.sessions.cancel_session(cancel)
     assert await backend.event_types(request_id) == [
         *before,
         EventType.SESSION_CANCELLED,
@@ -239,17 +238,17 @@ async def test_a_hold_whose_result_was_lost_is_found_again(backend: Backend) -> 
         not_before=future(hour=8),
         window_end=future(days=4),
     )
-    best, _ = (await backend.assignment.find_candidates(step)).candidates
+    best, _ = (await backend.requests.find_candidates(step)).candidates
     assert (await backend.hold(request_id, best.slot_id, first, not_before=step.not_before)).held
 
-    again = await backend.assignment.find_candidates(step)
+    again = await backend.requests.find_candidates(step)
     assert again.candidates == (best,)
     retried = await backend.hold(request_id, best.slot_id, first, not_before=step.not_before)
     assert (retried.held, retried.start) == (True, future(hour=9))
     assert await backend.event_types(request_id) == ASKED
 
     # Once the request is back to awaiting assignment, the search is the usual one.
-    await backend.assignment.release_hold(
+    await backend.requests.release_hold(
         ReleaseHoldInput(
             request_id=request_id,
             slot_id=best.slot_id,
@@ -258,9 +257,7 @@ async def test_a_hold_whose_result_was_lost_is_found_again(backend: Backend) -> 
             outcome=ReleaseOutcome.DECLINED,
         )
     )
-    after = await backend.assignment.find_candidates(
-        replace(step, excluded_consultant_ids=(first,))
-    )
+    after = await backend.requests.find_candidates(replace(step, excluded_consultant_ids=(first,)))
     assert [c.consultant_id for c in after.candidates] == [second]
 
 
@@ -285,7 +282,7 @@ async def test_an_attempt_that_fails_after_writing_its_event_is_retried_into_one
             raise ConnectionResetError("lost the connection before the commit")
         return appended
 
-    monkeypatch.setattr(activities.transitions, "emit", fail_once)
+    monkeypatch.setattr(activities.sessions, "emit", fail_once)
     now = datetime.now(UTC)
     request = request_input(crew, window_start=now, window_end=now + timedelta(days=5))
     async with worker(temporal.client, session_factory, settings) as task_queue:

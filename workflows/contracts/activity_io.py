@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from core.vocabulary import (
     CancellationReason,
@@ -16,6 +17,9 @@ from core.vocabulary import (
     SessionStatus,
     StatusReason,
 )
+
+if TYPE_CHECKING:
+    from workflows.contracts.workflow_input import ConsultationInput
 
 
 class ReleaseOutcome(StrEnum):
@@ -39,6 +43,12 @@ class PersistRequestInput:
     company_id: uuid.UUID | None
     idempotency_key: str | None
     details_staged: bool
+
+    @classmethod
+    def of(cls, request: ConsultationInput) -> PersistRequestInput:
+        """What the workflow's input says of the row: each field of this input is the
+        input's field of the same name."""
+        return cls(**{field.name: getattr(request, field.name) for field in fields(cls)})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ the fewest sessions in the week around that fit, then the least recently assigne
 (never assigned first).
 
 The free slots come from the availability search's own statement
-(``db.search.search_statement``), which walks the partial start-time index of
+(``db.availability.search.search_statement``), which walks the partial start-time index of
 available slots; the week's load is counted per candidate on
 ``ix_scheduled_sessions_consultant_start``.
 """
@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import DateTime, Interval, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.availability.search import SearchCriteria, search_statement
 from db.models import AvailabilitySlot, ServiceType
-from db.search import SearchCriteria, search_statement
-from workflows.contracts.activity_io import Candidate, FindCandidatesInput
 
 SEARCH_DEPTH = 200
 """Free slots read, earliest first; enough to see every consultant who could
@@ -54,7 +54,39 @@ _WEEK_LOADS = text(
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-async def rank_candidates(session: AsyncSession, query: FindCandidatesInput) -> list[Candidate]:
+class CandidateQuery(Protocol):
+    """Who could take the request (the assignment activity's input has these fields)."""
+
+    @property
+    def service_type_id(self) -> uuid.UUID: ...
+    @property
+    def duration_minutes(self) -> int: ...
+    @property
+    def not_before(self) -> datetime: ...
+    @property
+    def window_end(self) -> datetime: ...
+    @property
+    def requested_slot_id(self) -> uuid.UUID | None: ...
+    @property
+    def preferred_consultant_id(self) -> uuid.UUID | None: ...
+    @property
+    def only_consultant_id(self) -> uuid.UUID | None: ...
+    @property
+    def excluded_consultant_ids(self) -> tuple[uuid.UUID, ...]: ...
+    @property
+    def limit(self) -> int: ...
+
+
+class Candidate(NamedTuple):
+    """A consultant's earliest fitting free slot, and the session's times in it."""
+
+    consultant_id: uuid.UUID
+    slot_id: uuid.UUID
+    start: datetime
+    end: datetime
+
+
+async def rank_candidates(session: AsyncSession, query: CandidateQuery) -> list[Candidate]:
     service = (
         await session.execute(
             select(ServiceType.required_specialization).where(
@@ -94,7 +126,7 @@ async def rank_candidates(session: AsyncSession, query: FindCandidatesInput) -> 
 
 async def _earliest_fits(
     session: AsyncSession,
-    query: FindCandidatesInput,
+    query: CandidateQuery,
     specialization: str | None,
     consultant_id: uuid.UUID | None,
     *,

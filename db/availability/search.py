@@ -21,7 +21,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from core.vocabulary import SlotStatus
-from db.availability import MAX_SLOT_LENGTH
+from db.availability.slots import MAX_SLOT_LENGTH
 from db.models import AvailabilitySlot, ConsultantProfile
 
 

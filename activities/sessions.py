@@ -1,65 +1,119 @@
-"""Session transitions after the booking: move, cancel, remind, start, complete, no-show.
+"""The ``session.*`` activities on the session row: book, move, cancel, remind,
+start, complete, no-show (its meeting's activities are in ``activities.meetings``).
 
 The request's final status follows its session: completed (also after a no-show,
-whose reason names the missing party) or cancelled.
+whose reason names the missing party) or cancelled. Each activity is one
+transaction with its outbox events and is idempotent.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from activities import slots
 from activities.database import SessionFactory, business_failure, transaction
-from activities.events import emit
-from activities.rows import transition_request, transition_session
 from core.events import EventType
-from core.vocabulary import ErrorType, RequestStatus, SessionStatus, no_show_reason, no_show_status
-from db.models import ScheduledSession
+from core.vocabulary import (
+    ErrorType,
+    RequestStatus,
+    SessionStatus,
+    no_show_reason,
+    no_show_status,
+)
+from db import sessions
+from db.availability import holds
+from db.outbox import emit
+from db.sessions import attendance_values
+from db.transitions import transition_request, transition_session
 from workflows.contracts.activity_io import (
-    Attendance,
     CancelSessionInput,
     NoShowInput,
     RescheduleSessionInput,
+    ReservedSession,
+    ReserveInput,
     SessionReminderInput,
     SessionTransitionInput,
 )
 from workflows.contracts.names import ActivityName
 
-Session = ScheduledSession
 BEFORE_END = (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS)
 
 
-class LifecycleActivities:
+class SessionActivities:
     def __init__(self, session_factory: SessionFactory) -> None:
         self._sessions = session_factory
+
+    @activity.defn(name=ActivityName.RESERVE)
+    async def reserve(self, arg: ReserveInput) -> ReservedSession:
+        """Hold becomes booking: carve the slot, create the session, schedule the request."""
+        async with transaction(self._sessions) as session:
+            existing = await sessions.session_of_request(session, arg.request_id)
+            if existing is not None and existing.slot_id is not None:
+                return ReservedSession(
+                    session_id=existing.session_id,
+                    slot_id=existing.slot_id,
+                    start=existing.start,
+                    end=existing.end,
+                )
+            booked = await holds.book(
+                session,
+                slot_id=arg.slot_id,
+                request_id=arg.request_id,
+                start=arg.start,
+                end=arg.end,
+            )
+            if not booked:
+                raise business_failure(ErrorType.HOLD_LOST, "the request no longer holds the slot")
+            await sessions.insert_session(
+                session,
+                session_id=arg.session_id,
+                request_id=arg.request_id,
+                requester_id=arg.requester_id,
+                consultant_id=arg.consultant_id,
+                service_type_id=arg.service_type_id,
+                slot_id=arg.slot_id,
+                start=arg.start,
+                end=arg.end,
+            )
+            await transition_request(
+                session,
+                arg.request_id,
+                expected=(RequestStatus.PENDING_CONFIRMATION,),
+                target=RequestStatus.SCHEDULED,
+                scheduled_session_id=arg.session_id,
+                confirmation_deadline=None,
+            )
+            await emit(
+                session,
+                EventType.SESSION_SCHEDULED,
+                subject=arg.session_id,
+                request_id=arg.request_id,
+                session_id=arg.session_id,
+                payload={
+                    "requester_id": arg.requester_id,
+                    "consultant_id": arg.consultant_id,
+                    "service_type_id": arg.service_type_id,
+                    "start": arg.start,
+                    "end": arg.end,
+                },
+            )
+            return ReservedSession(
+                session_id=arg.session_id, slot_id=arg.slot_id, start=arg.start, end=arg.end
+            )
 
     @activity.defn(name=ActivityName.RESCHEDULE_SESSION)
     async def reschedule_session(self, arg: RescheduleSessionInput) -> None:
         """The new slot (already held) is booked and carved, the old one freed and
         the session moved, in one transaction."""
         async with transaction(self._sessions) as session:
-            row = (
-                await session.execute(
-                    select(
-                        Session.status,
-                        Session.availability_slot_id,
-                        Session.scheduled_start_time,
-                        Session.scheduled_end_time,
-                    )
-                    .where(Session.id == arg.session_id)
-                    .with_for_update()
-                )
-            ).one()
-            if row.availability_slot_id == arg.to_slot_id:
+            place = await sessions.lock_session(session, arg.session_id)
+            if place.slot_id == arg.to_slot_id:
                 return  # a retry after the commit
-            if row.status != SessionStatus.SCHEDULED.value:
-                raise business_failure(ErrorType.INVALID_STATE, f"the session is {row.status}")
-            booked = await slots.book(
+            if place.status is not SessionStatus.SCHEDULED:
+                raise business_failure(
+                    ErrorType.INVALID_STATE, f"the session is {place.status.value}"
+                )
+            booked = await holds.book(
                 session,
                 slot_id=arg.to_slot_id,
                 request_id=arg.request_id,
@@ -68,16 +122,10 @@ class LifecycleActivities:
             )
             if not booked:
                 raise business_failure(ErrorType.HOLD_LOST, "the new slot is no longer held")
-            if row.availability_slot_id is not None:
-                await slots.free(session, row.availability_slot_id)
-            await session.execute(
-                update(Session)
-                .where(Session.id == arg.session_id)
-                .values(
-                    availability_slot_id=arg.to_slot_id,
-                    scheduled_start_time=arg.start,
-                    scheduled_end_time=arg.end,
-                )
+            if place.slot_id is not None:
+                await holds.free(session, place.slot_id)
+            await sessions.move_session(
+                session, arg.session_id, slot_id=arg.to_slot_id, start=arg.start, end=arg.end
             )
             await emit(
                 session,
@@ -87,8 +135,8 @@ class LifecycleActivities:
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload={
-                    "previous_start": row.scheduled_start_time,
-                    "previous_end": row.scheduled_end_time,
+                    "previous_start": place.start,
+                    "previous_end": place.end,
                     "start": arg.start,
                     "end": arg.end,
                     "rescheduled_by": arg.party,
@@ -108,12 +156,10 @@ class LifecycleActivities:
                 cancellation_reason=reason,
                 cancelled_by=arg.party.value,
             )
-            slot_id = await session.scalar(
-                select(Session.availability_slot_id).where(Session.id == arg.session_id)
-            )
+            slot_id = await sessions.slot_of_session(session, arg.session_id)
             if slot_id is not None:
-                await slots.free(session, slot_id)
-            await slots.release_all(session, arg.request_id)  # a reschedule's hold, if any
+                await holds.free(session, slot_id)
+            await holds.release_all(session, arg.request_id)  # a reschedule's hold, if any
             await transition_request(
                 session,
                 arg.request_id,
@@ -147,24 +193,14 @@ class LifecycleActivities:
     @activity.defn(name=ActivityName.SEND_REMINDER)
     async def send_reminder(self, arg: SessionReminderInput) -> None:
         async with transaction(self._sessions) as session:
-            still_ahead = await session.scalar(
-                select(Session.id).where(
-                    Session.id == arg.session_id,
-                    Session.status == SessionStatus.SCHEDULED.value,
-                    Session.scheduled_start_time == arg.session_start,
-                )
-            )
-            if still_ahead is None:
+            if not await sessions.still_scheduled_at(session, arg.session_id, arg.session_start):
                 return  # moved or cancelled meanwhile: this reminder is obsolete
             offset = round(arg.offset_seconds)
             await emit(
                 session,
                 EventType.SESSION_REMINDER,
                 subject=arg.session_id,
-                occurrence=(
-                    arg.session_start.isoformat(),
-                    offset,
-                ),
+                occurrence=(arg.session_start.isoformat(), offset),
                 request_id=arg.request_id,
                 session_id=arg.session_id,
                 payload={"start": arg.session_start, "seconds_before": offset},
@@ -178,7 +214,7 @@ class LifecycleActivities:
                 arg.session_id,
                 expected=(SessionStatus.SCHEDULED,),
                 target=SessionStatus.IN_PROGRESS,
-                **_attendance_values(arg.attendance),
+                **attendance_values(arg.attendance),
             )
             await emit(
                 session,
@@ -197,7 +233,7 @@ class LifecycleActivities:
                 arg.session_id,
                 expected=BEFORE_END,
                 target=SessionStatus.COMPLETED,
-                **_attendance_values(arg.attendance),
+                **attendance_values(arg.attendance),
             )
             await transition_request(
                 session,
@@ -227,7 +263,7 @@ async def _mark_no_show(session: AsyncSession, arg: NoShowInput) -> None:
         arg.session_id,
         expected=(*BEFORE_END, SessionStatus.COMPLETED),
         target=no_show_status(arg.absent),
-        **_attendance_values(arg.attendance),
+        **attendance_values(arg.attendance),
     )
     await transition_request(
         session,
@@ -244,18 +280,3 @@ async def _mark_no_show(session: AsyncSession, arg: NoShowInput) -> None:
         session_id=arg.session_id,
         payload={"absent": arg.absent, "reported_by": arg.reported_by, "actor_id": arg.actor_id},
     )
-
-
-def _attendance_values(attendance: Attendance) -> dict[str, Any]:
-    """What the platform reported, without overwriting what an earlier step stored."""
-    columns: dict[str, tuple[Any, datetime | None]] = {
-        "actual_start_time": (Session.actual_start_time, attendance.meeting_started_at),
-        "actual_end_time": (Session.actual_end_time, attendance.meeting_ended_at),
-        "learner_joined_at": (Session.learner_joined_at, attendance.learner_joined_at),
-        "consultant_joined_at": (Session.consultant_joined_at, attendance.consultant_joined_at),
-    }
-    return {
-        name: func.coalesce(column, value)
-        for name, (column, value) in columns.items()
-        if value is not None
-    }

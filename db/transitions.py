@@ -3,8 +3,9 @@
 A transition names the statuses it may start from; the ``UPDATE ... WHERE status IN
 (...)`` is the guard. Finding the row already in the target status means a retried
 attempt after its commit: nothing more to do. Any other status is unexpected (the
-workflow is the only writer) and reported as a retryable ``UnexpectedState``, so an
-operator can repair the row and the workflow carries on, instead of failing half way.
+workflow is the only writer) and raised as ``UnexpectedRowState``, which activities
+report as retryable, so an operator can repair the row and the workflow carries on,
+instead of failing half way.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.exceptions import ApplicationError
 
 from core.vocabulary import RequestStatus, SessionStatus
+from db.errors import UnexpectedRowState
 from db.models import ConsultationRequest, ScheduledSession
-
-UNEXPECTED_STATE = "UnexpectedState"
 
 
 async def transition_request(
@@ -75,7 +74,4 @@ async def transition_session(
 
 def _require(current: str | None, target: RequestStatus | SessionStatus, what: str) -> None:
     if current != target.value:
-        raise ApplicationError(
-            f"{what} is {current or 'missing'}, cannot become {target.value}",
-            type=UNEXPECTED_STATE,
-        )
+        raise UnexpectedRowState(f"{what} is {current or 'missing'}, cannot become {target.value}")

@@ -1,4 +1,9 @@
-"""Slot statements shared by the assignment and booking activities.
+"""How a slot is held for a request, booked, and given back.
+
+A workflow holds a free slot for its request while the consultant decides
+(``hold``), books the held slot when they confirm (``book``: the slot is carved to
+the session's time, the rest stays free) and frees it again on decline, expiry or
+cancellation (``release``, ``release_all``, ``free``).
 
 Every change is conditional on the state it expects (``WHERE status = ... AND
 held_by_request_id = ...``), so concurrent requests racing for one slot are
@@ -10,14 +15,39 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, DateTime, and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.vocabulary import SlotStatus
-from db.models import AvailabilitySlot
+from core.vocabulary import RequestStatus, SlotStatus
+from db.models import AvailabilitySlot, ConsultationRequest
 
 Slot = AvailabilitySlot
+
+
+class HeldSlot(NamedTuple):
+    slot_id: uuid.UUID
+    consultant_id: uuid.UUID
+    slot_start: datetime
+
+
+async def held_for_confirmation(session: AsyncSession, request_id: uuid.UUID) -> HeldSlot | None:
+    """The slot the request holds while it waits for its assigned consultant's answer."""
+    request = ConsultationRequest
+    row = (
+        await session.execute(
+            select(Slot.id, Slot.consultant_user_id, Slot.start_time)
+            .join(request, request.id == Slot.held_by_request_id)
+            .where(
+                request.id == request_id,
+                request.status == RequestStatus.PENDING_CONFIRMATION.value,
+                Slot.status == SlotStatus.HELD.value,
+                Slot.consultant_user_id == request.assigned_consultant_user_id,
+            )
+        )
+    ).first()
+    return None if row is None else HeldSlot(*row)
 
 
 async def hold(

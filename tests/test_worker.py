@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.drafts import stage_details
-from booking.maintenance import sweep_drafts_once
 from core.settings import Settings
+from db.drafts import stage_details
 from db.models import ConsultationRequestDraft
+from worker import sweep_drafts_once
 
 
 async def test_only_drafts_older_than_the_ttl_are_swept(
