@@ -27,7 +27,21 @@ from temporalio.exceptions import ApplicationError, TemporalError, WorkflowAlrea
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from api.errors import Conflict, Forbidden, ProblemError, ServiceUnavailable, Unprocessable
+from api.errors import (
+    ChangeInProgress,
+    DeadlinePassed,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidState,
+    MeetingPlatformRejected,
+    NoFittingSlot,
+    ProblemError,
+    RequestFinished,
+    ServiceUnavailable,
+    SlotUnavailable,
+    Unprocessable,
+    WorkflowTimeout,
+)
 from core.vocabulary import ErrorType
 from workflows.consultation import ConsultationWorkflow
 from workflows.contracts.messages import RequestDetails, SubmitRequest
@@ -46,45 +60,6 @@ transactions); far longer means no worker is polling."""
 
 LIVE_DETAILS_TIMEOUT = timedelta(seconds=2)
 """A read must not wait long for the optional live part."""
-
-
-# --- problems ---------------------------------------------------------------------
-
-
-class InvalidState(Conflict):
-    slug, title = "invalid-state", "Not possible in the current state"
-
-
-class DeadlinePassed(Conflict):
-    slug, title = "deadline-passed", "Too late"
-
-
-class ChangeInProgress(Conflict):
-    slug, title = "change-in-progress", "Another change is in progress"
-
-
-class RequestFinished(Conflict):
-    slug, title = "request-finished", "The request is finished"
-
-
-class SlotUnavailable(Conflict):
-    slug, title = "slot-unavailable", "The slot is not available"
-
-
-class NoFittingSlot(Conflict):
-    slug, title = "no-fitting-slot", "No free slot fits"
-
-
-class IdempotencyKeyReused(Conflict):
-    slug, title = "idempotency-key-reused", "Idempotency-Key already used"
-
-
-class MeetingPlatformRejected(ProblemError):
-    status, slug, title = 502, "meeting-platform-rejected", "The meeting platform refused"
-
-
-class WorkflowTimeout(ProblemError):
-    status, slug, title = 504, "workflow-timeout", "The request's process did not answer in time"
 
 
 _REFUSALS: dict[ErrorType, type[ProblemError]] = {

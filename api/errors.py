@@ -68,12 +68,63 @@ class SlotConflict(Conflict):
     slug, title = "slot-overlap", "Overlapping availability"
 
 
+class InvalidSignature(ProblemError):
+    status, slug, title = 401, "invalid-signature", "Invalid webhook signature"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
 class Unprocessable(ProblemError):
     status, slug, title = 422, "unprocessable", "Unprocessable request"
 
 
+class RateLimited(ProblemError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+
 class ServiceUnavailable(ProblemError):
     status, slug, title = 503, "service-unavailable", "Service temporarily unavailable"
+
+
+# --- refusals of a request's workflow (see ``api.consultation_workflow``) -----------
+
+
+class InvalidState(Conflict):
+    slug, title = "invalid-state", "Not possible in the current state"
+
+
+class DeadlinePassed(Conflict):
+    slug, title = "deadline-passed", "Too late"
+
+
+class ChangeInProgress(Conflict):
+    slug, title = "change-in-progress", "Another change is in progress"
+
+
+class RequestFinished(Conflict):
+    slug, title = "request-finished", "The request is finished"
+
+
+class SlotUnavailable(Conflict):
+    slug, title = "slot-unavailable", "The slot is not available"
+
+
+class NoFittingSlot(Conflict):
+    slug, title = "no-fitting-slot", "No free slot fits"
+
+
+class IdempotencyKeyReused(Conflict):
+    slug, title = "idempotency-key-reused", "Idempotency-Key already used"
+
+
+class MeetingPlatformRejected(ProblemError):
+    status, slug, title = 502, "meeting-platform-rejected", "The meeting platform refused"
+
+
+class WorkflowTimeout(ProblemError):
+    status, slug, title = 504, "workflow-timeout", "The request's process did not answer in time"
 
 
 def problem_response(

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -15,6 +16,7 @@ from api.errors import BadRequest
 from api.schemas.fields import storable_text
 
 ItemT = TypeVar("ItemT")
+RowT = TypeVar("RowT")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -58,21 +60,42 @@ class Page(BaseModel, Generic[ItemT]):
     )
 
 
-_TIME_CURSOR_KEYS = frozenset({"at", "id"})
+def keyset_page(
+    rows: Sequence[RowT],
+    limit: int,
+    item: Callable[[RowT], ItemT],
+    cursor_after: Callable[[RowT], str],
+) -> Page[ItemT]:
+    """A page from ``limit + 1`` rows read in list order: the extra row, if there is
+    one, only tells that a next page exists (its cursor points after the last item)."""
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = cursor_after(rows[-1])
+    return Page(items=[item(row) for row in rows], next_cursor=next_cursor)
 
 
-def encode_time_cursor(at: datetime, row_id: uuid.UUID) -> str:
+def encode_time_cursor(at: datetime, row_id: uuid.UUID, *, time_key: str = "at") -> str:
     """A cursor after the row ``(at, row_id)`` of a list ordered by a time, then id."""
-    return encode_cursor({"at": at.astimezone(UTC).isoformat(), "id": str(row_id)})
+    return encode_cursor({time_key: at.astimezone(UTC).isoformat(), "id": str(row_id)})
 
 
-def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    position = decode_cursor(cursor, _TIME_CURSOR_KEYS)
+def decode_time_cursor(cursor: str, *, time_key: str = "at") -> tuple[datetime, uuid.UUID]:
+    position = decode_cursor(cursor, frozenset({time_key, "id"}))
     try:
-        at = datetime.fromisoformat(str(position["at"]))
+        at = datetime.fromisoformat(str(position[time_key]))
         row_id = uuid.UUID(str(position["id"]))
     except ValueError as exc:
         raise BadRequest("The cursor is not one this API issued.") from exc
     if at.tzinfo is None:
         raise BadRequest("The cursor is not one this API issued.")
     return at, row_id
+
+
+def encode_slot_cursor(start: datetime, slot_id: uuid.UUID) -> str:
+    """A cursor over (slot start, slot id): slot lists and the availability search."""
+    return encode_time_cursor(start, slot_id, time_key="start")
+
+
+def decode_slot_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    return decode_time_cursor(cursor, time_key="start")

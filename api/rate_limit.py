@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from api.errors import ProblemError
+from api.errors import RateLimited
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_TRACKED_BUCKETS = 100_000
@@ -24,10 +24,6 @@ MAX_TRACKED_BUCKETS = 100_000
 class CallKind(StrEnum):
     READ = "read"
     WRITE = "write"
-
-
-class RateLimited(ProblemError):
-    status, slug, title = 429, "rate-limited", "Too many requests"
 
 
 @dataclass(slots=True)

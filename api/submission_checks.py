@@ -14,9 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.consultation_workflow import SlotUnavailable
-from api.errors import NotFound, Unprocessable
-from api.rate_limit import RateLimited
+from api.errors import NotFound, RateLimited, SlotUnavailable, Unprocessable
 from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
 from core.vocabulary import RequestStatus, SlotStatus

@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import consultation_workflow
 from api import submission_checks as checks
 from api.auth import Principal
-from api.consultation_workflow import IdempotencyKeyReused, RequestClosedError
+from api.consultation_workflow import RequestClosedError
 from api.container import AppContainer
-from api.errors import Conflict, ProblemError
+from api.errors import Conflict, IdempotencyKeyReused, ProblemError
 from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
 from db.drafts import stage_details, take_details

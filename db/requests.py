@@ -13,14 +13,15 @@ from datetime import datetime
 from enum import Enum
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.events import EventType
 from core.vocabulary import RequestStatus
 from db.errors import FOREIGN_KEY_VIOLATION, constraint_name, sqlstate
-from db.models import ConsultantProfile, ConsultationRequest, ServiceType
+from db.models import ConsultantProfile, ConsultationRequest, DomainEvent, ServiceType
 
 IDEMPOTENCY_KEY_CONSTRAINT = "uq_consultation_requests_requester_user_id_idempotency_key"
 
@@ -201,3 +202,24 @@ async def reopen_assignment(session: AsyncSession, request_id: uuid.UUID, attemp
             confirmation_deadline=None,
         )
     )
+
+
+async def was_offered_to(
+    session: AsyncSession, request_id: uuid.UUID, consultant_id: uuid.UUID
+) -> bool:
+    """Whether the request was ever assigned to the consultant (its outbox says so).
+
+    A consultant who was asked may still be told why a late answer is refused; to
+    anyone else the request stays invisible.
+    """
+    event = DomainEvent
+    offered = await session.scalar(
+        select(
+            exists().where(
+                event.consultation_request_id == request_id,
+                event.event_type == EventType.CONSULTATION_ASSIGNED.value,
+                event.payload["consultant_id"].astext == str(consultant_id),
+            )
+        )
+    )
+    return bool(offered)

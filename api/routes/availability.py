@@ -9,16 +9,23 @@ than the search shows them.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
 from api.auth import Principal, Role
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, SignedIn
-from api.errors import BadRequest, Conflict, Forbidden, NotFound, SlotConflict, Unprocessable
+from api.errors import Conflict, Forbidden, NotFound, SlotConflict, Unprocessable
 from api.openapi import problems
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    decode_slot_cursor,
+    encode_slot_cursor,
+    keyset_page,
+)
 from api.schemas.availability import (
     CREATE_EXAMPLES,
     OVERLAP_409,
@@ -47,13 +54,12 @@ from db.availability.slots import (
     delete_free_slot,
     list_slots,
 )
-from db.models import AvailabilitySlot, ConsultantProfile
+from db.models import ConsultantProfile
 
 router = APIRouter(prefix="/v1/consultants/{user_id}/availability", tags=["availability"])
 
 CONFLICTS_SHOWN = 50  # a year-long rule can hit hundreds; the count says how many
 
-_CURSOR_KEYS = frozenset({"start", "id"})
 
 _NOT_MANAGER = (403, "Not this consultant, nor an operator")
 
@@ -65,25 +71,6 @@ WindowEnd = Annotated[
     IsoAwareDatetime | None,
     Query(alias="to", description="Only slots starting before this instant (with an offset)."),
 ]
-
-
-# --- Keyset cursors over (slot start, slot id), shared with the search ----------------
-
-
-def encode_slot_cursor(start: datetime, slot_id: uuid.UUID) -> str:
-    return encode_cursor({"start": start.isoformat(), "id": str(slot_id)})
-
-
-def decode_slot_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    position = decode_cursor(cursor, _CURSOR_KEYS)
-    try:
-        start = datetime.fromisoformat(str(position["start"]))
-        slot_id = uuid.UUID(str(position["id"]))
-    except ValueError as exc:
-        raise BadRequest("The cursor is not one this API issued.") from exc
-    if start.tzinfo is None:
-        raise BadRequest("The cursor is not one this API issued.")
-    return start, slot_id
 
 
 # --- Access -------------------------------------------------------------------------
@@ -257,15 +244,12 @@ async def list_availability(
         after=decode_slot_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
-    return _page(rows, limit)
-
-
-def _page(rows: list[AvailabilitySlot], limit: int) -> Page[SlotOut]:
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_slot_cursor(rows[-1].start_time.astimezone(UTC), rows[-1].id)
-    return Page(items=[SlotOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return keyset_page(
+        rows,
+        limit,
+        SlotOut.model_validate,
+        lambda last: encode_slot_cursor(last.start_time, last.id),
+    )
 
 
 # --- Changing -----------------------------------------------------------------------

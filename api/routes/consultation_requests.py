@@ -10,10 +10,11 @@ what the current state does not allow, before anything is written.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 from sqlalchemy import select, tuple_
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api import consultation_workflow
 from api.auth import Principal, Role
@@ -22,15 +23,18 @@ from api.deps import (
     LearnerPrincipal,
     OperatorPrincipal,
     SessionDep,
+    SignedIn,
     require_any_role,
 )
 from api.errors import Forbidden, NotFound, Unprocessable
+from api.openapi import problems
 from api.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     Page,
     decode_time_cursor,
     encode_time_cursor,
+    keyset_page,
 )
 from api.schemas.consultation_requests import (
     AssignBody,
@@ -40,8 +44,9 @@ from api.schemas.consultation_requests import (
     DeclineBody,
 )
 from api.submissions import submit_request
-from api.visibility import is_requester, visible_requests
+from api.visibility import is_requester, visible_request, visible_requests
 from core.vocabulary import Party, RequestStatus
+from db import requests
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
 from workflows.consultation import ConsultationWorkflow
 from workflows.contracts.messages import (
@@ -49,41 +54,29 @@ from workflows.contracts.messages import (
     CancelRequest,
     ConfirmRequest,
     DeclineRequest,
+    RequestDetails,
 )
 
 router = APIRouter(prefix="/v1/consultation-requests", tags=["consultation requests"])
 
-SignedIn = Annotated[
-    Principal, Depends(require_any_role(Role.LEARNER, Role.CONSULTANT, Role.OPERATOR))
-]
+DecisionT = TypeVar("DecisionT", ConfirmRequest, DeclineRequest)
+
 ConsultantPrincipal = Annotated[Principal, Depends(require_any_role(Role.CONSULTANT))]
 RequesterOrOperator = Annotated[Principal, Depends(require_any_role(Role.LEARNER, Role.OPERATOR))]
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255  # the length of consultation_requests.idempotency_key
 
-_WORKFLOW_PROBLEMS: dict[int | str, dict[str, str]] = {
-    403: {"description": "Not allowed to act on this request (role or validator)"},
-    404: {"description": "No such request, or not yours to see"},
-    409: {"description": "Not possible now: wrong state, deadline passed, request finished"},
-    503: {"description": "Temporal is unreachable; nothing was changed"},
-    504: {"description": "No answer in time; the change may still take effect"},
-}
+NOT_YOURS = (404, "No such request, or not yours to see")
+WORKFLOW_PROBLEMS = problems(
+    (403, "Not allowed to act on this request (role or validator)"),
+    NOT_YOURS,
+    (409, "Not possible now: wrong state, deadline passed, request finished"),
+    (503, "Temporal is unreachable; nothing was changed"),
+    (504, "No answer in time; the change may still take effect"),
+)
 
 
 # --- reading ----------------------------------------------------------------------
-
-
-async def _visible(
-    session: SessionDep, principal: Principal, request_id: uuid.UUID
-) -> ConsultationRequest:
-    row = await session.scalar(
-        select(ConsultationRequest).where(
-            ConsultationRequest.id == request_id, visible_requests(principal)
-        )
-    )
-    if row is None:
-        raise NotFound(f"Consultation request {request_id} does not exist.")
-    return row
 
 
 async def _stored(session: SessionDep, request_id: uuid.UUID) -> ConsultationRequest:
@@ -130,11 +123,12 @@ async def list_requests(
         at, after_id = decode_time_cursor(cursor)
         query = query.where(tuple_(table.requested_at, table.id) < tuple_(at, after_id))
     rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_time_cursor(rows[-1].requested_at, rows[-1].id)
-    return Page(items=[ConsultationRequestOut.of(r) for r in rows], next_cursor=next_cursor)
+    return keyset_page(
+        rows,
+        limit,
+        ConsultationRequestOut.of,
+        lambda last: encode_time_cursor(last.requested_at, last.id),
+    )
 
 
 @router.get(
@@ -145,12 +139,12 @@ async def list_requests(
         "confirmation deadline, the attempt, the next search). If the workflow service "
         "cannot answer quickly, `live` is null and the stored fields are returned."
     ),
-    responses={404: {"description": "No such request, or not yours to see"}},
+    responses=problems(NOT_YOURS),
 )
 async def get_request(
     request_id: uuid.UUID, session: SessionDep, principal: SignedIn, container: ContainerDep
 ) -> ConsultationRequestOut:
-    row = await _visible(session, principal, request_id)
+    row = await visible_request(session, principal, request_id)
     live = None
     if not RequestStatus(row.status).is_final:
         live = await consultation_workflow.live_details(container.temporal, row.id)
@@ -176,11 +170,13 @@ async def get_request(
     ),
     responses={
         200: {"description": "Repeated Idempotency-Key: the request it created"},
-        404: {"description": "Unknown service type, slot or consultant"},
-        409: {"description": "The slot is taken, or the key was used for another body"},
-        422: {"description": "Invalid body, inactive service type, slot or window unusable"},
-        503: {"description": "Temporal is unreachable; nothing was started"},
-        504: {"description": "Started but not confirmed in time; retry with the same key"},
+        **problems(
+            (404, "Unknown service type, slot or consultant"),
+            (409, "The slot is taken, or the key was used for another body"),
+            (422, "Invalid body, inactive service type, slot or window unusable"),
+            (503, "Temporal is unreachable; nothing was started"),
+            (504, "Started but not confirmed in time; retry with the same key"),
+        ),
     },
 )
 async def submit(
@@ -216,27 +212,43 @@ async def _decided(session: SessionDep, request_id: uuid.UUID) -> ConsultationRe
     return ConsultationRequestOut.of(await _stored(session, request_id))
 
 
-async def _offered_to(
-    session: SessionDep, principal: Principal, request_id: uuid.UUID
-) -> ConsultationRequest:
-    """Confirm and decline: only the consultant the stored request is assigned to.
+async def _decide(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal,
+    container: ContainerDep,
+    method: UpdateMethodMultiParam[[ConsultationWorkflow, DecisionT], RequestDetails],
+    message: DecisionT,
+) -> ConsultationRequestOut:
+    """Confirm or decline: only the consultant the stored request is assigned to.
 
-    A request assigned to nobody right now (its confirmation expired, say) goes on
-    to the workflow, whose validator answers why it cannot be decided (409).
+    To a consultant it was never offered to, the request is a 404 like any other
+    that is not theirs: neither its existence nor its state is revealed. One who was
+    asked before (and declined, or let the deadline pass) learns why their answer
+    no longer counts. A request assigned to nobody right now goes on to the
+    workflow, whose validator answers why it cannot be decided (409).
     """
     row = await _stored(session, request_id)
     assigned = row.assigned_consultant_user_id
+    if assigned != principal.user_id and not await requests.was_offered_to(
+        session, request_id, principal.user_id
+    ):
+        await visible_request(session, principal, request_id)  # 404 unless they see it
+        raise Forbidden("The request is not assigned to you.")
     if assigned is not None and assigned != principal.user_id:
         raise Forbidden("The request is assigned to another consultant.")
     _require_open(row)
-    return row
+    await consultation_workflow.update_after_reads(
+        session, container.temporal, request_id, method, message
+    )
+    return await _decided(session, request_id)
 
 
 @router.post(
     "/{request_id}/confirm",
     summary="Confirm an assigned request (its consultant)",
     description="Books the held slot: the request becomes `scheduled` with a session.",
-    responses=_WORKFLOW_PROBLEMS,
+    responses=WORKFLOW_PROBLEMS,
 )
 async def confirm(
     request_id: uuid.UUID,
@@ -244,22 +256,21 @@ async def confirm(
     principal: ConsultantPrincipal,
     container: ContainerDep,
 ) -> ConsultationRequestOut:
-    await _offered_to(session, principal, request_id)
-    await consultation_workflow.update_after_reads(
-        session,
-        container.temporal,
+    return await _decide(
         request_id,
+        session,
+        principal,
+        container,
         ConsultationWorkflow.confirm,
         ConfirmRequest(consultant_id=principal.user_id),
     )
-    return await _decided(session, request_id)
 
 
 @router.post(
     "/{request_id}/decline",
     summary="Decline an assigned request (its consultant)",
     description="Frees the held slot; the next eligible consultant is asked.",
-    responses=_WORKFLOW_PROBLEMS,
+    responses=WORKFLOW_PROBLEMS,
 )
 async def decline(
     request_id: uuid.UUID,
@@ -268,15 +279,14 @@ async def decline(
     principal: ConsultantPrincipal,
     container: ContainerDep,
 ) -> ConsultationRequestOut:
-    await _offered_to(session, principal, request_id)
-    await consultation_workflow.update_after_reads(
-        session,
-        container.temporal,
+    return await _decide(
         request_id,
+        session,
+        principal,
+        container,
         ConsultationWorkflow.decline,
         DeclineRequest(consultant_id=principal.user_id, reason=body.reason),
     )
-    return await _decided(session, request_id)
 
 
 @router.post(
@@ -287,7 +297,7 @@ async def decline(
         "freed); a scheduled one cancels its session too, which the learner may do "
         "until the cancellation cutoff before the start."
     ),
-    responses=_WORKFLOW_PROBLEMS,
+    responses=WORKFLOW_PROBLEMS,
 )
 async def cancel(
     request_id: uuid.UUID,
@@ -296,7 +306,7 @@ async def cancel(
     container: ContainerDep,
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> ConsultationRequestOut:
-    row = await _visible(session, principal, request_id)
+    row = await visible_request(session, principal, request_id)
     if is_requester(principal, row):
         party = Party.REQUESTER
     elif principal.is_operator:
@@ -324,7 +334,7 @@ async def cancel(
         "with the given slot or their earliest free slot fitting the request. "
         "409 `no-fitting-slot` when there is none."
     ),
-    responses={**_WORKFLOW_PROBLEMS, 422: {"description": "The slot is not the consultant's"}},
+    responses={**WORKFLOW_PROBLEMS, **problems((422, "The slot is not the consultant's"))},
 )
 async def assign(
     request_id: uuid.UUID,

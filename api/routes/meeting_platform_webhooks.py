@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, SettingsDep
-from api.errors import ProblemError, ServiceUnavailable
+from api.errors import InvalidSignature, PayloadTooLarge, ServiceUnavailable
 from api.meeting_signals import signal_meeting_event
 from api.openapi import problems
 from db.models import InboundWebhookEvent, ScheduledSession
@@ -36,14 +36,6 @@ MAX_BODY_BYTES = 64 * 1024
 
 MeetingSignaller = Callable[[uuid.UUID, MeetingPlatformEvent], Awaitable[bool]]
 """Tells a request's workflow about a meeting event; ``False``: the workflow has ended."""
-
-
-class InvalidSignature(ProblemError):
-    status, slug, title = 401, "invalid-signature", "Invalid webhook signature"
-
-
-class PayloadTooLarge(ProblemError):
-    status, slug, title = 413, "payload-too-large", "Payload too large"
 
 
 class InboundAck(BaseModel):

@@ -11,8 +11,14 @@ from fastapi import APIRouter, Query
 from api.deps import SessionDep, SettingsDep, SignedIn
 from api.errors import Unprocessable
 from api.openapi import problems
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
-from api.routes.availability import decode_slot_cursor, encode_slot_cursor
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    decode_slot_cursor,
+    encode_slot_cursor,
+    keyset_page,
+)
 from api.schemas.fields import IsoAwareDatetime, StorableText
 from api.schemas.search import BookableTimeOut
 from api.submission_checks import bookable_service_type
@@ -109,8 +115,9 @@ async def search_availability(
         limit=limit + 1,
     )
     times = await search_bookable_times(session, criteria)
-    next_cursor = None
-    if len(times) > limit:
-        times = times[:limit]
-        next_cursor = encode_slot_cursor(times[-1].slot_start.astimezone(UTC), times[-1].slot_id)
-    return Page(items=[BookableTimeOut.model_validate(t) for t in times], next_cursor=next_cursor)
+    return keyset_page(
+        times,
+        limit,
+        BookableTimeOut.model_validate,
+        lambda last: encode_slot_cursor(last.slot_start, last.slot_id),
+    )

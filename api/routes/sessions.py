@@ -16,25 +16,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
 from sqlalchemy import select, tuple_
 
 from api import consultation_workflow
 from api.auth import Principal, Role
-from api.consultation_workflow import InvalidState
-from api.deps import ContainerDep, SessionDep, require_any_role
-from api.errors import Forbidden, NotFound, Unprocessable
+from api.deps import ConsultantOrOperator, ContainerDep, SessionDep, SignedIn
+from api.errors import Forbidden, InvalidState, NotFound, Unprocessable
+from api.openapi import problems
 from api.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     Page,
     decode_time_cursor,
     encode_time_cursor,
+    keyset_page,
 )
 from api.schemas.consultation_requests import CancelBody
 from api.schemas.fields import IsoAwareDatetime
 from api.schemas.sessions import NoShowBody, RescheduleBody, SessionDetail, SessionOut
-from api.visibility import is_requester, visible_sessions
+from api.visibility import is_requester, visible_session, visible_sessions
 from core.vocabulary import ParticipantRole, Party, SessionStatus
 from db.models import AvailabilitySlot, ScheduledSession
 from workflows.consultation import ConsultationWorkflow
@@ -42,36 +43,17 @@ from workflows.contracts.messages import CancelRequest, NoShowReport, Reschedule
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
-SignedIn = Annotated[
-    Principal, Depends(require_any_role(Role.LEARNER, Role.CONSULTANT, Role.OPERATOR))
-]
-ConsultantOrOperator = Annotated[
-    Principal, Depends(require_any_role(Role.CONSULTANT, Role.OPERATOR))
-]
-
-_PROBLEMS: dict[int | str, dict[str, str]] = {
-    403: {"description": "Not allowed (role, party or validator)"},
-    404: {"description": "No such session, or not yours to see"},
-    409: {"description": "Not possible now: session started or over, too late, slot taken"},
-    503: {"description": "Temporal is unreachable; nothing was changed"},
-    504: {"description": "No answer in time; the change may still take effect"},
-}
+NOT_YOURS = (404, "No such session, or not yours to see")
+WORKFLOW_PROBLEMS = problems(
+    (403, "Not allowed (role, party or validator)"),
+    NOT_YOURS,
+    (409, "Not possible now: session started or over, too late, slot taken"),
+    (503, "Temporal is unreachable; nothing was changed"),
+    (504, "No answer in time; the change may still take effect"),
+)
 
 _NOT_STARTED = frozenset({SessionStatus.SCHEDULED})
 _MAY_HAVE_BEEN_MISSED = frozenset({SessionStatus.IN_PROGRESS, SessionStatus.COMPLETED})
-
-
-async def _visible(
-    session: SessionDep, principal: Principal, session_id: uuid.UUID
-) -> ScheduledSession:
-    row = await session.scalar(
-        select(ScheduledSession).where(
-            ScheduledSession.id == session_id, visible_sessions(principal)
-        )
-    )
-    if row is None:
-        raise NotFound(f"Session {session_id} does not exist.")
-    return row
 
 
 def _party(principal: Principal, row: ScheduledSession) -> Party:
@@ -139,22 +121,23 @@ async def list_sessions(
         at, after_id = decode_time_cursor(cursor)
         query = query.where(tuple_(table.scheduled_start_time, table.id) > tuple_(at, after_id))
     rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_time_cursor(rows[-1].scheduled_start_time, rows[-1].id)
-    return Page(items=[SessionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    return keyset_page(
+        rows,
+        limit,
+        SessionOut.model_validate,
+        lambda last: encode_time_cursor(last.scheduled_start_time, last.id),
+    )
 
 
 @router.get(
     "/{session_id}",
     summary="Get a session, with its meeting link",
-    responses={404: {"description": "No such session, or not yours to see"}},
+    responses=problems(NOT_YOURS),
 )
 async def get_session(
     session_id: uuid.UUID, session: SessionDep, principal: SignedIn
 ) -> SessionDetail:
-    return SessionDetail.model_validate(await _visible(session, principal, session_id))
+    return SessionDetail.model_validate(await visible_session(session, principal, session_id))
 
 
 @router.post(
@@ -165,7 +148,7 @@ async def get_session(
         "until the cancellation cutoff before the start (409 `deadline-passed` after); "
         "the consultant must give a `reason`; operators any time before the start."
     ),
-    responses={**_PROBLEMS, 422: {"description": "A consultant gave no reason"}},
+    responses={**WORKFLOW_PROBLEMS, **problems((422, "A consultant gave no reason"))},
 )
 async def cancel_session(
     session_id: uuid.UUID,
@@ -174,7 +157,7 @@ async def cancel_session(
     container: ContainerDep,
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> SessionDetail:
-    row = await _visible(session, principal, session_id)
+    row = await visible_session(session, principal, session_id)
     party = _party(principal, row)
     reason = body.reason if body else None
     if party is Party.CONSULTANT and reason is None:
@@ -199,10 +182,7 @@ async def cancel_session(
         "the minimum notice ahead). The learner may do so until the cancellation cutoff; "
         "the consultant and operators until the start."
     ),
-    responses={
-        **_PROBLEMS,
-        422: {"description": "The slot is another consultant's"},
-    },
+    responses={**WORKFLOW_PROBLEMS, **problems((422, "The slot is another consultant's"))},
 )
 async def reschedule_session(
     session_id: uuid.UUID,
@@ -211,7 +191,7 @@ async def reschedule_session(
     principal: SignedIn,
     container: ContainerDep,
 ) -> SessionDetail:
-    row = await _visible(session, principal, session_id)
+    row = await visible_session(session, principal, session_id)
     party = _party(principal, row)
     slot = await session.get(AvailabilitySlot, body.slot_id)
     if slot is None:
@@ -238,7 +218,7 @@ async def reschedule_session(
         "party), once the grace period after the start is over and until the report "
         "window after the end closes."
     ),
-    responses=_PROBLEMS,
+    responses=WORKFLOW_PROBLEMS,
 )
 async def report_no_show(
     session_id: uuid.UUID,
@@ -247,7 +227,7 @@ async def report_no_show(
     principal: ConsultantOrOperator,
     container: ContainerDep,
 ) -> SessionDetail:
-    row = await _visible(session, principal, session_id)
+    row = await visible_session(session, principal, session_id)
     party = _party(principal, row)
     if party is Party.CONSULTANT and body.party is not ParticipantRole.LEARNER:
         raise Forbidden("A consultant reports the learner only; ask an operator.")

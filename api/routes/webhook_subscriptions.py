@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import func, select, tuple_
 
 from api.deps import OperatorPrincipal, SessionDep, SettingsDep
-from api.errors import BadRequest, NotFound, Unprocessable
+from api.errors import NotFound, Unprocessable
 from api.openapi import problems
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    decode_time_cursor,
+    encode_time_cursor,
+    keyset_page,
+)
 from api.schemas.webhooks import (
     WebhookSubscriptionCreate,
     WebhookSubscriptionOut,
@@ -21,6 +27,8 @@ from api.schemas.webhooks import (
 )
 from db.models import WebhookSubscription
 from integrations.webhooks.signing import generate_secret
+
+_CURSOR_TIME = "created_at"
 
 router = APIRouter(prefix="/v1/webhook-subscriptions", tags=["webhooks"])
 
@@ -77,26 +85,17 @@ async def list_subscriptions(
     if enabled is not None:
         query = query.where(WebhookSubscription.is_enabled.is_(enabled))
     if cursor is not None:
-        position = decode_cursor(cursor, frozenset({"created_at", "id"}))
-        try:
-            created_at = datetime.fromisoformat(str(position["created_at"]))
-            after_id = uuid.UUID(str(position["id"]))
-        except ValueError as exc:
-            raise BadRequest("The cursor is not one this API issued.") from exc
-        if created_at.tzinfo is None:
-            raise BadRequest("The cursor is not one this API issued.")
+        created_at, after_id = decode_time_cursor(cursor, time_key=_CURSOR_TIME)
         query = query.where(
             tuple_(WebhookSubscription.created_at, WebhookSubscription.id)
             > tuple_(created_at, after_id)
         )
     rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
-    return Page(
-        items=[WebhookSubscriptionOut.model_validate(row) for row in rows], next_cursor=next_cursor
+    return keyset_page(
+        rows,
+        limit,
+        WebhookSubscriptionOut.model_validate,
+        lambda last: encode_time_cursor(last.created_at, last.id, time_key=_CURSOR_TIME),
     )
 
 

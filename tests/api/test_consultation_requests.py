@@ -336,7 +336,7 @@ async def test_decisions_are_checked_against_the_stored_request_first(
         )
 
     assert_problem(await act(offered, "confirm", "learner", sub=learner), 403)
-    assert_problem(await act(offered, "confirm", "consultant", sub=other_consultant), 403)
+    assert_problem(await act(offered, "confirm", "consultant", sub=other_consultant), 404)
     assert_problem(await act(offered, "decline", "consultant", sub=consultant, reason="?"), 422)
     assert_problem(await act(uuid.uuid4(), "confirm", "consultant", sub=consultant), 404)
     assert_problem(await act(offered, "cancel", "learner", sub=uuid.uuid4()), 404)

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.app import create_app
-from api.rate_limit import CallKind, Limit, RateLimited, RateLimiter
+from api.errors import RateLimited
+from api.rate_limit import CallKind, Limit, RateLimiter
 from core.settings import Settings
 from tests.support.problems import assert_problem
 from tests.support.tokens import TokenFactory

@@ -255,8 +255,9 @@ async def test_the_wrong_consultant_cannot_confirm_and_nothing_changes(service: 
     request = await service.submitted(learner, {"service_type_id": service_type})
     before = await service.wait_offered(request["id"], assigned)
 
-    assert_problem(await service.act(intruder, request["id"], "confirm"), 403)
-    assert_problem(await service.act(intruder, request["id"], "decline", {"reason": "other"}), 403)
+    # To a consultant it was never offered to, the request does not exist.
+    assert_problem(await service.act(intruder, request["id"], "confirm"), 404)
+    assert_problem(await service.act(intruder, request["id"], "decline", {"reason": "other"}), 404)
     assert_problem(await service.act(learner, request["id"], "confirm"), 403)
 
     after = await service.request(request["id"])
