@@ -209,51 +209,55 @@ class SessionActivities:
     @activity.defn(name=ActivityName.START_SESSION)
     async def start_session(self, arg: SessionTransitionInput) -> None:
         async with transaction(self._sessions) as session:
-            await transition_session(
-                session,
-                arg.session_id,
-                expected=(SessionStatus.SCHEDULED,),
-                target=SessionStatus.IN_PROGRESS,
-                **attendance_values(arg.attendance),
-            )
-            await emit(
-                session,
-                EventType.SESSION_STARTED,
-                subject=arg.session_id,
-                request_id=arg.request_id,
-                session_id=arg.session_id,
-                payload={"at": arg.at},
+            await _record_moment(
+                session, arg, (SessionStatus.SCHEDULED,), SessionStatus.IN_PROGRESS
             )
 
     @activity.defn(name=ActivityName.COMPLETE_SESSION)
     async def complete_session(self, arg: SessionTransitionInput) -> None:
         async with transaction(self._sessions) as session:
-            await transition_session(
-                session,
-                arg.session_id,
-                expected=BEFORE_END,
-                target=SessionStatus.COMPLETED,
-                **attendance_values(arg.attendance),
-            )
+            await _record_moment(session, arg, BEFORE_END, SessionStatus.COMPLETED)
             await transition_request(
                 session,
                 arg.request_id,
                 expected=(RequestStatus.SCHEDULED,),
                 target=RequestStatus.COMPLETED,
             )
-            await emit(
-                session,
-                EventType.SESSION_COMPLETED,
-                subject=arg.session_id,
-                request_id=arg.request_id,
-                session_id=arg.session_id,
-                payload={"at": arg.at},
-            )
 
     @activity.defn(name=ActivityName.MARK_NO_SHOW)
     async def mark_no_show(self, arg: NoShowInput) -> None:
         async with transaction(self._sessions) as session:
             await _mark_no_show(session, arg)
+
+
+_MOMENT_EVENTS = {
+    SessionStatus.IN_PROGRESS: EventType.SESSION_STARTED,
+    SessionStatus.COMPLETED: EventType.SESSION_COMPLETED,
+}
+
+
+async def _record_moment(
+    session: AsyncSession,
+    arg: SessionTransitionInput,
+    expected: tuple[SessionStatus, ...],
+    target: SessionStatus,
+) -> None:
+    """The session started or ended (``arg.at``), with what the platform reported."""
+    await transition_session(
+        session,
+        arg.session_id,
+        expected=expected,
+        target=target,
+        **attendance_values(arg.attendance),
+    )
+    await emit(
+        session,
+        _MOMENT_EVENTS[target],
+        subject=arg.session_id,
+        request_id=arg.request_id,
+        session_id=arg.session_id,
+        payload={"at": arg.at},
+    )
 
 
 async def _mark_no_show(session: AsyncSession, arg: NoShowInput) -> None:

@@ -1,7 +1,7 @@
 """The API's calls into a request's ``ConsultationWorkflow``: submit, updates, the
 live-details query, and how their failures become problem responses.
 
-Refusals are told apart by ``ApplicationError.type`` (``workflows.contracts.ErrorType``)
+Refusals are told apart by ``ApplicationError.type`` (``core.vocabulary.ErrorType``)
 and by RPC status codes, never by message text. Every call is bounded in time, so
 an unreachable Temporal or a stopped worker answers 503/504 instead of hanging.
 """

@@ -1,7 +1,7 @@
 """Forwarding meeting-platform events to the request's workflow as signals.
 
 The signals and their argument dataclasses are the workflow's own
-(``ConsultationWorkflow`` handlers, ``workflows.contracts`` types); referencing the
+(``ConsultationWorkflow`` handlers, ``workflows.contracts.messages`` types); referencing the
 handlers rather than their names keeps the two from drifting apart.
 """
 

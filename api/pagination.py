@@ -7,9 +7,11 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
 from api.errors import BadRequest
@@ -20,6 +22,28 @@ RowT = TypeVar("RowT")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+"""The ``limit`` parameter of every list: at most ``MAX_PAGE_SIZE`` items a page."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    limit: int
+    cursor: str | None
+
+
+def page_request(
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next_cursor` of the page before.")
+    ] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor)
+
+
+PageQuery = Annotated[PageRequest, Depends(page_request)]
+"""The ``limit`` and ``cursor`` query parameters of a list."""
 
 
 def encode_cursor(position: dict[str, Any]) -> str:

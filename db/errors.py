@@ -13,19 +13,21 @@ DEADLOCK_DETECTED = "40P01"
 
 
 def sqlstate(error: DBAPIError) -> str | None:
-    """The SQLSTATE of the driver error behind ``error`` (asyncpg keeps it on ``__cause__``)."""
-    for candidate in (getattr(error.orig, "__cause__", None), error.orig):
-        code = getattr(candidate, "sqlstate", None)
-        if isinstance(code, str):
-            return code
-    return None
+    """The SQLSTATE of the driver error behind ``error``."""
+    return _driver_attribute(error, "sqlstate")
 
 
 def constraint_name(error: DBAPIError) -> str | None:
+    """The constraint the driver error behind ``error`` names, if any."""
+    return _driver_attribute(error, "constraint_name")
+
+
+def _driver_attribute(error: DBAPIError, name: str) -> str | None:
+    # asyncpg keeps its own exception on ``__cause__`` of SQLAlchemy's adapted one.
     for candidate in (getattr(error.orig, "__cause__", None), error.orig):
-        name = getattr(candidate, "constraint_name", None)
-        if isinstance(name, str):
-            return name
+        value = getattr(candidate, name, None)
+        if isinstance(value, str):
+            return value
     return None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
@@ -31,20 +32,9 @@ async def transition_request(
     **values: Any,
 ) -> bool:
     """Move the request to ``target``; True if this call changed it."""
-    table = ConsultationRequest
-    changed = (
-        await session.execute(
-            update(table)
-            .where(table.id == request_id, table.status.in_([s.value for s in expected]))
-            .values(status=target.value, **values)
-            .returning(table.id)
-        )
-    ).first()
-    if changed is not None:
-        return True
-    current = await session.scalar(select(table.status).where(table.id == request_id))
-    _require(current, target, f"request {request_id}")
-    return False
+    return await _transition(
+        session, ConsultationRequest, request_id, expected, target, values, "request"
+    )
 
 
 async def transition_session(
@@ -56,22 +46,33 @@ async def transition_session(
     **values: Any,
 ) -> bool:
     """Move the session to ``target``; True if this call changed it."""
-    table = ScheduledSession
+    return await _transition(
+        session, ScheduledSession, session_id, expected, target, values, "session"
+    )
+
+
+async def _transition(
+    session: AsyncSession,
+    table: type[ConsultationRequest | ScheduledSession],
+    row_id: uuid.UUID,
+    expected: Collection[StrEnum],
+    target: StrEnum,
+    values: dict[str, Any],
+    what: str,
+) -> bool:
     changed = (
         await session.execute(
             update(table)
-            .where(table.id == session_id, table.status.in_([s.value for s in expected]))
+            .where(table.id == row_id, table.status.in_([s.value for s in expected]))
             .values(status=target.value, **values)
             .returning(table.id)
         )
     ).first()
     if changed is not None:
         return True
-    current = await session.scalar(select(table.status).where(table.id == session_id))
-    _require(current, target, f"session {session_id}")
-    return False
-
-
-def _require(current: str | None, target: RequestStatus | SessionStatus, what: str) -> None:
+    current = await session.scalar(select(table.status).where(table.id == row_id))
     if current != target.value:
-        raise UnexpectedRowState(f"{what} is {current or 'missing'}, cannot become {target.value}")
+        raise UnexpectedRowState(
+            f"{what} {row_id} is {current or 'missing'}, cannot become {target.value}"
+        )
+    return False

@@ -18,14 +18,7 @@ from api.auth import Principal, Role
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, SignedIn
 from api.errors import Conflict, Forbidden, NotFound, SlotConflict, Unprocessable
 from api.openapi import problems
-from api.pagination import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Page,
-    decode_slot_cursor,
-    encode_slot_cursor,
-    keyset_page,
-)
+from api.pagination import Page, PageQuery, decode_slot_cursor, encode_slot_cursor, keyset_page
 from api.schemas.availability import (
     CREATE_EXAMPLES,
     OVERLAP_409,
@@ -220,6 +213,7 @@ async def create_availability(
     ),
 )
 async def list_availability(
+    page: PageQuery,
     user_id: uuid.UUID,
     session: SessionDep,
     principal: SignedIn,
@@ -229,8 +223,6 @@ async def list_availability(
         list[SlotStatus] | None,
         Query(alias="status", description="Repeat to list several statuses."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[SlotOut]:
     if window_start and window_end and window_end <= window_start:
         raise Unprocessable("`to` must be after `from`.")
@@ -241,12 +233,12 @@ async def list_availability(
         user_id,
         window=(window_start, window_end),
         statuses=visible,
-        after=decode_slot_cursor(cursor) if cursor else None,
-        limit=limit + 1,
+        after=decode_slot_cursor(page.cursor) if page.cursor else None,
+        limit=page.limit + 1,
     )
     return keyset_page(
         rows,
-        limit,
+        page.limit,
         SlotOut.model_validate,
         lambda last: encode_slot_cursor(last.start_time, last.id),
     )

@@ -14,7 +14,7 @@ from api.auth import Principal, Role
 from api.deps import CurrentPrincipal, SessionDep, SignedIn
 from api.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from api.openapi import problems
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from api.schemas.consultants import (
     ConsultantProfileIn,
     ConsultantProfileOut,
@@ -46,6 +46,7 @@ async def get_profile(session: SessionDep, consultant_user_id: uuid.UUID) -> Con
 
 @router.get("", summary="List consultants")
 async def list_consultants(
+    page: PageQuery,
     session: SessionDep,
     _: SignedIn,
     specialization: Annotated[
@@ -54,18 +55,18 @@ async def list_consultants(
     available: Annotated[
         bool | None, Query(description="Only those open (or closed) for booking")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[ConsultantProfileOut]:
     query = (
-        select(ConsultantProfile).order_by(ConsultantProfile.consultant_user_id).limit(limit + 1)
+        select(ConsultantProfile)
+        .order_by(ConsultantProfile.consultant_user_id)
+        .limit(page.limit + 1)
     )
     if specialization is not None:
         query = query.where(ConsultantProfile.specializations.contains([specialization]))
     if available is not None:
         query = query.where(ConsultantProfile.is_available_for_booking.is_(available))
-    if cursor is not None:
-        position = decode_cursor(cursor, frozenset({"id"}))
+    if page.cursor is not None:
+        position = decode_cursor(page.cursor, frozenset({"id"}))
         try:
             after = uuid.UUID(str(position["id"]))
         except ValueError as exc:
@@ -73,8 +74,8 @@ async def list_consultants(
         query = query.where(ConsultantProfile.consultant_user_id > after)
     rows = list((await session.scalars(query)).all())
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
         next_cursor = encode_cursor({"id": str(rows[-1].consultant_user_id)})
     return Page(
         items=[ConsultantProfileOut.model_validate(r) for r in rows], next_cursor=next_cursor

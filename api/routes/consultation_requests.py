@@ -28,14 +28,7 @@ from api.deps import (
 )
 from api.errors import Forbidden, NotFound, Unprocessable
 from api.openapi import problems
-from api.pagination import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Page,
-    decode_time_cursor,
-    encode_time_cursor,
-    keyset_page,
-)
+from api.pagination import Page, PageQuery, decode_time_cursor, encode_time_cursor, keyset_page
 from api.schemas.consultation_requests import (
     AssignBody,
     CancelBody,
@@ -44,7 +37,7 @@ from api.schemas.consultation_requests import (
     DeclineBody,
 )
 from api.submissions import submit_request
-from api.visibility import is_requester, visible_request, visible_requests
+from api.visibility import is_requester, visible_row, visible_to
 from core.vocabulary import Party, RequestStatus
 from db import requests
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
@@ -59,6 +52,7 @@ from workflows.contracts.messages import (
 
 router = APIRouter(prefix="/v1/consultation-requests", tags=["consultation requests"])
 
+MessageT = TypeVar("MessageT")
 DecisionT = TypeVar("DecisionT", ConfirmRequest, DeclineRequest)
 
 ConsultantPrincipal = Annotated[Principal, Depends(require_any_role(Role.CONSULTANT))]
@@ -101,31 +95,30 @@ def _require_open(row: ConsultationRequest) -> None:
     ),
 )
 async def list_requests(
+    page: PageQuery,
     session: SessionDep,
     principal: SignedIn,
     statuses: Annotated[
         list[RequestStatus] | None,
         Query(alias="status", description="Only these statuses (repeatable)."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[ConsultationRequestOut]:
     table = ConsultationRequest
     query = (
         select(table)
-        .where(visible_requests(principal))
+        .where(visible_to(principal, ConsultationRequest))
         .order_by(table.requested_at.desc(), table.id.desc())
-        .limit(limit + 1)
+        .limit(page.limit + 1)
     )
     if statuses:
         query = query.where(table.status.in_([s.value for s in statuses]))
-    if cursor is not None:
-        at, after_id = decode_time_cursor(cursor)
+    if page.cursor is not None:
+        at, after_id = decode_time_cursor(page.cursor)
         query = query.where(tuple_(table.requested_at, table.id) < tuple_(at, after_id))
     rows = list((await session.scalars(query)).all())
     return keyset_page(
         rows,
-        limit,
+        page.limit,
         ConsultationRequestOut.of,
         lambda last: encode_time_cursor(last.requested_at, last.id),
     )
@@ -144,7 +137,7 @@ async def list_requests(
 async def get_request(
     request_id: uuid.UUID, session: SessionDep, principal: SignedIn, container: ContainerDep
 ) -> ConsultationRequestOut:
-    row = await visible_request(session, principal, request_id)
+    row = await visible_row(session, principal, ConsultationRequest, request_id)
     live = None
     if not RequestStatus(row.status).is_final:
         live = await consultation_workflow.live_details(container.temporal, row.id)
@@ -206,9 +199,18 @@ async def submit(
 # --- decisions --------------------------------------------------------------------
 
 
-async def _decided(session: SessionDep, request_id: uuid.UUID) -> ConsultationRequestOut:
-    """The stored request after an update: the workflow answers an update only after
-    the transition's transaction committed."""
+async def _change(
+    session: SessionDep,
+    container: ContainerDep,
+    request_id: uuid.UUID,
+    method: UpdateMethodMultiParam[[ConsultationWorkflow, MessageT], RequestDetails],
+    message: MessageT,
+) -> ConsultationRequestOut:
+    """Send the change to the request's workflow, then read the row its activity wrote
+    (the workflow answers an update only after that transaction committed)."""
+    await consultation_workflow.update_after_reads(
+        session, container.temporal, request_id, method, message
+    )
     return ConsultationRequestOut.of(await _stored(session, request_id))
 
 
@@ -233,15 +235,14 @@ async def _decide(
     if assigned != principal.user_id and not await requests.was_offered_to(
         session, request_id, principal.user_id
     ):
-        await visible_request(session, principal, request_id)  # 404 unless they see it
+        await visible_row(
+            session, principal, ConsultationRequest, request_id
+        )  # 404 unless they see it
         raise Forbidden("The request is not assigned to you.")
     if assigned is not None and assigned != principal.user_id:
         raise Forbidden("The request is assigned to another consultant.")
     _require_open(row)
-    await consultation_workflow.update_after_reads(
-        session, container.temporal, request_id, method, message
-    )
-    return await _decided(session, request_id)
+    return await _change(session, container, request_id, method, message)
 
 
 @router.post(
@@ -306,7 +307,7 @@ async def cancel(
     container: ContainerDep,
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> ConsultationRequestOut:
-    row = await visible_request(session, principal, request_id)
+    row = await visible_row(session, principal, ConsultationRequest, request_id)
     if is_requester(principal, row):
         party = Party.REQUESTER
     elif principal.is_operator:
@@ -314,16 +315,15 @@ async def cancel(
     else:  # a consultant who is also a learner, acting on a request assigned to them
         raise Forbidden("Only the requester or an operator cancels a request; decline it.")
     _require_open(row)
-    await consultation_workflow.update_after_reads(
+    return await _change(
         session,
-        container.temporal,
+        container,
         request_id,
         ConsultationWorkflow.cancel,
         CancelRequest(
             party=party, actor_id=principal.user_id, reason=body.reason if body else None
         ),
     )
-    return await _decided(session, request_id)
 
 
 @router.post(
@@ -353,13 +353,12 @@ async def assign(
         if slot.consultant_user_id != body.consultant_id:
             raise Unprocessable(f"Slot {slot.id} belongs to another consultant.")
     _require_open(row)
-    await consultation_workflow.update_after_reads(
+    return await _change(
         session,
-        container.temporal,
+        container,
         request_id,
         ConsultationWorkflow.assign,
         AssignRequest(
             operator_id=principal.user_id, consultant_id=body.consultant_id, slot_id=body.slot_id
         ),
     )
-    return await _decided(session, request_id)

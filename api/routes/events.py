@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import Principal, Role
 from api.deps import SessionDep, require_any_role
 from api.errors import BadRequest
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from api.pagination import DEFAULT_PAGE_SIZE, PageLimit, decode_cursor, encode_cursor
 from api.schemas.events import EventFeedPage
 from core.events import EventType
 from db.event_feed import EventEnvelope, FeedPosition, settled_events_after
@@ -51,7 +51,7 @@ async def read_events(
     after: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
     event_type: Annotated[
         list[EventType] | None,
         Query(alias="type", description="Only these event types (repeatable)"),

@@ -11,14 +11,7 @@ from fastapi import APIRouter, Query
 from api.deps import SessionDep, SettingsDep, SignedIn
 from api.errors import Unprocessable
 from api.openapi import problems
-from api.pagination import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Page,
-    decode_slot_cursor,
-    encode_slot_cursor,
-    keyset_page,
-)
+from api.pagination import Page, PageQuery, decode_slot_cursor, encode_slot_cursor, keyset_page
 from api.schemas.fields import IsoAwareDatetime, StorableText
 from api.schemas.search import BookableTimeOut
 from api.submission_checks import bookable_service_type
@@ -79,6 +72,7 @@ def _specializations(service_type: ServiceType, requested: str | None) -> tuple[
     ),
 )
 async def search_availability(
+    page: PageQuery,
     session: SessionDep,
     settings: SettingsDep,
     _: SignedIn,
@@ -100,8 +94,6 @@ async def search_availability(
             description="Also require this specialization (the type's own always applies).",
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[BookableTimeOut]:
     _check_window(window_start, window_end, settings)
     service_type = await bookable_service_type(session, service_type_id)
@@ -111,13 +103,13 @@ async def search_availability(
         duration=timedelta(minutes=service_type.default_duration_minutes),
         specializations=_specializations(service_type, specialization),
         consultant_id=consultant_id,
-        after=decode_slot_cursor(cursor) if cursor else None,
-        limit=limit + 1,
+        after=decode_slot_cursor(page.cursor) if page.cursor else None,
+        limit=page.limit + 1,
     )
     times = await search_bookable_times(session, criteria)
     return keyset_page(
         times,
-        limit,
+        page.limit,
         BookableTimeOut.model_validate,
         lambda last: encode_slot_cursor(last.slot_start, last.slot_id),
     )

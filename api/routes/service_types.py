@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import OperatorPrincipal, SessionDep, SignedIn
 from api.errors import BadRequest, Conflict, NotFound, Unprocessable
 from api.openapi import problems
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from api.schemas.service_types import ServiceTypeCreate, ServiceTypeOut, ServiceTypePatch
 from db.errors import constraint_name
 from db.models import ServiceType
@@ -41,17 +41,16 @@ async def _commit_unique_name(session: SessionDep, name: str) -> None:
 
 @router.get("", summary="List service types")
 async def list_service_types(
+    page: PageQuery,
     session: SessionDep,
     _: SignedIn,
     active: Annotated[bool | None, Query(description="Only active (or inactive) ones")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[ServiceTypeOut]:
-    query = select(ServiceType).order_by(ServiceType.name, ServiceType.id).limit(limit + 1)
+    query = select(ServiceType).order_by(ServiceType.name, ServiceType.id).limit(page.limit + 1)
     if active is not None:
         query = query.where(ServiceType.is_active.is_(active))
-    if cursor is not None:
-        position = decode_cursor(cursor, frozenset({"name", "id"}))
+    if page.cursor is not None:
+        position = decode_cursor(page.cursor, frozenset({"name", "id"}))
         try:
             after_id = uuid.UUID(str(position["id"]))
         except ValueError as exc:
@@ -62,8 +61,8 @@ async def list_service_types(
         )
     rows = list((await session.scalars(query)).all())
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
         next_cursor = encode_cursor({"name": rows[-1].name, "id": str(rows[-1].id)})
     return Page(items=[ServiceTypeOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 

@@ -14,32 +14,33 @@ Who may do what:
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Body, Query
 from sqlalchemy import select, tuple_
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api import consultation_workflow
 from api.auth import Principal, Role
 from api.deps import ConsultantOrOperator, ContainerDep, SessionDep, SignedIn
 from api.errors import Forbidden, InvalidState, NotFound, Unprocessable
 from api.openapi import problems
-from api.pagination import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Page,
-    decode_time_cursor,
-    encode_time_cursor,
-    keyset_page,
-)
+from api.pagination import Page, PageQuery, decode_time_cursor, encode_time_cursor, keyset_page
 from api.schemas.consultation_requests import CancelBody
 from api.schemas.fields import IsoAwareDatetime
 from api.schemas.sessions import NoShowBody, RescheduleBody, SessionDetail, SessionOut
-from api.visibility import is_requester, visible_session, visible_sessions
+from api.visibility import is_requester, visible_row, visible_to
 from core.vocabulary import ParticipantRole, Party, SessionStatus
 from db.models import AvailabilitySlot, ScheduledSession
 from workflows.consultation import ConsultationWorkflow
-from workflows.contracts.messages import CancelRequest, NoShowReport, RescheduleRequest
+from workflows.contracts.messages import (
+    CancelRequest,
+    NoShowReport,
+    RequestDetails,
+    RescheduleRequest,
+)
+
+MessageT = TypeVar("MessageT")
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -73,11 +74,23 @@ def _require_status(row: ScheduledSession, allowed: frozenset[SessionStatus]) ->
         raise InvalidState(f"The session is {current.value}.")
 
 
-async def _reread(session: SessionDep, session_id: uuid.UUID) -> SessionDetail:
-    row = await session.get(ScheduledSession, session_id, populate_existing=True)
-    if row is None:  # sessions are never deleted
+async def _change(
+    session: SessionDep,
+    container: ContainerDep,
+    row: ScheduledSession,
+    method: UpdateMethodMultiParam[[ConsultationWorkflow, MessageT], RequestDetails],
+    message: MessageT,
+) -> SessionDetail:
+    """Send the change to the workflow of the session's request, then read the session
+    its activity wrote (the workflow answers only after that transaction committed)."""
+    session_id = row.id
+    await consultation_workflow.update_after_reads(
+        session, container.temporal, row.consultation_request_id, method, message
+    )
+    changed = await session.get(ScheduledSession, session_id, populate_existing=True)
+    if changed is None:  # sessions are never deleted
         raise NotFound(f"Session {session_id} does not exist.")
-    return SessionDetail.model_validate(row)
+    return SessionDetail.model_validate(changed)
 
 
 @router.get(
@@ -89,6 +102,7 @@ async def _reread(session: SessionDep, session_id: uuid.UUID) -> SessionDetail:
     ),
 )
 async def list_sessions(
+    page: PageQuery,
     session: SessionDep,
     principal: SignedIn,
     statuses: Annotated[
@@ -101,15 +115,13 @@ async def list_sessions(
     starts_before: Annotated[
         IsoAwareDatetime | None, Query(alias="to", description="Starting before this.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[SessionOut]:
     table = ScheduledSession
     query = (
         select(table)
-        .where(visible_sessions(principal))
+        .where(visible_to(principal, ScheduledSession))
         .order_by(table.scheduled_start_time, table.id)
-        .limit(limit + 1)
+        .limit(page.limit + 1)
     )
     if statuses:
         query = query.where(table.status.in_([s.value for s in statuses]))
@@ -117,13 +129,13 @@ async def list_sessions(
         query = query.where(table.scheduled_start_time >= starts_from)
     if starts_before is not None:
         query = query.where(table.scheduled_start_time < starts_before)
-    if cursor is not None:
-        at, after_id = decode_time_cursor(cursor)
+    if page.cursor is not None:
+        at, after_id = decode_time_cursor(page.cursor)
         query = query.where(tuple_(table.scheduled_start_time, table.id) > tuple_(at, after_id))
     rows = list((await session.scalars(query)).all())
     return keyset_page(
         rows,
-        limit,
+        page.limit,
         SessionOut.model_validate,
         lambda last: encode_time_cursor(last.scheduled_start_time, last.id),
     )
@@ -137,7 +149,9 @@ async def list_sessions(
 async def get_session(
     session_id: uuid.UUID, session: SessionDep, principal: SignedIn
 ) -> SessionDetail:
-    return SessionDetail.model_validate(await visible_session(session, principal, session_id))
+    return SessionDetail.model_validate(
+        await visible_row(session, principal, ScheduledSession, session_id)
+    )
 
 
 @router.post(
@@ -157,21 +171,19 @@ async def cancel_session(
     container: ContainerDep,
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> SessionDetail:
-    row = await visible_session(session, principal, session_id)
+    row = await visible_row(session, principal, ScheduledSession, session_id)
     party = _party(principal, row)
     reason = body.reason if body else None
     if party is Party.CONSULTANT and reason is None:
         raise Unprocessable("A consultant cancelling a session must give a reason.")
     _require_status(row, _NOT_STARTED)
-    request_id = row.consultation_request_id
-    await consultation_workflow.update_after_reads(
+    return await _change(
         session,
-        container.temporal,
-        request_id,
+        container,
+        row,
         ConsultationWorkflow.cancel,
         CancelRequest(party=party, actor_id=principal.user_id, reason=reason),
     )
-    return await _reread(session, session_id)
 
 
 @router.post(
@@ -191,7 +203,7 @@ async def reschedule_session(
     principal: SignedIn,
     container: ContainerDep,
 ) -> SessionDetail:
-    row = await visible_session(session, principal, session_id)
+    row = await visible_row(session, principal, ScheduledSession, session_id)
     party = _party(principal, row)
     slot = await session.get(AvailabilitySlot, body.slot_id)
     if slot is None:
@@ -199,15 +211,13 @@ async def reschedule_session(
     if slot.consultant_user_id != row.consultant_user_id:
         raise Unprocessable("A session moves only to a slot of its own consultant.")
     _require_status(row, _NOT_STARTED)
-    request_id = row.consultation_request_id
-    await consultation_workflow.update_after_reads(
+    return await _change(
         session,
-        container.temporal,
-        request_id,
+        container,
+        row,
         ConsultationWorkflow.reschedule,
         RescheduleRequest(party=party, actor_id=principal.user_id, slot_id=body.slot_id),
     )
-    return await _reread(session, session_id)
 
 
 @router.post(
@@ -227,19 +237,17 @@ async def report_no_show(
     principal: ConsultantOrOperator,
     container: ContainerDep,
 ) -> SessionDetail:
-    row = await visible_session(session, principal, session_id)
+    row = await visible_row(session, principal, ScheduledSession, session_id)
     party = _party(principal, row)
     if party is Party.CONSULTANT and body.party is not ParticipantRole.LEARNER:
         raise Forbidden("A consultant reports the learner only; ask an operator.")
     if party is Party.REQUESTER:
         raise Forbidden("Only the session's consultant or an operator reports a no-show.")
     _require_status(row, _MAY_HAVE_BEEN_MISSED)
-    request_id = row.consultation_request_id
-    await consultation_workflow.update_after_reads(
+    return await _change(
         session,
-        container.temporal,
-        request_id,
+        container,
+        row,
         ConsultationWorkflow.report_no_show,
         NoShowReport(party=party, actor_id=principal.user_id, absent=body.party),
     )
-    return await _reread(session, session_id)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from api.deps import OperatorPrincipal, SessionDep
 from api.errors import BadRequest, Conflict, NotFound
 from api.openapi import problems
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from api.routes.webhook_subscriptions import get_subscription
 from api.schemas.webhooks import WebhookDeliveryOut
 from core.vocabulary import DeliveryStatus
@@ -45,14 +45,13 @@ def _out(delivery: WebhookDelivery, event_type: str) -> WebhookDeliveryOut:
     responses=problems((404, "No such subscription")),
 )
 async def list_deliveries(
+    page: PageQuery,
     subscription_id: uuid.UUID,
     session: SessionDep,
     _: OperatorPrincipal,
     delivery_status: Annotated[
         DeliveryStatus | None, Query(alias="status", description="e.g. `parked`")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[WebhookDeliveryOut]:
     await get_subscription(session, subscription_id)
     query = (
@@ -61,19 +60,19 @@ async def list_deliveries(
         .where(WebhookDelivery.subscription_id == subscription_id)
         # One delivery per event and subscription: the event's sequence is a unique key.
         .order_by(WebhookDelivery.event_sequence.desc())
-        .limit(limit + 1)
+        .limit(page.limit + 1)
     )
     if delivery_status is not None:
         query = query.where(WebhookDelivery.status == delivery_status.value)
-    if cursor is not None:
-        before = decode_cursor(cursor, frozenset({"s"}))["s"]
+    if page.cursor is not None:
+        before = decode_cursor(page.cursor, frozenset({"s"}))["s"]
         if not isinstance(before, int) or isinstance(before, bool) or not 0 < before < 2**63:
             raise BadRequest("The cursor is not one this API issued.")
         query = query.where(WebhookDelivery.event_sequence < before)
     rows = list((await session.execute(query)).all())
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
         next_cursor = encode_cursor({"s": rows[-1][0].event_sequence})
     return Page(
         items=[_out(delivery, event_type) for delivery, event_type in rows], next_cursor=next_cursor

@@ -11,14 +11,7 @@ from sqlalchemy import func, select, tuple_
 from api.deps import OperatorPrincipal, SessionDep, SettingsDep
 from api.errors import NotFound, Unprocessable
 from api.openapi import problems
-from api.pagination import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Page,
-    decode_time_cursor,
-    encode_time_cursor,
-    keyset_page,
-)
+from api.pagination import Page, PageQuery, decode_time_cursor, encode_time_cursor, keyset_page
 from api.schemas.webhooks import (
     WebhookSubscriptionCreate,
     WebhookSubscriptionOut,
@@ -71,21 +64,20 @@ async def create_subscription(
 
 @router.get("", summary="List webhook subscriptions (operator)")
 async def list_subscriptions(
+    page: PageQuery,
     session: SessionDep,
     _: OperatorPrincipal,
     enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[WebhookSubscriptionOut]:
     query = (
         select(WebhookSubscription)
         .order_by(WebhookSubscription.created_at, WebhookSubscription.id)
-        .limit(limit + 1)
+        .limit(page.limit + 1)
     )
     if enabled is not None:
         query = query.where(WebhookSubscription.is_enabled.is_(enabled))
-    if cursor is not None:
-        created_at, after_id = decode_time_cursor(cursor, time_key=_CURSOR_TIME)
+    if page.cursor is not None:
+        created_at, after_id = decode_time_cursor(page.cursor, time_key=_CURSOR_TIME)
         query = query.where(
             tuple_(WebhookSubscription.created_at, WebhookSubscription.id)
             > tuple_(created_at, after_id)
@@ -93,7 +85,7 @@ async def list_subscriptions(
     rows = list((await session.scalars(query)).all())
     return keyset_page(
         rows,
-        limit,
+        page.limit,
         WebhookSubscriptionOut.model_validate,
         lambda last: encode_time_cursor(last.created_at, last.id, time_key=_CURSOR_TIME),
     )
