@@ -159,6 +159,9 @@ class AvailabilitySlot(Base):
         ForeignKey("consultation_requests.id", ondelete="SET NULL", use_alter=True),
     )
     hold_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The slot as the consultant published it, for the pieces a booking carved out of
+    # it (null on a published slot itself): freed pieces of one published slot merge.
+    carved_from_slot_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -191,6 +194,12 @@ class ConsultationRequest(Base):
         # stops at the page size instead of sorting every matching request.
         Index("ix_consultation_requests_status_requested_at", "status", "requested_at", "id"),
         Index("ix_consultation_requests_requested_at", "requested_at", "id"),
+        # Deleting or merging a slot looks up the requests asking for it.
+        Index(
+            "ix_consultation_requests_requested_slot_id",
+            "requested_slot_id",
+            postgresql_where=text("requested_slot_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()

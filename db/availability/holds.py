@@ -17,7 +17,19 @@ import uuid
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, DateTime, and_, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.vocabulary import RequestStatus, SlotStatus
@@ -101,7 +113,7 @@ async def hold(
 
 
 async def release(session: AsyncSession, *, slot_id: uuid.UUID, request_id: uuid.UUID) -> bool:
-    """Give a held slot back (only if this request holds it)."""
+    """Give a held slot back (only if this request holds it), merged as ``free`` does."""
     statement = (
         update(Slot)
         .where(
@@ -112,16 +124,22 @@ async def release(session: AsyncSession, *, slot_id: uuid.UUID, request_id: uuid
         .values(status=SlotStatus.AVAILABLE.value, held_by_request_id=None, hold_expires_at=None)
         .returning(Slot.id)
     )
-    return (await session.execute(statement)).first() is not None
+    released = (await session.execute(statement)).first() is not None
+    if released:
+        await merge_free_pieces(session, slot_id)
+    return released
 
 
 async def release_all(session: AsyncSession, request_id: uuid.UUID) -> None:
     """Give back every slot the request holds (when it ends without a booking)."""
-    await session.execute(
+    released = await session.scalars(
         update(Slot)
         .where(Slot.status == SlotStatus.HELD.value, Slot.held_by_request_id == request_id)
         .values(status=SlotStatus.AVAILABLE.value, held_by_request_id=None, hold_expires_at=None)
+        .returning(Slot.id)
     )
+    for slot_id in released.all():
+        await merge_free_pieces(session, slot_id)
 
 
 async def book(
@@ -138,10 +156,18 @@ async def book(
 
     The slot keeps its id (the session points at it); it is shrunk before the
     remainders are inserted, so the no-overlap constraint holds at every statement.
+    The remainders remember the slot as it was published, so that they merge back
+    with the booked part once it is freed.
     """
     row = (
         await session.execute(
-            select(Slot.status, Slot.held_by_request_id, Slot.start_time, Slot.end_time)
+            select(
+                Slot.status,
+                Slot.held_by_request_id,
+                Slot.start_time,
+                Slot.end_time,
+                Slot.carved_from_slot_id,
+            )
             .where(Slot.id == slot_id)
             .with_for_update()
         )
@@ -165,8 +191,14 @@ async def book(
         )
     ).scalar_one()
     remainders = [(row.start_time, start), (end, row.end_time)]
+    published = row.carved_from_slot_id or slot_id
     parts = [
-        {"consultant_user_id": consultant_id, "start_time": a, "end_time": b}
+        {
+            "consultant_user_id": consultant_id,
+            "start_time": a,
+            "end_time": b,
+            "carved_from_slot_id": published,
+        }
         for a, b in remainders
         if a < b
     ]
@@ -176,9 +208,78 @@ async def book(
 
 
 async def free(session: AsyncSession, slot_id: uuid.UUID) -> None:
-    """A booked slot is available again (its session was cancelled or moved)."""
-    await session.execute(
-        update(Slot)
-        .where(Slot.id == slot_id, Slot.status == SlotStatus.BOOKED.value)
-        .values(status=SlotStatus.AVAILABLE.value)
-    )
+    """A booked slot is available again (its session was cancelled or moved), merged
+    with the free pieces beside it that were carved from the same published slot."""
+    freed = (
+        await session.execute(
+            update(Slot)
+            .where(Slot.id == slot_id, Slot.status == SlotStatus.BOOKED.value)
+            .values(status=SlotStatus.AVAILABLE.value)
+            .returning(Slot.id)
+        )
+    ).first()
+    if freed is not None:
+        await merge_free_pieces(session, slot_id)
+
+
+OPEN_REQUEST_STATUSES = (
+    RequestStatus.PENDING_ASSIGNMENT.value,
+    RequestStatus.PENDING_CONFIRMATION.value,
+)
+
+
+async def merge_free_pieces(session: AsyncSession, slot_id: uuid.UUID) -> None:
+    """Join an available slot with the available slots adjoining it that come from the
+    same published slot, so freed time is bookable exactly as before the booking.
+
+    The joined slot keeps ``slot_id``; its neighbours are deleted first and it grows
+    into their time afterwards, so the no-overlap constraint holds at every statement.
+    A neighbour that an open request asked for by id stays as it is (that request
+    needs the slot it named). The pieces all come from one published slot, so the
+    joined slot is never longer than that one was.
+    """
+    for _ in range(2):  # a merge may bring a slot beside a second neighbour
+        me = (
+            await session.execute(
+                select(
+                    Slot.consultant_user_id,
+                    Slot.start_time,
+                    Slot.end_time,
+                    Slot.carved_from_slot_id,
+                )
+                .where(Slot.id == slot_id, Slot.status == SlotStatus.AVAILABLE.value)
+                .with_for_update()
+            )
+        ).one_or_none()
+        if me is None:
+            return
+        published = me.carved_from_slot_id or slot_id
+        asked_for = select(ConsultationRequest.id).where(
+            ConsultationRequest.requested_slot_id == Slot.id,
+            ConsultationRequest.status.in_(OPEN_REQUEST_STATUSES),
+        )
+        neighbours = (
+            await session.execute(
+                delete(Slot)
+                .where(
+                    Slot.consultant_user_id == me.consultant_user_id,
+                    Slot.id != slot_id,
+                    Slot.status == SlotStatus.AVAILABLE.value,
+                    or_(Slot.end_time == me.start_time, Slot.start_time == me.end_time),
+                    func.coalesce(Slot.carved_from_slot_id, Slot.id) == published,
+                    ~exists(asked_for),
+                )
+                .returning(Slot.start_time, Slot.end_time)
+            )
+        ).all()
+        if not neighbours:
+            return
+        await session.execute(
+            update(Slot)
+            .where(Slot.id == slot_id)
+            .values(
+                start_time=min(me.start_time, *(n.start_time for n in neighbours)),
+                end_time=max(me.end_time, *(n.end_time for n in neighbours)),
+                carved_from_slot_id=published,
+            )
+        )

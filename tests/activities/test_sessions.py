@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -17,6 +17,7 @@ from core.vocabulary import (
     SessionStatus,
     StatusReason,
 )
+from db.availability.search import SearchCriteria, search_bookable_times
 from db.models import ScheduledSession
 from tests.activities.builders import Backend, future
 from workflows.contracts.activity_io import (
@@ -136,10 +137,15 @@ async def test_reschedule_books_the_new_slot_and_frees_the_old(backend: Backend)
 
     session = await backend.session_row(session_id)
     assert (session.availability_slot_id, session.scheduled_start_time) == (new_slot, new_start)
-    statuses = {s.id: s.status for s in await backend.slots_of(consultant)}
-    assert statuses[old_slot] == "available"
-    assert statuses[new_slot] == "booked"
-    assert sorted(statuses.values()).count("available") == 4  # 2 carved pieces + old + remainder
+    pieces = [
+        (s.id, s.start_time, s.end_time, s.status) for s in await backend.slots_of(consultant)
+    ]
+    assert pieces[0] == (old_slot, future(hour=9), future(hour=12), "available")  # whole again
+    assert pieces[1][0] == new_slot
+    assert [p[1:] for p in pieces[1:]] == [
+        (new_start, new_start + timedelta(hours=1), "booked"),
+        (new_start + timedelta(hours=1), new_start + timedelta(hours=2), "available"),
+    ]
     moved = [e for e in await backend.events(request_id) if e.event_type == "session.rescheduled"]
     assert len(moved) == 1
     assert moved[0].payload["previous_start"] == future(hour=10).isoformat()
@@ -166,8 +172,10 @@ async def test_cancel_frees_the_slot_and_cancels_the_request(backend: Backend) -
         "illness",
         "consultant",
     )
-    statuses = {s.id: s.status for s in await backend.slots_of(consultant)}
-    assert statuses[slot] == "available"
+    pieces = [
+        (s.id, s.start_time, s.end_time, s.status) for s in await backend.slots_of(consultant)
+    ]
+    assert pieces == [(slot, future(hour=9), future(hour=12), "available")]  # merged back
     request = await backend.request_row(request_id)
     assert (request.status, request.status_reason) == ("cancelled", "cancelled_by_consultant")
     types = await backend.event_types(request_id)
@@ -272,3 +280,103 @@ async def test_reminders_are_sent_once_and_only_for_the_current_time(backend: Ba
 
     reminders = [e for e in await backend.events(request_id) if e.event_type == "session.reminder"]
     assert [e.payload["seconds_before"] for e in reminders] == [3600]
+
+
+async def _bookable(
+    backend: Backend, consultant: uuid.UUID, minutes: int
+) -> list[tuple[datetime, datetime]]:
+    """What the availability search offers for a session of ``minutes`` (starts and ends)."""
+    criteria = SearchCriteria(
+        window_start=future(hour=0),
+        window_end=future(hour=23),
+        duration=timedelta(minutes=minutes),
+        consultant_id=consultant,
+        limit=50,
+    )
+    async with backend.session_factory() as session:
+        times = await search_bookable_times(session, criteria)
+    return [(t.start_time, t.end_time) for t in times]
+
+
+async def test_freed_time_is_bookable_as_before_the_booking(backend: Backend) -> None:
+    """Book 08:00 in an 08:00-11:00 block, move it to the next free time, cancel it:
+    the search offers every start it offered before, for every duration."""
+    service_type_id = await backend.service_type(minutes=30)
+    consultant = await backend.consultant()
+    block = await backend.slot(consultant, future(hour=8), hours=3)
+    durations = (30, 60, 90, 120, 180)
+    before = {minutes: await _bookable(backend, consultant, minutes) for minutes in durations}
+    assert before[180] == [(future(hour=8), future(hour=11))]
+
+    request_id = await backend.request(
+        service_type_id, window_start=future(hour=0), window_end=future(9)
+    )
+    reserved = await backend.book(request_id, block, consultant, future(hour=8), minutes=30)
+    [rest] = [s for s in await backend.slots_of(consultant) if s.status == "available"]
+    next_start = future(hour=8) + timedelta(minutes=30)
+    held = await backend.hold(
+        request_id, rest.id, consultant, not_before=next_start, attempt=None, minutes=30
+    )
+    assert held.held
+    await backend.sessions.reschedule_session(
+        RescheduleSessionInput(
+            request_id=request_id,
+            session_id=reserved.session_id,
+            from_slot_id=block,
+            to_slot_id=rest.id,
+            start=next_start,
+            end=next_start + timedelta(minutes=30),
+            party=Party.REQUESTER,
+        )
+    )
+    assert await _bookable(backend, consultant, 60) != before[60]  # 08:30-09:00 is taken
+    await backend.sessions.cancel_session(
+        CancelSessionInput(
+            request_id=request_id,
+            session_id=reserved.session_id,
+            party=Party.REQUESTER,
+            actor_id=uuid.uuid4(),
+            reason=None,
+            session_status=SessionStatus.CANCELLED_BY_USER,
+            status_reason=StatusReason.CANCELLED_BY_REQUESTER,
+        )
+    )
+
+    after = {minutes: await _bookable(backend, consultant, minutes) for minutes in durations}
+    assert after == before
+    slots = [(s.start_time, s.end_time, s.status) for s in await backend.slots_of(consultant)]
+    assert slots == [(future(hour=8), future(hour=11), "available")]
+
+
+async def test_a_piece_an_open_request_asked_for_is_not_merged_away(backend: Backend) -> None:
+    """A request submitted for a free piece by its id keeps that piece."""
+    request_id, session_id, consultant, slot = await booked(backend)
+    later_piece = next(
+        s for s in await backend.slots_of(consultant) if s.start_time == future(hour=11)
+    )
+    service_type_id = await backend.service_type()
+    waiting = await backend.request(
+        service_type_id,
+        window_start=future(hour=0),
+        window_end=future(9),
+        requested_slot_id=later_piece.id,
+    )
+    assert (await backend.request_row(waiting)).status == "pending_assignment"
+
+    await backend.sessions.cancel_session(
+        CancelSessionInput(
+            request_id=request_id,
+            session_id=session_id,
+            party=Party.OPERATOR,
+            actor_id=uuid.uuid4(),
+            reason=None,
+            session_status=SessionStatus.CANCELLED,
+            status_reason=StatusReason.CANCELLED_BY_OPERATOR,
+        )
+    )
+
+    slots = [(s.id, s.start_time, s.end_time) for s in await backend.slots_of(consultant)]
+    assert slots == [
+        (slot, future(hour=9), future(hour=11)),
+        (later_piece.id, future(hour=11), future(hour=12)),
+    ]
