@@ -183,33 +183,17 @@ def _projection(params: IdleParams, measured: Measured, growth_mb: float) -> tup
 
 
 def _latency_figures(result: ScenarioResult, measured: Measured) -> None:
-    sides = (("without", measured.without, "without"), ("with", measured.with_parked, "with"))
-    for key, rounds, said in sides:
+    for side, rounds in (("without", measured.without), ("with", measured.with_parked)):
         mixes = [latencies_ms(pooled(samples)) for samples in rounds]
         for q in ("p50", "p99"):
-            result.figure(
-                f"idle.api.{key}.{q}_ms",
-                f"reference mix {said} parked requests, {q}",
-                "ms",
-                [getattr(mix, q) for mix in mixes],
-                better=Better.LOWER,
-            )
+            values = [getattr(mix, q) for mix in mixes]
+            _latency_figure(result, "api", "reference mix", side, q, values)
         for kind, label in KINDS.items():
-            result.figure(
-                f"idle.{kind}.{key}.p99_ms",
-                f"{label} {said} parked requests, p99",
-                "ms",
-                [latencies_ms(samples[kind]).p99 for samples in rounds],
-                better=Better.LOWER,
-            )
+            values = [latencies_ms(samples[kind]).p99 for samples in rounds]
+            _latency_figure(result, kind, label, side, "p99", values)
         # Its p50, steadier than a p99 of a few dozen calls, is the drift to read others by.
-        result.figure(
-            f"idle.{CONTROL}.{key}.p50_ms",
-            f"{KINDS[CONTROL]} {said} parked requests, p50",
-            "ms",
-            [latencies_ms(samples[CONTROL]).p50 for samples in rounds],
-            better=Better.LOWER,
-        )
+        values = [latencies_ms(samples[CONTROL]).p50 for samples in rounds]
+        _latency_figure(result, CONTROL, KINDS[CONTROL], side, "p50", values)
     result.ratio(
         f"idle.{CONTROL}.p50_ratio",
         f"{CONTROL} p50 with / without",
@@ -248,6 +232,20 @@ def _latency_figures(result: ScenarioResult, measured: Measured) -> None:
                 [getattr(cold, q)],
                 better=Better.LOWER,
             )
+
+
+def _latency_figure(
+    result: ScenarioResult, subject: str, label: str, side: str, q: str, values: list[float]
+) -> None:
+    """``idle.<subject>.<side>.<q>_ms``: a percentile of ``subject``'s calls on one side
+    of the parking (``without`` or ``with``), a value per round."""
+    result.figure(
+        f"idle.{subject}.{side}.{q}_ms",
+        f"{label} {side} parked requests, {q}",
+        "ms",
+        values,
+        better=Better.LOWER,
+    )
 
 
 def _by_kind(rounds: list[Samples]) -> dict[str, dict[str, float]]:
