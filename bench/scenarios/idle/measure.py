@@ -210,7 +210,7 @@ async def measure_rounds(
         for number_ in ctx.round_numbers():
             samples = await time_calls(http, client, calls)
             rounds.append(samples)
-            mix = latencies_ms(pooled(samples))
+            mix = latencies_ms(pooled_api_calls(samples))
             ctx.say(
                 f"idle: {side}, round {number_}: {mix.count} API calls, p50 {mix.p50:.2f} ms, "
                 f"p99 {mix.p99:.2f} ms"
@@ -220,7 +220,7 @@ async def measure_rounds(
     return rounds
 
 
-def pooled(samples: Samples) -> list[int]:
+def pooled_api_calls(samples: Samples) -> list[int]:
     """The API calls of a round together (the direct query is not one)."""
     return [elapsed for kind in API_KINDS for elapsed in samples[kind]]
 

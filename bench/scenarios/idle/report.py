@@ -25,7 +25,7 @@ from bench.scenarios.idle.measure import (
     Measured,
     ProgressSample,
     Samples,
-    pooled,
+    pooled_api_calls,
     worker_cache_size,
 )
 from bench.stats import latencies_ms, percentile
@@ -184,7 +184,7 @@ def _projection(params: IdleParams, measured: Measured, growth_mb: float) -> tup
 
 def _latency_figures(result: ScenarioResult, measured: Measured) -> None:
     for side, rounds in (("without", measured.without), ("with", measured.with_parked)):
-        mixes = [latencies_ms(pooled(samples)) for samples in rounds]
+        mixes = [latencies_ms(pooled_api_calls(samples)) for samples in rounds]
         for q in ("p50", "p99"):
             values = [getattr(mix, q) for mix in mixes]
             _latency_figure(result, "api", "reference mix", side, q, values)
@@ -250,17 +250,17 @@ def _latency_figure(
 
 def _by_kind(rounds: list[Samples]) -> dict[str, dict[str, float]]:
     """p50 and p99 of each kind over all rounds of one side together."""
-    pooled: dict[str, list[float]] = defaultdict(list)
+    timings_ms: dict[str, list[float]] = defaultdict(list)
     for samples in rounds:
         for kind, timings in samples.items():
-            pooled[kind] += [elapsed / 1e6 for elapsed in timings]
+            timings_ms[kind] += [elapsed / 1e6 for elapsed in timings]
     return {
         kind: {
             "calls": len(values),
             "p50": round(percentile(values, 50), 3),
             "p99": round(percentile(values, 99), 3),
         }
-        for kind, values in pooled.items()
+        for kind, values in timings_ms.items()
     }
 
 
