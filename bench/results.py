@@ -217,6 +217,10 @@ class ScenarioResult:
         self.targets.append(target)
         return target
 
+    def median(self, key: str) -> float:
+        """The median over the rounds of the figure or ratio ``key`` (a target's basis)."""
+        return (self.figures.get(key) or self.ratios[key]).spread.median
+
     def check(self, name: str, ok: bool, detail: str = "") -> Check:
         check = Check(name, ok, detail)
         self.checks.append(check)

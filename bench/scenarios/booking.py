@@ -241,7 +241,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         **cpu_shares,
     }
     if "floor" in ctx.results:
-        floor_rate = ctx.results["floor"].figures["floor.empty.rate"].spread.median
+        floor_rate = ctx.results["floor"].median("floor.empty.rate")
         result.evidence["floor_scenario_empty_rate_same_invocation"] = round(floor_rate, 2)
     return result
 

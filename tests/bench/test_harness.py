@@ -42,6 +42,8 @@ def test_ratios_are_taken_round_by_round_and_targets_on_the_median() -> None:
     result.figure("demo.floor", "floor", "ops/s", [90.0, 60.0, 100.0])
     ratio = result.ratio("demo.share", "work / floor", "demo.work", "demo.floor", "share")
     assert ratio.rounds == pytest.approx([1 / 3, 1 / 3, 0.33])
+    assert result.median("demo.work") == 30.0
+    assert result.median("demo.share") == pytest.approx(1 / 3)
     target = result.target("at least a third", "demo.share", ">=", 0.3)
     assert target.met is True
     assert target.worst == pytest.approx(0.33)

@@ -264,17 +264,12 @@ def _by_kind(rounds: list[Samples]) -> dict[str, dict[str, float]]:
     }
 
 
-def _median(result: ScenarioResult, key: str) -> float:
-    measured = result.figures.get(key) or result.ratios[key]
-    return measured.spread.median
-
-
 def _targets(
     ctx: BenchContext, params: IdleParams, result: ScenarioResult, measured: Measured
 ) -> None:
     parked = measured.parking.parked
     projected = "idle.worker.projected_mb" in result.figures
-    per_cached = _median(result, "idle.worker.per_cached_kb")
+    per_cached = result.median("idle.worker.per_cached_kb")
     result.target(
         f"{TARGET_PARKED:,} parked cost the worker ≤ {TARGET_WORKER_MB:g} MB"
         + (f" (projected from {parked:,})" if projected else ""),
@@ -284,12 +279,12 @@ def _targets(
         applies=not ctx.quick,
         reason="--quick sizes",
         context=(
-            f"measured +{number(_median(result, 'idle.worker.growth_mb'))} MB with "
+            f"measured +{number(result.median('idle.worker.growth_mb'))} MB with "
             f"{parked:,} parked; bounded by the workflow cache: at most {measured.worker_cache:,} "
             f"cached, ~{number(per_cached)} KB each"
         ),
     )
-    kinds = {kind: _median(result, f"idle.{kind}.p99_ratio") for kind in KINDS}
+    kinds = {kind: result.median(f"idle.{kind}.p99_ratio") for kind in KINDS}
     worst = max((kind for kind in API_KINDS if kind != CONTROL), key=kinds.__getitem__)
     result.target(
         f"API p99 with {parked:,} parked ≤ {TARGET_P99_RATIO:g} x without"
@@ -300,11 +295,11 @@ def _targets(
         applies=not ctx.quick,
         reason="--quick sizes",
         context=(
-            f"p99 {number(_median(result, 'idle.api.without.p99_ms'))} → "
-            f"{number(_median(result, 'idle.api.with.p99_ms'))} ms; most changed: {worst} "
+            f"p99 {number(result.median('idle.api.without.p99_ms'))} → "
+            f"{number(result.median('idle.api.with.p99_ms'))} ms; most changed: {worst} "
             f"x{number(kinds[worst])}; a request's workflow query alone "
             f"x{number(kinds[LIVE_QUERY])}; control p99 x{number(kinds[CONTROL])}, "
-            f"p50 x{number(_median(result, f'idle.{CONTROL}.p50_ratio'))}"
+            f"p50 x{number(result.median(f'idle.{CONTROL}.p50_ratio'))}"
         ),
     )
 
