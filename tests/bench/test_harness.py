@@ -58,6 +58,8 @@ def test_ratios_are_taken_round_by_round_and_targets_on_the_median() -> None:
 def test_summary_is_regenerated_from_the_json_files(tmp_path: Path) -> None:
     result = ScenarioResult("demo")
     result.figure("demo.p99", "p99", "ms", [5.0, 7.0])
+    result.figure("demo.floor", "floor p99", "ms", [2.5, 3.5])
+    result.ratio("demo.over_floor", "p99 / floor", "demo.p99", "demo.floor", "what it adds")
     result.check("it worked", True)
     document: dict[str, Any] = {
         "schema_version": 1,
@@ -74,7 +76,9 @@ def test_summary_is_regenerated_from_the_json_files(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"not": "a result"}')
     summary = write_summary(tmp_path).read_text()
     assert "## demo" in summary
-    assert "| p99 | 6.00 | 5.00 - 7.00 |" in summary
+    assert "| p99 | 6.00 | 5.00 - 7.00 | ±17 % | ms |" in summary
+    assert "| Ratio (same run) | Median | Range | Meaning |" in summary
+    assert "| p99 / floor | 2.00 | 2.00 - 2.00 | what it adds |" in summary
     assert "- ok: it worked" in summary
     assert "No results yet" in render_summary([])
 
