@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.catalog import copy_consultant_profiles
 from booking.tokens import Role
 
 REQUESTS = "/v1/consultation-requests"
@@ -76,15 +77,9 @@ async def seed_consultants(
                 SERVICE_MINUTES,
                 int(confirmation_timeout.total_seconds()) if confirmation_timeout else None,
             )
-            await connection.copy_records_to_table(
-                "consultant_profiles",
-                columns=[
-                    "consultant_user_id",
-                    "display_name",
-                    "specializations",
-                    "is_available_for_booking",
-                ],
-                records=[
+            await copy_consultant_profiles(
+                connection,
+                [
                     (consultant, f"bench {label} consultant {n}", [], True)
                     for n, consultant in enumerate(ids)
                 ],

@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -101,6 +102,26 @@ def _specializations(rng: random.Random) -> tuple[str, ...]:
     return tuple(sorted(chosen))
 
 
+ProfileRow = tuple[uuid.UUID, str, list[str], bool]
+"""consultant_user_id, display_name, specializations, is_available_for_booking."""
+
+
+async def copy_consultant_profiles(
+    connection: asyncpg.Connection[Any], profiles: list[ProfileRow]
+) -> None:
+    """Bulk-insert consultant profiles (COPY), in the caller's transaction."""
+    await connection.copy_records_to_table(
+        "consultant_profiles",
+        columns=[
+            "consultant_user_id",
+            "display_name",
+            "specializations",
+            "is_available_for_booking",
+        ],
+        records=profiles,
+    )
+
+
 async def load_catalog(
     dsn: str,
     *,
@@ -134,15 +155,9 @@ async def load_catalog(
                     specialization,
                 )
                 service_types[key] = ServiceTypeSpec(key, type_id, name, minutes, specialization)
-            await connection.copy_records_to_table(
-                "consultant_profiles",
-                columns=[
-                    "consultant_user_id",
-                    "display_name",
-                    "specializations",
-                    "is_available_for_booking",
-                ],
-                records=[
+            await copy_consultant_profiles(
+                connection,
+                [
                     (
                         consultant_id,
                         f"bench {run_id} consultant {number}",

@@ -10,10 +10,9 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 
+from bench.worker_process import run_worker_process
 from bench.workloads import build_floor_worker
-from booking.cli import exit_without_finalizing
 from core.settings import get_settings
 from integrations.temporal_client import connect_temporal
 
@@ -42,15 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task-queue", required=True)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    code = 0
-    try:
-        asyncio.run(serve(args.task_queue))
-    except Exception:
-        logger.exception("the floor worker failed")
-        code = 1
-    # The SDK's native threads may abort the process during interpreter finalization.
-    exit_without_finalizing(code)
+    run_worker_process(lambda: serve(args.task_queue), logger, "the floor worker")
 
 
 if __name__ == "__main__":

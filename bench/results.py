@@ -217,6 +217,10 @@ class ScenarioResult:
         self.targets.append(target)
         return target
 
+    def median(self, key: str) -> float:
+        """The median over the rounds of the figure or ratio ``key`` (a target's basis)."""
+        return (self.figures.get(key) or self.ratios[key]).spread.median
+
     def check(self, name: str, ok: bool, detail: str = "") -> Check:
         check = Check(name, ok, detail)
         self.checks.append(check)
@@ -483,6 +487,17 @@ def _spread_percent(entry: dict[str, Any]) -> str:
     return "-" if relative is None else f"±{relative * 50:.0f} %"
 
 
+def _measured_row(entry: dict[str, Any], *after: str) -> str:
+    """A figure's or ratio's label, median and range, then the cells ``after``."""
+    cells = [entry["label"], number(entry["median"]), _range(entry), *after]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(head: str, rule: str, rows: list[str]) -> list[str]:
+    """A markdown table and the blank line after it; nothing at all without rows."""
+    return [head, rule, *rows, ""] if rows else []
+
+
 def render_summary(documents: list[dict[str, Any]]) -> str:
     lines = [
         "# Benchmark summary",
@@ -511,16 +526,12 @@ def _overview(documents: list[dict[str, Any]]) -> list[str]:
     for document in documents:
         for target in document.get("targets", []):
             rows.append(_target_row(document["scenario"], target))
-    if not rows:
-        return []
-    return [
-        "## Targets",
-        "",
+    table = _table(
         "| Scenario | Target | Median | Worst round | Verdict | Same run |",
         "|---|---|---:|---:|---|---|",
-        *rows,
-        "",
-    ]
+        rows,
+    )
+    return ["## Targets", "", *table] if table else []
 
 
 def _verdict(target: dict[str, Any]) -> str:
@@ -574,24 +585,19 @@ def _scenario_section(document: dict[str, Any]) -> list[str]:
             f" {conditions.get('load_after')}.",
             "",
         ]
-    figures = document.get("figures", {})
-    if figures:
-        lines += ["| Figure | Median | Range | Spread | Unit |", "|---|---:|---:|---:|---|"]
-        for entry in figures.values():
-            lines.append(
-                f"| {entry['label']} | {number(entry['median'])} | {_range(entry)} "
-                f"| {_spread_percent(entry)} | {entry['unit']} |"
-            )
-        lines.append("")
-    ratios = document.get("ratios", {})
-    if ratios:
-        lines += ["| Ratio (same run) | Median | Range | Meaning |", "|---|---:|---:|---|"]
-        for entry in ratios.values():
-            lines.append(
-                f"| {entry['label']} | {number(entry['median'])} | {_range(entry)} "
-                f"| {entry['meaning']} |"
-            )
-        lines.append("")
+    lines += _table(
+        "| Figure | Median | Range | Spread | Unit |",
+        "|---|---:|---:|---:|---|",
+        [
+            _measured_row(entry, _spread_percent(entry), entry["unit"])
+            for entry in document.get("figures", {}).values()
+        ],
+    )
+    lines += _table(
+        "| Ratio (same run) | Median | Range | Meaning |",
+        "|---|---:|---:|---|",
+        [_measured_row(entry, entry["meaning"]) for entry in document.get("ratios", {}).values()],
+    )
     checks = document.get("checks", [])
     if checks:
         for check in checks:

@@ -9,15 +9,13 @@ measuring what a poller setting buys before proposing it for ``worker.py``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import logging
-import sys
 
 from temporalio.worker import Worker
 
 import worker as service_worker
-from booking.cli import exit_without_finalizing
+from bench.worker_process import run_worker_process
 from core.settings import get_settings
 
 logger = logging.getLogger("bench.tuned_worker")
@@ -28,21 +26,15 @@ def main() -> None:
     parser.add_argument("--workflow-task-polls", type=int, required=True)
     parser.add_argument("--activity-task-polls", type=int, default=None)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     options = {"max_concurrent_workflow_task_polls": args.workflow_task_polls}
     if args.activity_task_polls is not None:
         options["max_concurrent_activity_task_polls"] = args.activity_task_polls
     # build_worker looks the class up in its module: hand it one with these options.
     tuned = functools.partial(Worker, **options)
     setattr(service_worker, "Worker", tuned)  # noqa: B010
-    code = 0
-    try:
-        asyncio.run(service_worker.run_worker(get_settings()))
-    except Exception:
-        logger.exception("the tuned worker failed")
-        code = 1
-    # The SDK's native threads may abort the process during interpreter finalization.
-    exit_without_finalizing(code)
+    run_worker_process(
+        lambda: service_worker.run_worker(get_settings()), logger, "the tuned worker"
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from bench.cpu import core_shares, cpu_seconds
 from bench.registry import BenchContext, scenario
 from bench.results import Better, ScenarioResult, number
 from bench.scenarios.floor import KINDS as FLOOR_KINDS
-from bench.scenarios.floor import run_batch
+from bench.scenarios.floor import Batches
 from bench.stack import Component, asyncpg_dsn
 from bench.stats import latencies_ms
 
@@ -123,6 +123,9 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     )
     tokens = Tokens(lambda role, user: ctx.stack.auth_headers(role, user))
     client = await ctx.stack.temporal_client()
+    references = Batches(
+        client, reference_queue, params.reference_in_flight, f"bench-{ctx.run_id}-booking-ref"
+    )
     slots = iter(seeded.slots)
 
     def take(count: int) -> list[Slot]:
@@ -142,27 +145,13 @@ async def run(ctx: BenchContext) -> ScenarioResult:
             )
             failures += warm.failures
             booked += len(warm.bookings)
-            await run_batch(
-                client,
-                EMPTY,
-                count=params.reference_in_flight,
-                concurrency=params.reference_in_flight,
-                task_queue=reference_queue,
-                id_prefix=f"bench-{ctx.run_id}-booking-ref-warmup",
-            )
+            await references.run(EMPTY, params.reference_in_flight, "warmup")
             gc.collect()
             gc.freeze()
             for number_ in ctx.round_numbers():
                 worker.ensure_alive()
                 floor_worker.ensure_alive()
-                reference = await run_batch(
-                    client,
-                    EMPTY,
-                    count=params.reference_workflows,
-                    concurrency=params.reference_in_flight,
-                    task_queue=reference_queue,
-                    id_prefix=f"bench-{ctx.run_id}-booking-ref-{number_}",
-                )
+                reference = await references.run(EMPTY, params.reference_workflows, str(number_))
                 figures["reference.rate"].append(reference.rate)
                 figures["reference.p50"].append(latencies_ms(reference.latencies_ns).p50)
 
@@ -241,7 +230,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         **cpu_shares,
     }
     if "floor" in ctx.results:
-        floor_rate = ctx.results["floor"].figures["floor.empty.rate"].spread.median
+        floor_rate = ctx.results["floor"].median("floor.empty.rate")
         result.evidence["floor_scenario_empty_rate_same_invocation"] = round(floor_rate, 2)
     return result
 

@@ -242,6 +242,6 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     ]
     result.evidence["confirm_refusals_per_round"] = [o.confirm_refusals for o in outcomes]
     if "floor" in ctx.results:
-        floor_p50 = ctx.results["floor"].figures["floor.empty.p50_ms"].spread.median
+        floor_p50 = ctx.results["floor"].median("floor.empty.p50_ms")
         result.evidence["floor_empty_p50_ms_same_invocation"] = round(floor_p50, 2)
     return result

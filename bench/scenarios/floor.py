@@ -59,32 +59,35 @@ class RoundOutcome:
     last_id: str
 
 
-async def run_batch(
-    client: Client,
-    kind: Kind,
-    *,
-    count: int,
-    concurrency: int,
-    task_queue: str,
-    id_prefix: str,
-) -> RoundOutcome:
-    """Start ``count`` workflows, at most ``concurrency`` unfinished at a time."""
-    numbers = iter(range(count))
-    latencies: list[int] = []
+@dataclass(frozen=True)
+class Batches:
+    """Batches of reference workflows on one floor worker's task queue: ``concurrency``
+    unfinished at a time, workflow ids ``<id_prefix>-<batch name>-<n>``."""
 
-    async def lane() -> None:
-        for number in numbers:
-            began = time.perf_counter_ns()
-            await client.execute_workflow(
-                kind.workflow, id=f"{id_prefix}-{number}", task_queue=task_queue
-            )
-            latencies.append(time.perf_counter_ns() - began)
+    client: Client
+    task_queue: str
+    concurrency: int
+    id_prefix: str
 
-    began = time.perf_counter()
-    async with asyncio.timeout(ROUND_TIMEOUT_S):
-        await asyncio.gather(*(lane() for _ in range(min(concurrency, count))))
-    elapsed = time.perf_counter() - began
-    return RoundOutcome(count / elapsed, latencies, f"{id_prefix}-{count - 1}")
+    async def run(self, kind: Kind, count: int, name: str) -> RoundOutcome:
+        """Start ``count`` workflows of ``kind`` and wait for every result."""
+        id_prefix = f"{self.id_prefix}-{name}"
+        numbers = iter(range(count))
+        latencies: list[int] = []
+
+        async def lane() -> None:
+            for number in numbers:
+                began = time.perf_counter_ns()
+                await self.client.execute_workflow(
+                    kind.workflow, id=f"{id_prefix}-{number}", task_queue=self.task_queue
+                )
+                latencies.append(time.perf_counter_ns() - began)
+
+        began = time.perf_counter()
+        async with asyncio.timeout(ROUND_TIMEOUT_S):
+            await asyncio.gather(*(lane() for _ in range(min(self.concurrency, count))))
+        elapsed = time.perf_counter() - began
+        return RoundOutcome(count / elapsed, latencies, f"{id_prefix}-{count - 1}")
 
 
 @scenario(
@@ -109,6 +112,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     )
     try:
         client = await ctx.stack.temporal_client()
+        batches = Batches(client, task_queue, params.concurrency, f"bench-{ctx.run_id}-floor")
         rates: dict[str, list[float]] = {kind.key: [] for kind in KINDS}
         p50: dict[str, list[float]] = {kind.key: [] for kind in KINDS}
         p99: dict[str, list[float]] = {kind.key: [] for kind in KINDS}
@@ -118,26 +122,12 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         ctx.say(f"floor: warming up ({params.warmup} of each)")
         for kind in KINDS:
             worker.ensure_alive()
-            await run_batch(
-                client,
-                kind,
-                count=params.warmup,
-                concurrency=params.concurrency,
-                task_queue=task_queue,
-                id_prefix=f"bench-{ctx.run_id}-floor-warmup-{kind.key}",
-            )
+            await batches.run(kind, params.warmup, f"warmup-{kind.key}")
         for number in ctx.round_numbers():
             order = KINDS if number % 2 else tuple(reversed(KINDS))
             for kind in order:
                 worker.ensure_alive()
-                outcome = await run_batch(
-                    client,
-                    kind,
-                    count=params.workflows,
-                    concurrency=params.concurrency,
-                    task_queue=task_queue,
-                    id_prefix=f"bench-{ctx.run_id}-floor-{number}-{kind.key}",
-                )
+                outcome = await batches.run(kind, params.workflows, f"{number}-{kind.key}")
                 latency = latencies_ms(outcome.latencies_ns)
                 rates[kind.key].append(outcome.rate)
                 p50[kind.key].append(latency.p50)

@@ -3,7 +3,7 @@
 Loads 1,000,000 slots over 5,000 consultants (bench/catalog.py), then each round
 runs the same seeded mix of searches, one at a time:
 
-* the query alone: ``db.search.search_bookable_times`` in a session of its own, as
+* the query alone: ``db.availability.search.search_bookable_times`` in a session of its own, as
   the route runs it (time of the call: BEGIN, ``SET LOCAL``, the SELECT);
 * the same searches through ``GET /v1/availability/search`` (HTTP, JWT, the route);
 * the API's reference: ``GET /v1/service-types/{id}``, the cheapest authenticated
@@ -472,9 +472,9 @@ async def _measure(
         applies=catalog.slots >= TARGET_SLOTS,
         reason=f"only {catalog.slots:,} slots (--quick)",
         context=(
-            f"query alone p99 {number(result.figures['search.query.p99_ms'].spread.median)} ms,"
+            f"query alone p99 {number(result.median('search.query.p99_ms'))} ms,"
             f" API reference call p99 "
-            f"{number(result.figures['search.reference.p99_ms'].spread.median)} ms"
+            f"{number(result.median('search.reference.p99_ms'))} ms"
         ),
     )
 

@@ -7,7 +7,7 @@ committed happy-path history in a process of its own, so the bytecode situation
 is exactly that setup's:
 
 - source: PYTHONDONTWRITEBYTECODE and no bytecode, as in a container or on a
-  machine that sets it, before the worker wrote its own (booking/bytecode.py);
+  machine that sets it, before the worker wrote its own (workflows/bytecode.py);
 - bytecode: what the worker now does at start-up;
 - passthrough: also sharing the workflow package with the sandbox instead of
   re-importing it per load. Measured to show what the sandbox's re-import costs;

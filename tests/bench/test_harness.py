@@ -42,6 +42,8 @@ def test_ratios_are_taken_round_by_round_and_targets_on_the_median() -> None:
     result.figure("demo.floor", "floor", "ops/s", [90.0, 60.0, 100.0])
     ratio = result.ratio("demo.share", "work / floor", "demo.work", "demo.floor", "share")
     assert ratio.rounds == pytest.approx([1 / 3, 1 / 3, 0.33])
+    assert result.median("demo.work") == 30.0
+    assert result.median("demo.share") == pytest.approx(1 / 3)
     target = result.target("at least a third", "demo.share", ">=", 0.3)
     assert target.met is True
     assert target.worst == pytest.approx(0.33)
@@ -56,6 +58,8 @@ def test_ratios_are_taken_round_by_round_and_targets_on_the_median() -> None:
 def test_summary_is_regenerated_from_the_json_files(tmp_path: Path) -> None:
     result = ScenarioResult("demo")
     result.figure("demo.p99", "p99", "ms", [5.0, 7.0])
+    result.figure("demo.floor", "floor p99", "ms", [2.5, 3.5])
+    result.ratio("demo.over_floor", "p99 / floor", "demo.p99", "demo.floor", "what it adds")
     result.check("it worked", True)
     document: dict[str, Any] = {
         "schema_version": 1,
@@ -72,7 +76,9 @@ def test_summary_is_regenerated_from_the_json_files(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"not": "a result"}')
     summary = write_summary(tmp_path).read_text()
     assert "## demo" in summary
-    assert "| p99 | 6.00 | 5.00 - 7.00 |" in summary
+    assert "| p99 | 6.00 | 5.00 - 7.00 | ±17 % | ms |" in summary
+    assert "| Ratio (same run) | Median | Range | Meaning |" in summary
+    assert "| p99 / floor | 2.00 | 2.00 - 2.00 | what it adds |" in summary
     assert "- ok: it worked" in summary
     assert "No results yet" in render_summary([])
 
