@@ -17,7 +17,8 @@ from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0000000000"  # noqa: S105
-"""The well-known development secret; refused in any other environment."""
+"""The placeholder secret earlier versions defaulted to: public, so refused in any other
+environment. Nothing defaults to it any more; ``booking dev`` makes a secret of its own."""
 
 
 def _parse_duration(value: Any) -> Any:
@@ -67,7 +68,9 @@ class Settings(BaseSettings):
         env_prefix="BOOKING_", env_file=".env", extra="ignore", env_nested_delimiter="__"
     )
 
-    environment: Environment = Environment.DEVELOPMENT
+    # Production unless told otherwise: the image, run with nothing set, must not be a
+    # development service. ``booking dev`` and the tests choose their environment.
+    environment: Environment = Environment.PRODUCTION
     data_dir: Path = Path(".data")
 
     # PostgreSQL. Unset: the dev stack and the tests start an embedded server.
@@ -104,8 +107,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # Authentication: HS256 shared secret in development, JWKS in production.
-    jwt_secret: SecretStr | None = SecretStr(DEVELOPMENT_JWT_SECRET)
+    # Authentication: HS256 shared secret in development, JWKS in production. No default:
+    # a secret in the code would be a secret everyone knows.
+    jwt_secret: SecretStr | None = None
     jwt_jwks_url: str | None = None
     jwt_algorithms: list[str] = ["HS256"]
     jwt_issuer: str = "https://iam.example.test"
@@ -183,7 +187,11 @@ class Settings(BaseSettings):
                 f"or BOOKING_JWT_JWKS_URL when BOOKING_ENVIRONMENT={self.environment.value}"
             )
         if self.jwt_secret is None and self.jwt_jwks_url is None:
-            raise ValueError("set BOOKING_JWT_SECRET or BOOKING_JWT_JWKS_URL")
+            raise ValueError(
+                "no way to verify tokens: set BOOKING_JWT_JWKS_URL (the IAM's key set) or "
+                "BOOKING_JWT_SECRET (an HS256 secret of at least 32 characters); "
+                "`booking dev` makes a local secret of its own"
+            )
         if self.environment is Environment.PRODUCTION and self.database_url is None:
             raise ValueError("production needs BOOKING_DATABASE_URL")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
