@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
+    # Largest request body, refused with 413 before it is read in full. 1 MiB holds a
+    # bulk availability POST of max_slots_per_request slots many times over.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Requests one API process serves at once; more answer 503 with Retry-After at once
+    # instead of queueing for database connections. 0 switches the bound off.
+    api_max_concurrent_requests: int = Field(default=200, ge=0)
 
     # Authentication: HS256 shared secret in development, JWKS in production. No default:
     # a secret in the code would be a secret everyone knows.
