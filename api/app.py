@@ -50,17 +50,19 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings, application_name="booking-api")
         client = temporal or await connect_temporal(settings, lazy=True)
+        verifier = TokenVerifier(settings)
         app.state.container = AppContainer(
             settings=settings,
             engine=engine,
             session_factory=create_session_factory(engine),
             temporal=client,
-            verifier=TokenVerifier(settings),
+            verifier=verifier,
             metrics=metrics,
         )
         try:
             yield
         finally:
+            await verifier.aclose()
             await engine.dispose()
 
     metrics = HttpMetrics()

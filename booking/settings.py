@@ -13,8 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SYMMETRIC_JWT_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_JWT_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+MAX_JWT_LEEWAY = timedelta(minutes=5)
+"""Clock skew tolerated at most: a larger leeway would keep expired tokens alive."""
 
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0000000000"  # noqa: S105
 """The placeholder secret earlier versions defaulted to: public, so refused in any other
@@ -121,7 +128,18 @@ class Settings(BaseSettings):
     jwt_issuer: str = "https://iam.example.test"
     jwt_audience: str = "booking-service"
     jwt_roles_claim: str = "roles"
-    jwt_leeway: Duration = timedelta(seconds=30)
+    jwt_leeway: Annotated[Duration, Field(ge=timedelta(0), le=MAX_JWT_LEEWAY)] = timedelta(
+        seconds=30
+    )
+    # Longest validity (exp - iat) accepted; longer-lived tokens are refused.
+    jwt_max_token_lifetime: Duration = timedelta(hours=24)
+    # JWKS: a fetched key set is used this long, then fetched again (revoked keys go).
+    jwt_jwks_cache_ttl: Duration = timedelta(minutes=5)
+    # While the IAM is unreachable, the last good set stays usable this long past its TTL.
+    jwt_jwks_max_stale: Duration = timedelta(hours=1)
+    # At most one fetch per interval for unknown key ids and after failures.
+    jwt_jwks_refetch_interval: Duration = timedelta(seconds=30)
+    jwt_jwks_fetch_timeout: Duration = timedelta(seconds=3)
 
     # Availability.
     recurrence_max_horizon: Duration = timedelta(days=366)
@@ -180,6 +198,17 @@ class Settings(BaseSettings):
     # Inbound meeting-platform events older or newer than this are refused (replays).
     meeting_webhook_tolerance: Duration = timedelta(minutes=5)
     # --- end events and integrations ---
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_algorithms_only(cls, algorithms: list[str]) -> list[str]:
+        unknown = sorted(set(algorithms) - SYMMETRIC_JWT_ALGORITHMS - ASYMMETRIC_JWT_ALGORITHMS)
+        if unknown or not algorithms:
+            allowed = ", ".join(sorted(SYMMETRIC_JWT_ALGORITHMS | ASYMMETRIC_JWT_ALGORITHMS))
+            raise ValueError(
+                f"BOOKING_JWT_ALGORITHMS allows only {allowed}; got {', '.join(unknown) or 'none'}"
+            )
+        return algorithms
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -149,6 +149,16 @@ def test_token_with_a_jwks_url_is_refused() -> None:
     assert "BOOKING_JWT_JWKS_URL" in result.stderr
 
 
+def test_token_refuses_a_lifetime_the_api_would_reject() -> None:
+    result = runner.invoke(
+        app,
+        ["token", "--role", "learner", "--ttl", str(25 * 3600)],
+        env={"BOOKING_JWT_SECRET": SECRET},
+    )
+    assert result.exit_code != 0
+    assert "BOOKING_JWT_MAX_TOKEN_LIFETIME" in result.stderr
+
+
 def test_token_rejects_an_unknown_role() -> None:
     result = runner.invoke(app, ["token", "--role", "admin"], env={"BOOKING_JWT_SECRET": SECRET})
     assert result.exit_code != 0

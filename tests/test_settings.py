@@ -134,3 +134,22 @@ def test_short_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_database_url_has_a_helpful_error() -> None:
     with pytest.raises(RuntimeError, match="booking dev"):
         Settings().require_database_url()
+
+
+@pytest.mark.usefixtures("configured")
+def test_leeway_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_JWT_LEEWAY", "PT5M")
+    assert Settings().jwt_leeway == timedelta(minutes=5)
+    monkeypatch.setenv("BOOKING_JWT_LEEWAY", "PT6M")
+    with pytest.raises(ValidationError, match="jwt_leeway"):
+        Settings()
+
+
+@pytest.mark.usefixtures("configured")
+@pytest.mark.parametrize("algorithms", ['["none"]', '["HS256", "XS999"]', "[]"])
+def test_only_known_jwt_algorithms_are_allowed(
+    monkeypatch: pytest.MonkeyPatch, algorithms: str
+) -> None:
+    monkeypatch.setenv("BOOKING_JWT_ALGORITHMS", algorithms)
+    with pytest.raises(ValidationError, match="BOOKING_JWT_ALGORITHMS allows only"):
+        Settings()
