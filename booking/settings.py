@@ -59,6 +59,19 @@ def _parse_duration_list(value: Any) -> Any:
 DurationList = Annotated[list[timedelta], NoDecode, BeforeValidator(_parse_duration_list)]
 
 
+def _parse_comma_list(value: Any) -> Any:
+    """A JSON list or comma-separated words ("127.0.0.0/8, ::1")."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            return json.loads(stripped)
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_parse_comma_list)]
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -195,6 +208,10 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(default=20, ge=1, le=500)
     # After a rotation the old secret keeps signing this long, beside the new one.
     webhook_secret_rotation_grace: Duration = timedelta(hours=24)
+    # Webhook targets that may be reached although they are not public addresses: host
+    # names (exact) and address ranges (CIDR). Empty: public addresses only, which is
+    # what production wants; the tests and the dev stack allow loopback.
+    webhook_allowed_targets: CommaList = []
     # Inbound meeting-platform events older or newer than this are refused (replays).
     meeting_webhook_tolerance: Duration = timedelta(minutes=5)
     # --- end events and integrations ---

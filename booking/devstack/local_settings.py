@@ -18,8 +18,9 @@ from typing import Any
 
 from pydantic import model_validator
 
-from booking.settings import Environment, Settings
+from booking.settings import CommaList, Environment, Settings
 
+LOOPBACK_TARGETS = ("127.0.0.0/8", "::1/128", "localhost")
 LOCAL_SECRET_FILE = "jwt-secret"  # noqa: S105  (a file name)
 
 
@@ -56,6 +57,8 @@ class DevelopmentSettings(Settings):
     """
 
     environment: Environment = Environment.DEVELOPMENT
+    # Receivers a developer runs on this machine.
+    webhook_allowed_targets: CommaList = list(LOOPBACK_TARGETS)
 
     @model_validator(mode="before")
     @classmethod

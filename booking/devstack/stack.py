@@ -196,6 +196,7 @@ class DevStack:
             "BOOKING_ENVIRONMENT": self.settings.environment.value,
             "BOOKING_DATABASE_URL": self._database_url(),
             "BOOKING_TEMPORAL_ADDRESS": self.temporal_address,
+            "BOOKING_WEBHOOK_ALLOWED_TARGETS": ",".join(self.settings.webhook_allowed_targets),
             "PYTHONUNBUFFERED": "1",
         }
         if self.settings.jwt_jwks_url is None and self.settings.jwt_secret is not None:

@@ -103,7 +103,7 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         r"^(POST /v1/webhook-subscriptions|PATCH /v1/webhook-subscriptions/\{subscription_id\})$",
         "positive_data_acceptance",
         ["422"],
-        "an absolute http(s) URL with a host",
+        "an absolute http(s) URL whose host is a public address or name",
     ),
     (
         r"^POST /v1/(consultation-requests(/\{request_id\}/assign)?"

@@ -83,3 +83,5 @@ def test_the_worker_and_the_api_are_told_the_environment_and_the_secret() -> Non
     assert env["BOOKING_ENVIRONMENT"] == "development"
     assert env["BOOKING_JWT_SECRET"] == settings.jwt_secret.get_secret_value()
     assert env["BOOKING_DATABASE_URL"] == settings.database_url
+    # Webhook receivers a developer runs on this machine are reachable.
+    assert env["BOOKING_WEBHOOK_ALLOWED_TARGETS"] == "127.0.0.0/8,::1/128,localhost"
