@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     temporal_tls_client_key_path: Path | None = None
     temporal_tls_server_ca_path: Path | None = None
     temporal_api_key: SecretStr | None = None
+    # The name the server's certificate is checked against (and sent as SNI) when it
+    # differs from the address's host, e.g. an address by IP or through a tunnel.
+    temporal_tls_server_name: str | None = None
     temporal_ui_port: int = 8233
     # How long a worker waits for an unreachable Temporal at start-up before it exits.
     temporal_connect_timeout: Duration = timedelta(minutes=1)
