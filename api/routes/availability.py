@@ -18,7 +18,14 @@ from api.auth import Principal, Role
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, SignedIn
 from api.errors import BadRequest, Conflict, Forbidden, NotFound, SlotConflict, Unprocessable
 from api.openapi import problems
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    cursor_instant,
+    decode_cursor,
+    encode_cursor,
+)
 from api.schemas.availability import (
     CREATE_EXAMPLES,
     OVERLAP_409,
@@ -79,13 +86,11 @@ def encode_slot_cursor(start: datetime, slot_id: uuid.UUID) -> str:
 
 def decode_slot_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     position = decode_cursor(cursor, _CURSOR_KEYS)
+    start = cursor_instant(position["start"])
     try:
-        start = datetime.fromisoformat(str(position["start"]))
         slot_id = uuid.UUID(str(position["id"]))
     except ValueError as exc:
         raise BadRequest("The cursor is not one this API issued.") from exc
-    if start.tzinfo is None:
-        raise BadRequest("The cursor is not one this API issued.")
     return start, slot_id
 
 

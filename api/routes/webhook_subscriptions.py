@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -12,7 +11,14 @@ from sqlalchemy import func, select, tuple_
 from api.deps import OperatorPrincipal, SessionDep, SettingsDep
 from api.errors import BadRequest, NotFound, Unprocessable
 from api.openapi import problems
-from api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    cursor_instant,
+    decode_cursor,
+    encode_cursor,
+)
 from api.schemas.webhooks import (
     WebhookSubscriptionCreate,
     WebhookSubscriptionOut,
@@ -97,13 +103,11 @@ async def list_subscriptions(
         query = query.where(WebhookSubscription.is_enabled.is_(enabled))
     if cursor is not None:
         position = decode_cursor(cursor, frozenset({"created_at", "id"}))
+        created_at = cursor_instant(position["created_at"])
         try:
-            created_at = datetime.fromisoformat(str(position["created_at"]))
             after_id = uuid.UUID(str(position["id"]))
         except ValueError as exc:
             raise BadRequest("The cursor is not one this API issued.") from exc
-        if created_at.tzinfo is None:
-            raise BadRequest("The cursor is not one this API issued.")
         query = query.where(
             tuple_(WebhookSubscription.created_at, WebhookSubscription.id)
             > tuple_(created_at, after_id)
