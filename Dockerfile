@@ -1,5 +1,8 @@
 # The service image: API, worker and one-shot commands (migrate, setup) share it.
 # Runtime dependencies only, pinned by requirements.lock; runs as a non-root user.
+# Configured by BOOKING_* variables at run time only: with none set it refuses to start
+# (the defaults are production's: no JWT secret, no development mode), so the image
+# never trusts a secret from this repository. See README "Deploying".
 
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \

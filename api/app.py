@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.auth import TokenVerifier
+from api.body_limit import BodySizeLimit
+from api.concurrency_limit import ConcurrencyLimit
 from api.container import AppContainer
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics
@@ -48,17 +50,19 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings, application_name="booking-api")
         client = temporal or await connect_temporal(settings, lazy=True)
+        verifier = TokenVerifier(settings)
         app.state.container = AppContainer(
             settings=settings,
             engine=engine,
             session_factory=create_session_factory(engine),
             temporal=client,
-            verifier=TokenVerifier(settings),
+            verifier=verifier,
             metrics=metrics,
         )
         try:
             yield
         finally:
+            await verifier.aclose()
             await engine.dispose()
 
     metrics = HttpMetrics()
@@ -68,6 +72,12 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    # Middleware added later runs first. The limits run inside the metrics (so their
+    # 413 and 503 are counted) but outside everything else: a refused request costs no
+    # body read and no work. The body limit must not sit outside the metrics
+    # middleware, whose task group would wrap its error in an ExceptionGroup.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, max_in_flight=settings.api_max_concurrent_requests)
     app.middleware("http")(metrics.middleware)
     install_error_handlers(app)
     app.include_router(health.router)

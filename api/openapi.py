@@ -9,7 +9,8 @@ remembering to:
 - a role guard (``require_any_role``): 403;
 - a database session: 503 when PostgreSQL is unreachable;
 - parameters or a body: 422, the validation problem (not FastAPI's default body);
-- a body: 400 when it is not JSON at all;
+- a body: 400 when it is not JSON at all, 413 over ``BOOKING_API_MAX_BODY_BYTES``;
+- a ``/v1`` path: 503 when the process serves too many requests already;
 - an opaque cursor (``cursor`` or ``after``): 400 for one this API did not issue.
 
 Every error response then carries the ``Problem`` schema as
@@ -162,10 +163,15 @@ def _shared_problems(route: APIRoute) -> dict[int, dict[str, Any]]:
         shared[403] = problem("The caller's roles do not allow this")
     if has_input:
         shared[422] = problem("The request did not pass validation; `errors` lists why")
-    if get_session in calls:
+    if any(d.body_params for d in dependants):
+        shared[413] = problem("The body is larger than this API accepts")
+    unavailable = [
+        *(["The database is not reachable right now"] if get_session in calls else []),
+        *(["This API process serves too many requests"] if route.path.startswith("/v1/") else []),
+    ]
+    if unavailable:
         shared[503] = problem(
-            "The database is not reachable right now; retry shortly",
-            **{"Retry-After": _RETRY_AFTER},
+            "; or ".join(unavailable) + "; retry shortly", **{"Retry-After": _RETRY_AFTER}
         )
     return shared
 

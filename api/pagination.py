@@ -15,7 +15,7 @@ from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
 from api.errors import BadRequest
-from api.schemas.fields import storable_text
+from api.schemas.fields import in_supported_range, storable_text
 
 ItemT = TypeVar("ItemT")
 RowT = TypeVar("RowT")
@@ -104,15 +104,25 @@ def encode_time_cursor(at: datetime, row_id: uuid.UUID, *, time_key: str = "at")
     return encode_cursor({time_key: at.astimezone(UTC).isoformat(), "id": str(row_id)})
 
 
+def cursor_instant(value: Any) -> datetime:
+    """A date-time from a cursor: ISO 8601 with an offset, within the supported range
+    (a forged one at the edge of the calendar would overflow once converted)."""
+    try:
+        at = datetime.fromisoformat(str(value))
+        if at.tzinfo is None:
+            raise ValueError("no offset")
+        return in_supported_range(at)
+    except ValueError as exc:
+        raise BadRequest("The cursor is not one this API issued.") from exc
+
+
 def decode_time_cursor(cursor: str, *, time_key: str = "at") -> tuple[datetime, uuid.UUID]:
     position = decode_cursor(cursor, frozenset({time_key, "id"}))
+    at = cursor_instant(position[time_key])
     try:
-        at = datetime.fromisoformat(str(position[time_key]))
         row_id = uuid.UUID(str(position["id"]))
     except ValueError as exc:
         raise BadRequest("The cursor is not one this API issued.") from exc
-    if at.tzinfo is None:
-        raise BadRequest("The cursor is not one this API issued.")
     return at, row_id
 
 

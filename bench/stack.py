@@ -81,6 +81,9 @@ BENCH_API_LIMITS = {
 }
 
 
+BENCH_ENVIRONMENT = "test"
+
+
 class Component(StrEnum):
     """What a scenario needs; the API brings the database and Temporal with it."""
 
@@ -333,7 +336,12 @@ class BenchStack:
         if self.external_api_url is None:
             overrides["jwt_secret"] = SecretStr(self._jwt_secret)
             overrides["jwt_jwks_url"] = None
-        return Settings(**overrides)
+        return Settings(**overrides, environment=self._environment())
+
+    def _environment(self) -> str:
+        """A stack of the benchmark's own is a test environment, not production (the
+        settings' default); a running stack's is the one its environment names."""
+        return self._environ.get("BOOKING_ENVIRONMENT") or BENCH_ENVIRONMENT
 
     async def temporal_client(self) -> Client:
         return await connect_temporal(self.settings())
@@ -363,7 +371,12 @@ class BenchStack:
 
     def child_env(self) -> dict[str, str]:
         """The environment of a process that should use this stack."""
-        env = {**self._environ, "PYTHONUNBUFFERED": "1", "BOOKING_LOG_LEVEL": "WARNING"}
+        env = {
+            **self._environ,
+            "BOOKING_ENVIRONMENT": self._environment(),
+            "PYTHONUNBUFFERED": "1",
+            "BOOKING_LOG_LEVEL": "WARNING",
+        }
         # External components are named in the environment already.
         if self._postgres is not None:
             env[ENV_DATABASE_URL] = self._postgres.url

@@ -59,10 +59,14 @@ def exit_without_finalizing(code: int) -> NoReturn:
     os._exit(code)
 
 
-def load_settings() -> Settings:
-    """The settings, or a readable list of what is wrong with the environment."""
+def load_settings(kind: type[Settings] = Settings) -> Settings:
+    """The settings, or a readable list of what is wrong with the environment.
+
+    ``kind`` is ``DevelopmentSettings`` for the commands meant for a developer's machine
+    (``dev``, ``token``); every other command gets the production defaults.
+    """
     try:
-        return get_settings()
+        return get_settings() if kind is Settings else kind()
     except ValidationError as error:
         problems = "\n".join(
             f"  {'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
@@ -93,6 +97,7 @@ def dev(
     ] = 5433,
 ) -> None:
     """Run PostgreSQL, Temporal (with UI), the worker and the API locally."""
+    from booking.devstack.local_settings import DevelopmentSettings
     from booking.devstack.stack import DevStack
 
     # The step-by-step progress lines say what this process does; its own INFO records
@@ -100,7 +105,7 @@ def dev(
     root = logging.getLogger()
     if root.level == logging.INFO:
         root.setLevel(logging.WARNING)
-    settings = load_settings()
+    settings = load_settings(DevelopmentSettings)
     try:
         code = DevStack(settings, postgres_port=postgres_port, demo=demo).run()
     except DevStackError as error:
@@ -181,10 +186,12 @@ def token(
     ] = None,
     ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 3600,
 ) -> None:
-    """Print a development bearer token (HS256, signed with BOOKING_JWT_SECRET)."""
+    """Print a development bearer token (HS256, signed with BOOKING_JWT_SECRET, or else
+    with the secret of the dev stack in BOOKING_DATA_DIR)."""
     from booking.demo import DEMO_USERS
+    from booking.devstack.local_settings import DevelopmentSettings
 
-    settings = load_settings()
+    settings = load_settings(DevelopmentSettings)
     subject = sub if sub is not None else DEMO_USERS[role[0]]
     try:
         encoded = mint_token(settings, subject=subject, roles=role, ttl=timedelta(seconds=ttl))

@@ -51,6 +51,11 @@ def mint_token(
         )
     if ttl <= timedelta(0):
         raise ValueError("the token lifetime must be positive")
+    if ttl > settings.jwt_max_token_lifetime:
+        raise TokenConfigError(
+            f"a lifetime of {ttl.total_seconds():.0f} s exceeds BOOKING_JWT_MAX_TOKEN_LIFETIME "
+            f"({settings.jwt_max_token_lifetime.total_seconds():.0f} s); the API would reject it"
+        )
     issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
     claims = {
         "sub": str(subject),

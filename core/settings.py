@@ -13,11 +13,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+SYMMETRIC_JWT_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_JWT_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+MAX_JWT_LEEWAY = timedelta(minutes=5)
+"""Clock skew tolerated at most: a larger leeway would keep expired tokens alive."""
+
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0000000000"  # noqa: S105
-"""The well-known development secret; refused in any other environment."""
+"""The placeholder secret earlier versions defaulted to: public, so refused in any other
+environment. Nothing defaults to it any more; ``booking dev`` makes a secret of its own."""
 
 
 def _parse_duration(value: Any) -> Any:
@@ -51,6 +59,19 @@ def _parse_duration_list(value: Any) -> Any:
 DurationList = Annotated[list[timedelta], NoDecode, BeforeValidator(_parse_duration_list)]
 
 
+def _parse_comma_list(value: Any) -> Any:
+    """A JSON list or comma-separated words ("127.0.0.0/8, ::1")."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            return json.loads(stripped)
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_parse_comma_list)]
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -67,7 +88,9 @@ class Settings(BaseSettings):
         env_prefix="BOOKING_", env_file=".env", extra="ignore", env_nested_delimiter="__"
     )
 
-    environment: Environment = Environment.DEVELOPMENT
+    # Production unless told otherwise: the image, run with nothing set, must not be a
+    # development service. ``booking dev`` and the tests choose their environment.
+    environment: Environment = Environment.PRODUCTION
     data_dir: Path = Path(".data")
 
     # PostgreSQL. Unset: the dev stack and the tests start an embedded server.
@@ -88,6 +111,9 @@ class Settings(BaseSettings):
     temporal_tls_client_key_path: Path | None = None
     temporal_tls_server_ca_path: Path | None = None
     temporal_api_key: SecretStr | None = None
+    # The name the server's certificate is checked against (and sent as SNI) when it
+    # differs from the address's host, e.g. an address by IP or through a tunnel.
+    temporal_tls_server_name: str | None = None
     temporal_ui_port: int = 8233
     # How long a worker waits for an unreachable Temporal at start-up before it exits.
     temporal_connect_timeout: Duration = timedelta(minutes=1)
@@ -103,15 +129,33 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
+    # Largest request body, refused with 413 before it is read in full. 1 MiB holds a
+    # bulk availability POST of max_slots_per_request slots many times over.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Requests one API process serves at once; more answer 503 with Retry-After at once
+    # instead of queueing for database connections. 0 switches the bound off.
+    api_max_concurrent_requests: int = Field(default=200, ge=0)
 
-    # Authentication: HS256 shared secret in development, JWKS in production.
-    jwt_secret: SecretStr | None = SecretStr(DEVELOPMENT_JWT_SECRET)
+    # Authentication: HS256 shared secret in development, JWKS in production. No default:
+    # a secret in the code would be a secret everyone knows.
+    jwt_secret: SecretStr | None = None
     jwt_jwks_url: str | None = None
     jwt_algorithms: list[str] = ["HS256"]
     jwt_issuer: str = "https://iam.example.test"
     jwt_audience: str = "booking-service"
     jwt_roles_claim: str = "roles"
-    jwt_leeway: Duration = timedelta(seconds=30)
+    jwt_leeway: Annotated[Duration, Field(ge=timedelta(0), le=MAX_JWT_LEEWAY)] = timedelta(
+        seconds=30
+    )
+    # Longest validity (exp - iat) accepted; longer-lived tokens are refused.
+    jwt_max_token_lifetime: Duration = timedelta(hours=24)
+    # JWKS: a fetched key set is used this long, then fetched again (revoked keys go).
+    jwt_jwks_cache_ttl: Duration = timedelta(minutes=5)
+    # While the IAM is unreachable, the last good set stays usable this long past its TTL.
+    jwt_jwks_max_stale: Duration = timedelta(hours=1)
+    # At most one fetch per interval for unknown key ids and after failures.
+    jwt_jwks_refetch_interval: Duration = timedelta(seconds=30)
+    jwt_jwks_fetch_timeout: Duration = timedelta(seconds=3)
 
     # Availability.
     recurrence_max_horizon: Duration = timedelta(days=366)
@@ -167,9 +211,24 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(default=20, ge=1, le=500)
     # After a rotation the old secret keeps signing this long, beside the new one.
     webhook_secret_rotation_grace: Duration = timedelta(hours=24)
+    # Webhook targets that may be reached although they are not public addresses: host
+    # names (exact) and address ranges (CIDR). Empty: public addresses only, which is
+    # what production wants; the tests and the dev stack allow loopback.
+    webhook_allowed_targets: CommaList = []
     # Inbound meeting-platform events older or newer than this are refused (replays).
     meeting_webhook_tolerance: Duration = timedelta(minutes=5)
     # --- end events and integrations ---
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_algorithms_only(cls, algorithms: list[str]) -> list[str]:
+        unknown = sorted(set(algorithms) - SYMMETRIC_JWT_ALGORITHMS - ASYMMETRIC_JWT_ALGORITHMS)
+        if unknown or not algorithms:
+            allowed = ", ".join(sorted(SYMMETRIC_JWT_ALGORITHMS | ASYMMETRIC_JWT_ALGORITHMS))
+            raise ValueError(
+                f"BOOKING_JWT_ALGORITHMS allows only {allowed}; got {', '.join(unknown) or 'none'}"
+            )
+        return algorithms
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -183,7 +242,11 @@ class Settings(BaseSettings):
                 f"or BOOKING_JWT_JWKS_URL when BOOKING_ENVIRONMENT={self.environment.value}"
             )
         if self.jwt_secret is None and self.jwt_jwks_url is None:
-            raise ValueError("set BOOKING_JWT_SECRET or BOOKING_JWT_JWKS_URL")
+            raise ValueError(
+                "no way to verify tokens: set BOOKING_JWT_JWKS_URL (the IAM's key set) or "
+                "BOOKING_JWT_SECRET (an HS256 secret of at least 32 characters); "
+                "`booking dev` makes a local secret of its own"
+            )
         if self.environment is Environment.PRODUCTION and self.database_url is None:
             raise ValueError("production needs BOOKING_DATABASE_URL")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:

@@ -28,6 +28,7 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
         client_cert=_read(settings.temporal_tls_client_cert_path),
         client_private_key=_read(settings.temporal_tls_client_key_path),
         server_root_ca_cert=_read(settings.temporal_tls_server_ca_path),
+        domain=settings.temporal_tls_server_name,
     )
 
 

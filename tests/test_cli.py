@@ -16,7 +16,8 @@ import booking.cli
 import booking.migrate
 from booking.cli import app
 from booking.demo import DEMO_CONSULTANT_ID, DEMO_LEARNER_ID
-from core.settings import Settings, get_settings
+from booking.devstack.local_settings import LOCAL_SECRET_FILE
+from core.settings import Environment, Settings, get_settings
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
 runner = CliRunner()
@@ -33,7 +34,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _decode(token: str) -> dict[str, object]:
-    settings = Settings(jwt_secret=SecretStr(SECRET))
+    settings = Settings(environment=Environment.TEST, jwt_secret=SecretStr(SECRET))
     claims: dict[str, object] = jwt.decode(
         token,
         SECRET,
@@ -97,12 +98,45 @@ def test_token_uses_the_configured_roles_claim() -> None:
     assert claims["https://example.test/roles"] == ["operator"]
 
 
-def test_token_without_a_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(booking.cli, "get_settings", lambda: Settings(jwt_secret=None))
-    result = runner.invoke(app, ["token", "--role", "learner"])
+def test_token_without_a_secret_is_refused() -> None:
+    result = runner.invoke(app, ["token", "--role", "learner"], env={"BOOKING_ENVIRONMENT": "test"})
     assert result.exit_code != 0
     assert "BOOKING_JWT_SECRET" in result.stderr
     assert result.stdout == ""
+
+
+def test_token_in_development_signs_with_the_dev_stack_secret(tmp_path: Path) -> None:
+    """What `booking dev` prints and what `booking token` mints use one secret, the one
+    kept in the data directory; no secret from the repository is involved."""
+    result = runner.invoke(
+        app, ["token", "--role", "learner"], env={"BOOKING_DATA_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 0, result.output
+    local_secret = (tmp_path / LOCAL_SECRET_FILE).read_text().strip()
+    claims = jwt.decode(
+        result.stdout.strip(), local_secret, algorithms=["HS256"], options={"verify_aud": False}
+    )
+    assert claims["sub"] == str(DEMO_LEARNER_ID)
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_api_and_worker_refuse_to_start_without_a_secret_or_key_set(
+    monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    started: list[str] = []
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: started.append("api"))
+
+    async def run_worker(settings: Settings) -> None:
+        started.append("worker")
+
+    monkeypatch.setattr("worker.run_worker", run_worker)
+    result = runner.invoke(
+        app, [command], env={"BOOKING_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/db"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "BOOKING_JWT_SECRET" in result.stderr
+    assert "BOOKING_JWT_JWKS_URL" in result.stderr
+    assert started == []
 
 
 def test_token_with_a_jwks_url_is_refused() -> None:
@@ -113,6 +147,16 @@ def test_token_with_a_jwks_url_is_refused() -> None:
     )
     assert result.exit_code != 0
     assert "BOOKING_JWT_JWKS_URL" in result.stderr
+
+
+def test_token_refuses_a_lifetime_the_api_would_reject() -> None:
+    result = runner.invoke(
+        app,
+        ["token", "--role", "learner", "--ttl", str(25 * 3600)],
+        env={"BOOKING_JWT_SECRET": SECRET},
+    )
+    assert result.exit_code != 0
+    assert "BOOKING_JWT_MAX_TOKEN_LIFETIME" in result.stderr
 
 
 def test_token_rejects_an_unknown_role() -> None:
@@ -130,7 +174,9 @@ def test_invalid_configuration_is_reported_without_a_traceback() -> None:
 
 
 def test_migrate_without_a_database_url_is_refused() -> None:
-    result = runner.invoke(app, ["migrate"])
+    result = runner.invoke(
+        app, ["migrate"], env={"BOOKING_ENVIRONMENT": "test", "BOOKING_JWT_SECRET": SECRET}
+    )
     assert result.exit_code == 1
     assert "BOOKING_DATABASE_URL" in result.stderr
 

@@ -23,6 +23,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The least a test environment sets: its environment and a secret."""
+    monkeypatch.setenv("BOOKING_ENVIRONMENT", "test")
+    monkeypatch.setenv("BOOKING_JWT_SECRET", REAL_SECRET)
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -33,6 +40,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         ("P1DT2H", timedelta(days=1, hours=2)),
     ],
 )
+@pytest.mark.usefixtures("configured")
 def test_durations_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, raw: str, expected: timedelta
 ) -> None:
@@ -40,6 +48,7 @@ def test_durations_from_the_environment(
     assert Settings().confirmation_timeout == expected
 
 
+@pytest.mark.usefixtures("configured")
 def test_invalid_duration_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOOKING_NO_SHOW_GRACE", "ten minutes")
     with pytest.raises(ValidationError, match="no_show_grace"):
@@ -55,6 +64,7 @@ def test_invalid_duration_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PT30M", [timedelta(minutes=30)]),
     ],
 )
+@pytest.mark.usefixtures("configured")
 def test_reminder_offsets_list(
     monkeypatch: pytest.MonkeyPatch, raw: str, expected: list[timedelta]
 ) -> None:
@@ -62,17 +72,40 @@ def test_reminder_offsets_list(
     assert Settings().reminder_offsets == expected
 
 
-def test_defaults_are_a_usable_development_configuration() -> None:
+def test_nothing_configured_is_refused_naming_the_settings() -> None:
+    """No secret anyone could read in the repository, and no development mode, unless
+    asked for: the bare image must not start as a development service."""
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = str(refused.value)
+    assert "BOOKING_JWT_SECRET" in message
+    assert "BOOKING_JWT_JWKS_URL" in message
+    assert Settings.model_fields["jwt_secret"].default is None
+
+
+def test_the_default_environment_is_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_JWT_SECRET", REAL_SECRET)
+    monkeypatch.setenv("BOOKING_DATABASE_URL", "postgresql+asyncpg://db/booking")
     settings = Settings()
-    assert settings.environment is Environment.DEVELOPMENT
-    assert settings.uses_development_secret
+    assert settings.environment is Environment.PRODUCTION
     assert settings.reminder_offsets == [timedelta(hours=24), timedelta(hours=1)]
+
+
+@pytest.mark.usefixtures("configured")
+def test_the_placeholder_secret_is_usable_in_development_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOOKING_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
+    with pytest.raises(ValidationError, match="development placeholder"):
+        Settings()
+    monkeypatch.setenv("BOOKING_ENVIRONMENT", "development")
+    assert Settings().uses_development_secret
 
 
 def test_production_refuses_the_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOOKING_ENVIRONMENT", "production")
     monkeypatch.setenv("BOOKING_DATABASE_URL", "postgresql+asyncpg://db/booking")
-    with pytest.raises(ValidationError, match="development placeholder"):
+    with pytest.raises(ValidationError, match="BOOKING_JWT_SECRET"):
         Settings()
     monkeypatch.setenv("BOOKING_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
     with pytest.raises(ValidationError, match="development placeholder"):
@@ -90,12 +123,33 @@ def test_production_with_a_real_secret_and_database(monkeypatch: pytest.MonkeyPa
     assert settings.require_database_url() == "postgresql+asyncpg://db/booking"
 
 
+@pytest.mark.usefixtures("configured")
 def test_short_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOOKING_JWT_SECRET", "too-short")
     with pytest.raises(ValidationError, match="at least 32 characters"):
         Settings()
 
 
+@pytest.mark.usefixtures("configured")
 def test_missing_database_url_has_a_helpful_error() -> None:
     with pytest.raises(RuntimeError, match="booking dev"):
         Settings().require_database_url()
+
+
+@pytest.mark.usefixtures("configured")
+def test_leeway_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_JWT_LEEWAY", "PT5M")
+    assert Settings().jwt_leeway == timedelta(minutes=5)
+    monkeypatch.setenv("BOOKING_JWT_LEEWAY", "PT6M")
+    with pytest.raises(ValidationError, match="jwt_leeway"):
+        Settings()
+
+
+@pytest.mark.usefixtures("configured")
+@pytest.mark.parametrize("algorithms", ['["none"]', '["HS256", "XS999"]', "[]"])
+def test_only_known_jwt_algorithms_are_allowed(
+    monkeypatch: pytest.MonkeyPatch, algorithms: str
+) -> None:
+    monkeypatch.setenv("BOOKING_JWT_ALGORITHMS", algorithms)
+    with pytest.raises(ValidationError, match="BOOKING_JWT_ALGORITHMS allows only"):
+        Settings()

@@ -18,8 +18,10 @@ from api.schemas.webhooks import (
     WebhookSubscriptionPatch,
     WebhookSubscriptionWithSecret,
 )
+from core.settings import Settings
 from db.models import WebhookSubscription
 from integrations.webhooks.signing import generate_secret
+from integrations.webhooks.targets import TargetRefused, webhook_target_policy
 
 _CURSOR_TIME = "created_at"
 
@@ -35,6 +37,18 @@ async def get_subscription(session: SessionDep, subscription_id: uuid.UUID) -> W
     return subscription
 
 
+def _check_target(url: str, settings: Settings) -> None:
+    """Refuse what is not a public target, as far as the URL shows; the dispatcher
+    checks the addresses it connects to as well."""
+    try:
+        webhook_target_policy(settings).check_url(url)
+    except TargetRefused as exc:
+        raise Unprocessable(
+            f"The webhook URL is refused: {exc}. Webhooks go to public addresses only "
+            "(BOOKING_WEBHOOK_ALLOWED_TARGETS names exceptions)."
+        ) from None
+
+
 def _with_secret(subscription: WebhookSubscription) -> WebhookSubscriptionWithSecret:
     return WebhookSubscriptionWithSecret.model_validate(subscription)
 
@@ -44,11 +58,16 @@ def _with_secret(subscription: WebhookSubscription) -> WebhookSubscriptionWithSe
     status_code=status.HTTP_201_CREATED,
     summary="Subscribe an endpoint to events (operator)",
     description="The response carries the signing secret; it is not shown again "
-    "(rotate it to get a new one).",
+    "(rotate it to get a new one). The URL must reach a public address (not loopback, "
+    "private, link-local, ...) and, in production, use https.",
 )
 async def create_subscription(
-    body: WebhookSubscriptionCreate, session: SessionDep, _: OperatorPrincipal
+    body: WebhookSubscriptionCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: OperatorPrincipal,
 ) -> WebhookSubscriptionWithSecret:
+    _check_target(body.url, settings)
     subscription = WebhookSubscription(
         url=body.url,
         event_types=[event_type.value for event_type in body.event_types],
@@ -113,9 +132,12 @@ async def patch_subscription(
     subscription_id: uuid.UUID,
     body: WebhookSubscriptionPatch,
     session: SessionDep,
+    settings: SettingsDep,
     _: OperatorPrincipal,
 ) -> WebhookSubscriptionOut:
     subscription = await get_subscription(session, subscription_id)
+    if body.url is not None:
+        _check_target(body.url, settings)
     changes = body.model_dump(exclude_unset=True)
     for field in sorted(_NOT_NULL & {key for key, value in changes.items() if value is None}):
         raise Unprocessable(f"{field} cannot be null.")

@@ -189,12 +189,19 @@ class DevStack:
         return self.database_url
 
     def _child_env(self) -> dict[str, str]:
-        return {
+        """The worker and the API run with plain (production-default) settings, so
+        what the dev stack chose for them is passed on explicitly."""
+        env = {
             **os.environ,
+            "BOOKING_ENVIRONMENT": self.settings.environment.value,
             "BOOKING_DATABASE_URL": self._database_url(),
             "BOOKING_TEMPORAL_ADDRESS": self.temporal_address,
+            "BOOKING_WEBHOOK_ALLOWED_TARGETS": ",".join(self.settings.webhook_allowed_targets),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.settings.jwt_jwks_url is None and self.settings.jwt_secret is not None:
+            env["BOOKING_JWT_SECRET"] = self.settings.jwt_secret.get_secret_value()
+        return env
 
     def _start_child(self, services: ExitStack, command: str, name: str) -> None:
         self.say(f"starting {name} …")

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,8 @@ from db.models import DomainEvent, WebhookDelivery, WebhookSubscription
 from integrations.webhooks.backoff import retry_delay
 from integrations.webhooks.fanout import fan_out
 from integrations.webhooks.signing import signed_headers
+from integrations.webhooks.targets import TargetRefused, webhook_target_policy
+from integrations.webhooks.transport import GuardedTransport, WebhookTargetRefused
 
 logger = logging.getLogger(__name__)
 
@@ -137,12 +140,16 @@ class WebhookDispatcher:
         self._settings = settings
         self._timeout = settings.webhook_timeout.total_seconds()
         self._owns_http = http is None
+        self._policy = webhook_target_policy(settings)
         # Redirects are not followed: the subscription names the endpoint, and a
-        # redirect could point the signed body anywhere.
+        # redirect could point the signed body anywhere. The transport connects to
+        # public addresses only (see integrations/webhooks/targets.py).
         self._http = http or httpx.AsyncClient(
+            transport=GuardedTransport(self._policy),
             timeout=self._timeout,
             follow_redirects=False,
             headers={"user-agent": USER_AGENT},
+            trust_env=False,
         )
         self._rng = rng or random.SystemRandom()
 
@@ -278,8 +285,10 @@ class WebhookDispatcher:
             outcome = await self._send(attempt)
         except Exception as exc:
             # Unexpected (a bug, a library surprise): still an attempt that failed.
-            logger.exception("webhook delivery %s attempt crashed", attempt.delivery_id)
-            outcome = Outcome(False, None, _short(f"{type(exc).__name__}: {exc}"))
+            logger.exception(
+                "webhook delivery %s attempt crashed (%s)", attempt.delivery_id, type(exc).__name__
+            )
+            outcome = Outcome(False, None, "The attempt failed inside the service; see its log.")
         try:
             await self._record(attempt, outcome)
         except Exception:
@@ -287,6 +296,11 @@ class WebhookDispatcher:
             logger.exception("could not record webhook delivery %s", attempt.delivery_id)
 
     async def _send(self, attempt: Attempt) -> Outcome:
+        try:
+            # Again at send time: a subscription stored under an older policy.
+            self._policy.check_url(attempt.url)
+        except TargetRefused as exc:
+            return Outcome(False, None, _refused(exc))
         headers = signed_headers(
             attempt.signing_secrets, attempt.message_id, datetime.now(UTC), attempt.body
         )
@@ -303,8 +317,19 @@ class WebhookDispatcher:
                 status_code = response.status_code
         except TimeoutError:
             return Outcome(False, None, f"No response within {self._timeout:g} s.")
+        except WebhookTargetRefused as exc:
+            return Outcome(False, None, _refused(exc))
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return Outcome(False, None, _short(f"{type(exc).__name__}: {exc}"))
+            # The library's text may name resolved addresses or the worker's network;
+            # operators see what kind of failure it was, the log has the rest.
+            logger.info(
+                "webhook delivery %s attempt %d: %s: %s",
+                attempt.delivery_id,
+                attempt.number,
+                type(exc).__name__,
+                exc,
+            )
+            return Outcome(False, None, _failure_text(exc, self._timeout))
         if 200 <= status_code < 300:
             return Outcome(True, status_code, None)
         return Outcome(False, status_code, f"The receiver answered HTTP {status_code}.")
@@ -357,6 +382,35 @@ def _signing_secrets(subscription: WebhookSubscription, now: datetime) -> tuple[
 
 def _short(text: str) -> str:
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+def _refused(exc: Exception) -> str:
+    return _short(f"Refused: {exc} (BOOKING_WEBHOOK_ALLOWED_TARGETS allows others).")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _failure_text(exc: Exception, timeout: float) -> str:
+    """What an operator is told about a failed attempt: its kind, never the library's
+    own message (addresses, internal host names, socket errors)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"No response within {timeout:g} s."
+    if isinstance(exc, httpx.ConnectError):
+        if any(isinstance(cause, ssl.SSLError) for cause in _causes(exc)):
+            return "The TLS handshake with the receiver failed (certificate or protocol)."
+        return "Could not connect to the receiver."
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "The receiver's answer was not valid HTTP."
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return "The subscription's URL cannot be used."
+    return "The request to the receiver failed."
 
 
 async def run_dispatcher(

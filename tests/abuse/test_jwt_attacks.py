@@ -8,6 +8,7 @@ confusion, keys the token names itself, unknown and forged keys, and the claims.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,10 +17,13 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import anyio.to_thread
 import httpx
 import jwt
 import pytest
@@ -29,6 +33,8 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.app import create_app
+from api.auth import TokenVerifier
+from api.errors import ProblemError
 from core.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.problems import assert_problem
@@ -50,12 +56,18 @@ def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
 
 @dataclass
 class KeyServer:
-    """Serves the IAM's key set (and an attacker's, to see whether it is ever fetched)."""
+    """Serves the IAM's key set (and an attacker's, to see whether it is ever fetched).
+
+    ``failing`` makes it answer 500, ``hold`` (while unset) keeps it from answering.
+    """
 
     iam_key: rsa.RSAPrivateKey
     attacker_key: rsa.RSAPrivateKey
     requested: list[str] = field(default_factory=list)
     port: int = 0
+    served: dict[str, bytes] = field(default_factory=dict)
+    failing: bool = False
+    hold: threading.Event | None = None
 
     def documents(self) -> dict[str, bytes]:
         return {
@@ -68,17 +80,21 @@ class KeyServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    def fetches(self, path: str = "/jwks.json") -> int:
+        return self.requested.count(path)
 
-@pytest.fixture(scope="module")
-def key_server() -> Iterator[KeyServer]:
-    keys = KeyServer(iam_key=_private_key(), attacker_key=_private_key())
-    documents = keys.documents()
+
+@contextmanager
+def serving(keys: KeyServer) -> Iterator[KeyServer]:
+    keys.served = keys.documents()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             keys.requested.append(self.path)
-            body = documents.get(self.path)
-            self.send_response(200 if body is not None else 404)
+            if keys.hold is not None:
+                keys.hold.wait(timeout=30)
+            body = keys.served.get(self.path)
+            self.send_response(500 if keys.failing else 200 if body is not None else 404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(body or b"{}")
@@ -87,15 +103,31 @@ def key_server() -> Iterator[KeyServer]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     keys.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield keys
     finally:
+        if keys.hold is not None:
+            keys.hold.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def key_server() -> Iterator[KeyServer]:
+    with serving(KeyServer(iam_key=_private_key(), attacker_key=_private_key())) as keys:
+        yield keys
+
+
+@pytest.fixture
+def own_key_server() -> Iterator[KeyServer]:
+    """A key server for one test, which may break or rotate it."""
+    with serving(KeyServer(iam_key=_private_key(), attacker_key=_private_key())) as keys:
+        yield keys
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +312,189 @@ async def test_an_unreachable_key_set_is_an_outage_not_a_bad_token(
             response = await http.get(PROTECTED, headers=bearer(token))
     assert_problem(response, 503)
     assert response.headers["retry-after"] == "5"
+
+
+# --- the key set: cached with a TTL, refetched sparingly, kept through an outage ------
+
+TTL = timedelta(minutes=5)
+MAX_STALE = timedelta(hours=1)
+REFETCH_INTERVAL = timedelta(seconds=30)
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by.total_seconds()
+
+
+@asynccontextmanager
+async def verifier_for(
+    settings: Settings, keys: KeyServer, clock: FakeClock, **overrides: Any
+) -> AsyncIterator[TokenVerifier]:
+    jwks = settings.model_copy(
+        update={
+            "jwt_jwks_url": keys.url("/jwks.json"),
+            "jwt_secret": None,
+            "jwt_jwks_cache_ttl": TTL,
+            "jwt_jwks_max_stale": MAX_STALE,
+            "jwt_jwks_refetch_interval": REFETCH_INTERVAL,
+            **overrides,
+        }
+    )
+    verifier = TokenVerifier(jwks, clock=clock)
+    try:
+        yield verifier
+    finally:
+        await verifier.aclose()
+
+
+def _signed(claims: dict[str, Any], key: rsa.RSAPrivateKey, kid: str = KID, **header: Any) -> str:
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, **header})
+
+
+async def _outcome(verifier: TokenVerifier, token: str) -> int:
+    try:
+        await verifier.verify(token)
+    except ProblemError as error:
+        return error.status
+    return 200
+
+
+async def test_a_cached_key_costs_no_fetch_and_no_thread(
+    settings: Settings,
+    own_key_server: KeyServer,
+    claims: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_threads(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("verifying a token must not hop to a thread")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", no_threads)
+    clock = FakeClock()
+    async with verifier_for(settings, own_key_server, clock) as verifier:
+        token = _signed(claims, own_key_server.iam_key)
+        for _ in range(5):
+            principal = await verifier.verify(token)
+            clock.advance(TTL / 10)
+    assert principal.is_operator
+    assert own_key_server.fetches() == 1
+
+
+async def test_unknown_key_ids_refetch_at_most_once_per_interval(
+    settings: Settings, own_key_server: KeyServer, claims: dict[str, Any]
+) -> None:
+    """Made-up kids must not turn every request into a fetch from the IAM (this runs
+    before the per-user rate limit: nobody is known until the token is verified)."""
+    clock = FakeClock()
+    async with verifier_for(settings, own_key_server, clock) as verifier:
+        assert await _outcome(verifier, _signed(claims, own_key_server.iam_key)) == 200
+        assert await _outcome(verifier, _signed(claims, own_key_server.iam_key, kid="y")) == 401
+        assert own_key_server.fetches() == 1  # the set was fetched a moment ago
+        clock.advance(REFETCH_INTERVAL)
+        outcomes = [
+            await _outcome(verifier, _signed(claims, own_key_server.iam_key, kid=f"made-up-{i}"))
+            for i in range(20)
+        ]
+        assert own_key_server.fetches() == 2  # one refetch, for the first new kid
+        clock.advance(REFETCH_INTERVAL)
+        assert await _outcome(verifier, _signed(claims, own_key_server.iam_key, kid="x")) == 401
+    assert outcomes == [401] * 20
+    assert own_key_server.fetches() == 3
+
+
+async def test_concurrent_unknown_key_ids_share_one_fetch(
+    settings: Settings, own_key_server: KeyServer, claims: dict[str, Any]
+) -> None:
+    async with verifier_for(settings, own_key_server, FakeClock()) as verifier:
+        tokens = [_signed(claims, own_key_server.iam_key, kid=f"new-{i}") for i in range(10)]
+        outcomes = await asyncio.gather(*(_outcome(verifier, token) for token in tokens))
+    assert outcomes == [401] * 10
+    assert own_key_server.fetches() == 1
+
+
+async def test_a_failed_fetch_keeps_the_last_good_set_for_a_bounded_time(
+    settings: Settings, own_key_server: KeyServer, claims: dict[str, Any]
+) -> None:
+    clock = FakeClock()
+    token = _signed(claims, own_key_server.iam_key)
+    async with verifier_for(settings, own_key_server, clock) as verifier:
+        assert await _outcome(verifier, token) == 200
+        own_key_server.failing = True
+        clock.advance(TTL)
+        assert await _outcome(verifier, token) == 200  # the IAM is down: last good set
+        assert own_key_server.fetches() == 2
+        clock.advance(MAX_STALE)
+        assert await _outcome(verifier, token) == 503  # too old to trust any more
+        own_key_server.failing = False
+        clock.advance(REFETCH_INTERVAL)
+        assert await _outcome(verifier, token) == 200  # back, fetched again
+
+
+async def test_a_key_removed_from_the_set_is_distrusted_once_the_ttl_passes(
+    settings: Settings, own_key_server: KeyServer, claims: dict[str, Any]
+) -> None:
+    clock = FakeClock()
+    revoked = _signed(claims, own_key_server.iam_key)
+    successor_key = _private_key()
+    successor = _signed(claims, successor_key, kid="iam-2026-2")
+    async with verifier_for(settings, own_key_server, clock) as verifier:
+        assert await _outcome(verifier, revoked) == 200
+        own_key_server.served["/jwks.json"] = json.dumps(
+            {"keys": [_jwk(successor_key, "iam-2026-2")]}
+        ).encode()
+        clock.advance(TTL)
+        assert await _outcome(verifier, revoked) == 401
+        assert await _outcome(verifier, successor) == 200
+
+
+async def test_a_hanging_key_server_costs_at_most_the_fetch_timeout(
+    settings: Settings, own_key_server: KeyServer, claims: dict[str, Any]
+) -> None:
+    own_key_server.hold = threading.Event()
+    token = _signed(claims, own_key_server.iam_key)
+    async with verifier_for(
+        settings, own_key_server, FakeClock(), jwt_jwks_fetch_timeout=timedelta(seconds=0.3)
+    ) as verifier:
+        started = time.monotonic()
+        outcome = await _outcome(verifier, token)
+        elapsed = time.monotonic() - started
+    assert outcome == 503
+    assert elapsed < 5
+
+
+async def test_a_key_is_used_only_with_its_own_algorithm(
+    settings: Settings, own_key_server: KeyServer, claims: dict[str, Any]
+) -> None:
+    """The key set says RS256; an RS384 token under its kid is refused even where the
+    service allows RS384."""
+    async with verifier_for(
+        settings, own_key_server, FakeClock(), jwt_algorithms=["RS256", "RS384"]
+    ) as verifier:
+        token = jwt.encode(claims, own_key_server.iam_key, algorithm="RS384", headers={"kid": KID})
+        assert await _outcome(verifier, token) == 401
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"iat": None}, "iat"),
+        ({"exp": int(time.time()) + 25 * 3600}, "lifetime"),
+        ({"iat": int(time.time()) + 3600, "exp": int(time.time()) + 7200}, "not valid yet"),
+    ],
+    ids=["no-iat", "lifetime-too-long", "issued-in-the-future"],
+)
+async def test_token_lifetime_is_capped(
+    jwks_client: httpx.AsyncClient,
+    key_server: KeyServer,
+    claims: dict[str, Any],
+    changes: dict[str, Any],
+    fragment: str,
+) -> None:
+    changed = {k: v for k, v in {**claims, **changes}.items() if v is not None}
+    body = await _refused(jwks_client, _signed(changed, key_server.iam_key))
+    assert fragment in body["detail"]

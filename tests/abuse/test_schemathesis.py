@@ -21,22 +21,41 @@ What the checks may not flag, and why:
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from schemathesis.engine import Status, events
 from schemathesis.engine.run import PhaseName
+from schemathesis.specs.openapi.formats import unregister_string_format
 
 from api.app import create_app
 from core.settings import Settings
 from tests.abuse.world import World
 from tests.support.tokens import TokenFactory
+
+# Where converting to UTC overflows (year 10000, year 0) and just inside the calendar;
+# the format's own generator seldom reaches them.
+EDGE_DATE_TIMES = [
+    "9999-12-31T23:00:00-05:00",
+    "9999-12-31T23:59:59.999999Z",
+    "0001-01-01T00:00:00+01:00",
+    "0001-01-01T00:00:00Z",
+]
+
+
+def _cursor(position: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
 
 # Mixed into generated strings: what PostgreSQL cannot store, names the file system
 # treats specially (an IANA zone is a file name), and the usual injection shapes.
@@ -51,6 +70,12 @@ HOSTILE_STRINGS = [
     "<script>alert(1)</script>",
     "{{7*7}}",
     "\u202e",
+    # Cursors (opaque base64 JSON) carrying date-times at the edges of the calendar.
+    *(
+        _cursor({key: moment, "id": "7d4fbf3e-43a4-4b6e-9a8f-0d2c3f6b9a10"})
+        for key in ("at", "start", "created_at")
+        for moment in EDGE_DATE_TIMES
+    ),
 ]
 
 POSITIVE_DEFAULT = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
@@ -80,6 +105,12 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         "`to` after `from`; a window of at most 62 days; an active service type",
     ),
     (
+        r"^GET /v1/sessions$",
+        "positive_data_acceptance",
+        ["422"],
+        "`from` and `to` between 1900 and 9000 (UTC)",
+    ),
+    (
         r"^(PUT|PATCH) /v1/consultants/\{consultant_user_id\}$",
         "positive_data_acceptance",
         ["422"],
@@ -103,7 +134,7 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         r"^(POST /v1/webhook-subscriptions|PATCH /v1/webhook-subscriptions/\{subscription_id\})$",
         "positive_data_acceptance",
         ["422"],
-        "an absolute http(s) URL with a host",
+        "an absolute http(s) URL whose host is a public address or name",
     ),
     (
         r"^POST /v1/(consultation-requests(/\{request_id\}/assign)?"
@@ -126,6 +157,24 @@ def _operations(app: FastAPI) -> list[tuple[str, str]]:
         for path, operations in app.openapi()["paths"].items()
         for method in operations
     ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def edge_date_times() -> Iterator[None]:
+    """Every generated ``date-time`` is, one time in five, an edge of the calendar (in
+    query strings and bodies alike); otherwise a time of this century in some offset."""
+    offsets = st.sampled_from(
+        [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
+    )
+    usual = st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=offsets
+    ).map(datetime.isoformat)
+    edges = st.sampled_from(EDGE_DATE_TIMES)
+    schemathesis.openapi.format(
+        "date-time", st.integers(0, 4).flatmap(lambda n: edges if n == 0 else usual)
+    )
+    yield
+    unregister_string_format("date-time")
 
 
 def _operation_configs(app: FastAPI) -> list[dict[str, Any]]:

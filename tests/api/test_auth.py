@@ -39,8 +39,19 @@ async def test_valid_token_is_accepted(client: httpx.AsyncClient, tokens: TokenF
         ({"exp": None}, "exp"),
         ({"iss": None}, "iss"),
         ({"aud": None}, "aud"),
+        ({"iat": None}, "iat"),
+        ({"exp": int(time.time()) + 30 * 24 * 3600}, "lifetime"),
     ],
-    ids=["expired", "wrong-audience", "wrong-issuer", "no-exp", "no-iss", "no-aud"],
+    ids=[
+        "expired",
+        "wrong-audience",
+        "wrong-issuer",
+        "no-exp",
+        "no-iss",
+        "no-aud",
+        "no-iat",
+        "lifetime-too-long",
+    ],
 )
 async def test_bad_claims_are_401(
     client: httpx.AsyncClient,

@@ -113,6 +113,8 @@ async def test_worker_command_polls_and_stops_cleanly_on_sigterm(
     settings = _settings(temporal_dev_server.address)
     env = {
         **os.environ,
+        "BOOKING_ENVIRONMENT": "test",
+        "BOOKING_JWT_SECRET": TEST_SECRET,
         "BOOKING_DATABASE_URL": UNUSED_DATABASE_URL,
         "BOOKING_TEMPORAL_ADDRESS": temporal_dev_server.address,
         "BOOKING_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,

@@ -454,8 +454,8 @@ async def test_an_unreachable_endpoint_is_a_failed_attempt(
 
     [delivery] = await deliveries(session_factory)
     assert delivery.attempts == 2
-    assert delivery.last_error is not None
-    assert "Connect" in delivery.last_error
+    # What kind of failure, never the socket error's own text.
+    assert delivery.last_error == "Could not connect to the receiver."
 
 
 async def test_a_slow_receiver_does_not_hold_up_the_others(

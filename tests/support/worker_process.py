@@ -26,6 +26,7 @@ def worker_environment(settings: Settings, **extra: str) -> dict[str, str]:
         "BOOKING_TEMPORAL_NAMESPACE": settings.temporal_namespace,
         "BOOKING_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
         "BOOKING_LOG_LEVEL": "WARNING",
+        "BOOKING_WEBHOOK_ALLOWED_TARGETS": ",".join(settings.webhook_allowed_targets),
         **extra,
     }
 
