@@ -22,8 +22,8 @@ from activities.database import DATABASE_CONFLICT, SessionFactory, business_fail
 from core.events import EventType
 from core.vocabulary import ErrorType, RequestStatus
 from db import requests
-from db.availability.candidates import rank_candidates
 from db.availability import holds
+from db.availability.candidates import rank_candidates
 from db.drafts import take_details
 from db.outbox import PayloadValue, emit
 from db.requests import Fence
