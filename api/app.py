@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from api.auth import TokenVerifier
 from api.container import AppContainer
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics
 from api.openapi import install_openapi
@@ -67,6 +68,9 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's pages load their assets from a CDN; install_docs serves them locally.
+        docs_url=None,
+        redoc_url=None,
     )
     app.middleware("http")(metrics.middleware)
     install_error_handlers(app)
@@ -86,4 +90,5 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     ):
         app.include_router(module.router)
     install_openapi(app)
+    install_docs(app)
     return app
