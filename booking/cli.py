@@ -80,19 +80,62 @@ def main(
     configure_logging(log_level)
 
 
+def _default(field: str) -> object:
+    return Settings.model_fields[field].default
+
+
 @app.command()
 def dev(
     demo: Annotated[
         bool, typer.Option("--demo", help="Seed demo service types, consultants and slots.")
     ] = False,
-    postgres_port: Annotated[
-        int,
+    api_port: Annotated[
+        int | None,
         typer.Option(
-            envvar="BOOKING_POSTGRES_PORT", help="Port of the embedded PostgreSQL server."
+            min=1,
+            max=65535,
+            metavar="PORT",
+            envvar="BOOKING_API_PORT",
+            help=f"Port of the HTTP API (default {_default('api_port')}).",
         ),
-    ] = 5433,
+    ] = None,
+    postgres_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            metavar="PORT",
+            envvar="BOOKING_POSTGRES_PORT",
+            help=f"Port of the embedded PostgreSQL (default {_default('postgres_port')}; "
+            "none runs when BOOKING_DATABASE_URL is set).",
+        ),
+    ] = None,
+    temporal_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            metavar="PORT",
+            help="Port of the Temporal frontend (gRPC); its setting is the port of "
+            f"BOOKING_TEMPORAL_ADDRESS (default {_default('temporal_address')}).",
+        ),
+    ] = None,
+    temporal_ui_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            metavar="PORT",
+            envvar="BOOKING_TEMPORAL_UI_PORT",
+            help=f"Port of the Temporal Web UI (default {_default('temporal_ui_port')}).",
+        ),
+    ] = None,
 ) -> None:
-    """Run PostgreSQL, Temporal (with UI), the worker and the API locally."""
+    """Run PostgreSQL, Temporal (with UI), the worker and the API locally.
+
+    Every port is checked before anything starts; each option below moves one, as
+    does its BOOKING_* variable (in the environment or .env).
+    """
     from booking.devstack.stack import DevStack
 
     # The step-by-step progress lines say what this process does; its own INFO records
@@ -101,8 +144,19 @@ def dev(
     if root.level == logging.INFO:
         root.setLevel(logging.WARNING)
     settings = load_settings()
+    # An option wins over the settings; unset, the settings (environment, .env) decide.
+    overrides: dict[str, object] = {}
+    if api_port is not None:
+        overrides["api_port"] = api_port
+    if postgres_port is not None:
+        overrides["postgres_port"] = postgres_port
+    if temporal_ui_port is not None:
+        overrides["temporal_ui_port"] = temporal_ui_port
+    if temporal_port is not None:
+        host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+        overrides["temporal_address"] = f"{host}:{temporal_port}"
     try:
-        code = DevStack(settings, postgres_port=postgres_port, demo=demo).run()
+        code = DevStack(settings.model_copy(update=overrides), demo=demo).run()
     except DevStackError as error:
         fail(str(error))
     finish(code)

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # `booking dev`: the port of its embedded PostgreSQL (none runs with database_url).
+    postgres_port: int = Field(default=5433, ge=1, le=65535)
+
     # Authentication: HS256 shared secret in development, JWKS in production.
     jwt_secret: SecretStr | None = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_jwks_url: str | None = None

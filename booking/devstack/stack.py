@@ -28,7 +28,8 @@ from sqlalchemy.engine import make_url
 
 from booking.demo import DEMO_USERS, DemoSummary, seed_demo
 from booking.devstack.errors import DevStackError
-from booking.devstack.ports import ensure_port_free
+from booking.devstack.instance import StackLock
+from booking.devstack.ports import PortNeed, check_ports
 from booking.devstack.postgres import EmbeddedPostgres
 from booking.devstack.processes import spawn, stop_process, wait_until_ready
 from booking.devstack.temporal import TemporalDevServer
@@ -40,7 +41,6 @@ from booking.tokens import TokenConfigError, mint_token
 from db.engine import create_engine, create_session_factory
 
 LOCALHOST = "127.0.0.1"
-DEFAULT_POSTGRES_PORT = 5433
 DEMO_TOKEN_TTL = timedelta(hours=12)
 READY_TIMEOUT = 90.0
 
@@ -64,13 +64,12 @@ class DevStack:
         self,
         settings: Settings,
         *,
-        postgres_port: int = DEFAULT_POSTGRES_PORT,
         demo: bool = False,
         say: Say = _progress,
         show: Say = typer.echo,
     ) -> None:
         self.settings = settings
-        self.postgres_port = postgres_port
+        self.postgres_port = settings.postgres_port
         self.demo = demo
         self.say = say
         self.show = show
@@ -82,6 +81,7 @@ class DevStack:
         self._children: list[_Child] = []
         self._temporal: TemporalDevServer | None = None
         self._postgres: EmbeddedPostgres | None = None
+        self._lock = StackLock(self.data_dir)
 
     def run(self) -> int:
         """Start everything, supervise until a signal, stop everything.
@@ -91,6 +91,11 @@ class DevStack:
         code = 0
         with _signals_as_keyboard_interrupt(), ExitStack() as services:
             try:
+                needs = self.port_needs()
+                self._lock.acquire(needs)
+                services.callback(self._lock.release)
+                # Every port at once, before anything starts: one run shows every conflict.
+                check_ports(needs)
                 self._start(services)
                 self.show(self.banner())
                 self._supervise()
@@ -109,7 +114,6 @@ class DevStack:
     # -- start -----------------------------------------------------------------
 
     def _start(self, services: ExitStack) -> None:
-        self._check_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
         if self.embedded_postgres:
@@ -162,27 +166,47 @@ class DevStack:
         self.say(f"waiting for the API on {self._api_base_url()} …")
         self._wait_until_api_ready()
 
-    def _check_ports(self) -> None:
-        """Fail before starting anything when one of the ports is taken."""
+    def port_needs(self) -> list[PortNeed]:
+        """Every port the stack listens on, with the setting that moves it.
+
+        The Temporal dev server's HTTP API and metrics endpoints take ports the
+        kernel picks free at each start, so they never conflict and need no setting.
+        """
+        temporal_host = self.settings.temporal_address.rpartition(":")[0] or LOCALHOST
+        needs = [
+            PortNeed(
+                "the Temporal server",
+                LOCALHOST,
+                self.temporal_port,
+                "BOOKING_TEMPORAL_ADDRESS",
+                "--temporal-port",
+                value_format=f"{temporal_host}:{{port}}",
+            ),
+            PortNeed(
+                "the Temporal UI",
+                LOCALHOST,
+                self.settings.temporal_ui_port,
+                "BOOKING_TEMPORAL_UI_PORT",
+                "--temporal-ui-port",
+            ),
+            PortNeed(
+                "the API",
+                self.settings.api_host,
+                self.settings.api_port,
+                "BOOKING_API_PORT",
+                "--api-port",
+            ),
+        ]
         if self.embedded_postgres:
-            ensure_port_free(
-                LOCALHOST, self.postgres_port, "PostgreSQL", env_var="BOOKING_POSTGRES_PORT"
+            postgres = PortNeed(
+                "PostgreSQL",
+                LOCALHOST,
+                self.postgres_port,
+                "BOOKING_POSTGRES_PORT",
+                "--postgres-port",
             )
-        ensure_port_free(
-            LOCALHOST,
-            self.temporal_port,
-            "the Temporal server",
-            env_var="BOOKING_TEMPORAL_ADDRESS",
-        )
-        ensure_port_free(
-            LOCALHOST,
-            self.settings.temporal_ui_port,
-            "the Temporal UI",
-            env_var="BOOKING_TEMPORAL_UI_PORT",
-        )
-        ensure_port_free(
-            self.settings.api_host, self.settings.api_port, "the API", env_var="BOOKING_API_PORT"
-        )
+            needs.insert(0, postgres)
+        return needs
 
     def _database_url(self) -> str:
         assert self.database_url is not None
@@ -193,6 +217,9 @@ class DevStack:
             **os.environ,
             "BOOKING_DATABASE_URL": self._database_url(),
             "BOOKING_TEMPORAL_ADDRESS": self.temporal_address,
+            # Given as options of `booking dev`, they are not in the environment yet.
+            "BOOKING_API_HOST": self.settings.api_host,
+            "BOOKING_API_PORT": str(self.settings.api_port),
             "PYTHONUNBUFFERED": "1",
         }
 

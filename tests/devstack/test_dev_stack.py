@@ -84,6 +84,22 @@ async def test_dev_stack_starts_serves_and_stops_cleanly(service_dir: Path) -> N
         assert response.status_code == 200, response.text
         assert "Career guidance" in response.text
 
+        # A second `make run` beside this one recognises it instead of listing ports.
+        second = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "booking.cli", "dev"),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(30):
+            _, second_stderr = await second.communicate()
+        assert second.returncode == 1
+        assert (
+            f"the booking stack is already running here (pid {process.pid}"
+            in second_stderr.decode()
+        )
+
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(60):
             code = await process.wait()
