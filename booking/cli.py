@@ -224,6 +224,28 @@ async def _register_search_attributes(settings: Settings) -> list[str]:
     return await register_search_attributes(client, settings.temporal_namespace)
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def temporal(ctx: typer.Context) -> None:
+    """The bundled Temporal CLI, given the configured --address and --namespace:
+    `booking temporal workflow list`."""
+    from booking.devstack.temporal import find_temporal_binary
+    from booking.temporal_cli import temporal_cli_args, temporal_cli_env
+
+    settings = load_settings()
+    try:
+        binary = find_temporal_binary()
+    except DevStackError as error:
+        fail(str(error))
+    args = temporal_cli_args(settings, ctx.args)
+    # Replaced by the CLI: its exit code, output and Ctrl-C are the command's own.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(binary, [str(binary), *args], temporal_cli_env(settings, os.environ))  # noqa: S606
+
+
 @app.command()
 def token(
     role: Annotated[

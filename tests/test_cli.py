@@ -48,7 +48,7 @@ def _decode(token: str) -> dict[str, object]:
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("dev", "api", "worker", "migrate", "setup", "token"):
+    for command in ("dev", "api", "worker", "migrate", "setup", "token", "temporal"):
         assert command in result.stdout
 
 

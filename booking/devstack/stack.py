@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 import typer
@@ -32,10 +33,11 @@ from booking.devstack.instance import StackLock
 from booking.devstack.ports import PortNeed, check_ports
 from booking.devstack.postgres import EmbeddedPostgres
 from booking.devstack.processes import spawn, stop_process, wait_until_ready
-from booking.devstack.temporal import TemporalDevServer
+from booking.devstack.temporal import TemporalDevServer, find_temporal_binary
 from booking.migrate import upgrade_to_head
 from booking.search_attributes_setup import register_search_attributes
 from booking.settings import Settings
+from booking.temporal_cli import command_line, temporal_cli_args
 from booking.temporal_client import connect_temporal
 from booking.tokens import TokenConfigError, mint_token
 from db.engine import create_engine, create_session_factory
@@ -302,8 +304,21 @@ class DevStack:
         ]
         if self._postgres is not None:
             lines.append(f"  PostgreSQL    {self._postgres.dsn}")
+        lines += self._temporal_cli_lines()
         lines += ["", *self._token_lines(), "", "Press Ctrl-C to stop."]
         return "\n".join(lines)
+
+    def _temporal_cli_lines(self) -> list[str]:
+        """The CLI commands for this server: the plain CLI needs its address spelled
+        out (it assumes localhost:7233); ``booking temporal`` adds it by itself."""
+        settings = self.settings.model_copy(update={"temporal_address": self.temporal_address})
+        scripts = Path(sys.executable).parent
+        example = ["workflow", "list", "--query", "BookingStatus='pending_confirmation'"]
+        wrapper = command_line([_shown(scripts / "booking"), "temporal", *example])
+        plain = command_line(
+            [_shown(find_temporal_binary()), *temporal_cli_args(settings, example)]
+        )
+        return [f"  Temporal CLI  {wrapper}", f"                {plain}"]
 
     def _token_lines(self) -> list[str]:
         hours = DEMO_TOKEN_TTL.total_seconds() / 3600
@@ -316,6 +331,14 @@ class DevStack:
             lines.append(f"  {role.value:<11} {user_id}")
             lines.append(f"    Authorization: Bearer {token}")
         return lines
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a command to type here: relative when under the working directory."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _port_of(address: str) -> int:

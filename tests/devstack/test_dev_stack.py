@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -83,6 +84,24 @@ async def test_dev_stack_starts_serves_and_stops_cleanly(service_dir: Path) -> N
             )
         assert response.status_code == 200, response.text
         assert "Career guidance" in response.text
+
+        # The banner's Temporal CLI commands, run as printed, reach this stack's server.
+        shown = re.search(r"Temporal CLI  (.+)\n\s+(.+)\n", banner)
+        assert shown is not None, banner
+        wrapper, plain = shown.group(1), shown.group(2)
+        assert "booking temporal workflow list" in wrapper
+        assert f"--address {env['BOOKING_TEMPORAL_ADDRESS']}" in plain
+        for command in (wrapper, plain):
+            cli = await asyncio.create_subprocess_exec(
+                *shlex.split(command),
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            async with asyncio.timeout(30):
+                _, cli_stderr = await cli.communicate()
+            assert cli.returncode == 0, (command, cli_stderr.decode())
 
         # A second `make run` beside this one recognises it instead of listing ports.
         second = await asyncio.create_subprocess_exec(
