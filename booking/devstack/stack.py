@@ -7,6 +7,7 @@ reverse order; a child that dies on its own stops the stack with a message.
 
 Services run in their own process groups, so the terminal's Ctrl-C reaches only this
 process and the API can finish its requests before Temporal and PostgreSQL go away.
+When this process is killed outright, its watchdog stops them all (``watchdog.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from booking.devstack.ports import PortNeed, check_ports
 from booking.devstack.postgres import EmbeddedPostgres
 from booking.devstack.processes import spawn, stop_process, wait_until_ready
 from booking.devstack.temporal import TemporalDevServer, find_temporal_binary
+from booking.devstack.watchdog import Watchdog
 from booking.migrate import upgrade_to_head
 from booking.search_attributes_setup import register_search_attributes
 from booking.settings import Settings
@@ -84,6 +86,7 @@ class DevStack:
         self._temporal: TemporalDevServer | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._lock = StackLock(self.data_dir)
+        self._watchdog = Watchdog()
 
     def run(self) -> int:
         """Start everything, supervise until a signal, stop everything.
@@ -98,6 +101,10 @@ class DevStack:
                 services.callback(self._lock.release)
                 # Every port at once, before anything starts: one run shows every conflict.
                 check_ports(needs)
+                # Started first and released last: whatever runs is watched, and a
+                # `kill -9` of this process still stops it all (see watchdog.py).
+                self._watchdog.start()
+                services.callback(self._watchdog.release)
                 self._start(services)
                 self.show(self.banner())
                 self._supervise()
@@ -124,6 +131,7 @@ class DevStack:
                 self.data_dir / "postgres",
                 self.postgres_port,
                 port_env_var="BOOKING_POSTGRES_PORT",
+                watchdog=self._watchdog,
             )
             services.callback(self._stop, "PostgreSQL", postgres.stop)
             postgres.start()
@@ -144,6 +152,7 @@ class DevStack:
             log_file=self.data_dir / "temporal.log",
             port_env_var="BOOKING_TEMPORAL_ADDRESS",
             ui_port_env_var="BOOKING_TEMPORAL_UI_PORT",
+            watchdog=self._watchdog,
         )
         services.callback(self._stop, "the Temporal server", temporal.stop)
         temporal.start()
@@ -232,6 +241,7 @@ class DevStack:
             env=self._child_env(),
             on_parent_death=signal.SIGTERM,
         )
+        self._watchdog.watch(process.pid, signal.SIGTERM, name)
         services.callback(self._stop, name, lambda: stop_process(process, name=name, timeout=30))
         self._children.append(_Child(name, process))
 
