@@ -122,7 +122,7 @@ def test_a_released_watchdog_leaves_the_services_alone() -> None:
         service.wait()
 
 
-def test_a_service_that_stops_on_its_signal_is_not_killed(tmp_path: Path) -> None:
+async def test_a_service_that_stops_on_its_signal_is_not_killed(tmp_path: Path) -> None:
     marker = tmp_path / "stopped"
     service = (
         "import signal, sys, time\n"
@@ -133,29 +133,35 @@ def test_a_service_that_stops_on_its_signal_is_not_killed(tmp_path: Path) -> Non
         "print('ready', flush=True)\n"
         "time.sleep(300)\n"
     )
-    supervisor = subprocess.Popen(
+    supervisor = await asyncio.create_subprocess_exec(
         # Without a parent-death signal (as on systems other than Linux), the
         # watchdog's signal is the only one the service gets.
-        [sys.executable, "-c", _supervisor("subprocess.Popen"), service, str(marker)],
+        *(sys.executable, "-c", _supervisor("subprocess.Popen"), service, str(marker)),
         cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert supervisor.stdout is not None
         assert supervisor.stderr is not None
         # The service shares the supervisor's output: its "ready" and the watchdog's pid.
-        lines = {supervisor.stdout.readline().strip() for _ in range(2)}
+        lines = {(await supervisor.stdout.readline()).strip() for _ in range(2)}
         lines.discard(b"ready")
         watchdog_pid = int(lines.pop())
-        os.kill(supervisor.pid, signal.SIGKILL)
-        supervisor.wait(timeout=10)
-        said = supervisor.stderr.read()  # open until the watchdog and the service are done
+        supervisor.send_signal(signal.SIGKILL)
+        await supervisor.wait()
+        async with asyncio.timeout(GRACE + KILL_WAIT + 10):
+            said = await supervisor.stderr.read()  # open until the watchdog has finished
     finally:
-        if supervisor.poll() is None:
+        if supervisor.returncode is None:
             supervisor.kill()
-            supervisor.wait()
-    assert not _alive(watchdog_pid)
+            await supervisor.wait()
+
+    async def watchdog_running() -> bool:
+        return _alive(watchdog_pid)
+
+    # It closed its output on the way out; being gone follows a moment later.
+    await wait_until(watchdog_running, lambda running: not running, within=10)
     assert marker.read_text() == "cleanly"
     assert b"stopping the service" in said
     assert b"every service has stopped" in said
