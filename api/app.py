@@ -12,6 +12,7 @@ from api.auth import TokenVerifier
 from api.body_limit import BodySizeLimit
 from api.concurrency_limit import ConcurrencyLimit
 from api.container import AppContainer
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics
 from api.openapi import install_openapi
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's pages load their assets from a CDN; install_docs serves them locally.
+        docs_url=None,
+        redoc_url=None,
     )
     # Middleware added later runs first. The limits run inside the metrics (so their
     # 413 and 503 are counted) but outside everything else: a refused request costs no
@@ -96,4 +100,5 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     ):
         app.include_router(module.router)
     install_openapi(app)
+    install_docs(app)
     return app

@@ -63,7 +63,8 @@ def load_settings(kind: type[Settings] = Settings) -> Settings:
     """The settings, or a readable list of what is wrong with the environment.
 
     ``kind`` is ``DevelopmentSettings`` for the commands meant for a developer's machine
-    (``dev``, ``token``); every other command gets the production defaults.
+    (``dev``, ``token``) and for ``temporal``, which verifies no token; every other
+    command gets the production defaults.
     """
     try:
         return get_settings() if kind is Settings else kind()
@@ -84,19 +85,62 @@ def main(
     configure_logging(log_level)
 
 
+def _default(field: str) -> object:
+    return Settings.model_fields[field].default
+
+
 @app.command()
 def dev(
     demo: Annotated[
         bool, typer.Option("--demo", help="Seed demo service types, consultants and slots.")
     ] = False,
-    postgres_port: Annotated[
-        int,
+    api_port: Annotated[
+        int | None,
         typer.Option(
-            envvar="BOOKING_POSTGRES_PORT", help="Port of the embedded PostgreSQL server."
+            min=1,
+            max=65535,
+            metavar="PORT",
+            envvar="BOOKING_API_PORT",
+            help=f"Port of the HTTP API (default {_default('api_port')}).",
         ),
-    ] = 5433,
+    ] = None,
+    postgres_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            metavar="PORT",
+            envvar="BOOKING_POSTGRES_PORT",
+            help=f"Port of the embedded PostgreSQL (default {_default('postgres_port')}; "
+            "none runs when BOOKING_DATABASE_URL is set).",
+        ),
+    ] = None,
+    temporal_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            metavar="PORT",
+            help="Port of the Temporal frontend (gRPC); its setting is the port of "
+            f"BOOKING_TEMPORAL_ADDRESS (default {_default('temporal_address')}).",
+        ),
+    ] = None,
+    temporal_ui_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            metavar="PORT",
+            envvar="BOOKING_TEMPORAL_UI_PORT",
+            help=f"Port of the Temporal Web UI (default {_default('temporal_ui_port')}).",
+        ),
+    ] = None,
 ) -> None:
-    """Run PostgreSQL, Temporal (with UI), the worker and the API locally."""
+    """Run PostgreSQL, Temporal (with UI), the worker and the API locally.
+
+    Every port is checked before anything starts; each option below moves one, as
+    does its BOOKING_* variable (in the environment or .env).
+    """
     from booking.devstack.local_settings import DevelopmentSettings
     from booking.devstack.stack import DevStack
 
@@ -106,8 +150,19 @@ def dev(
     if root.level == logging.INFO:
         root.setLevel(logging.WARNING)
     settings = load_settings(DevelopmentSettings)
+    # An option wins over the settings; unset, the settings (environment, .env) decide.
+    overrides: dict[str, object] = {}
+    if api_port is not None:
+        overrides["api_port"] = api_port
+    if postgres_port is not None:
+        overrides["postgres_port"] = postgres_port
+    if temporal_ui_port is not None:
+        overrides["temporal_ui_port"] = temporal_ui_port
+    if temporal_port is not None:
+        host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+        overrides["temporal_address"] = f"{host}:{temporal_port}"
     try:
-        code = DevStack(settings, postgres_port=postgres_port, demo=demo).run()
+        code = DevStack(settings.model_copy(update=overrides), demo=demo).run()
     except DevStackError as error:
         fail(str(error))
     finish(code)
@@ -173,6 +228,30 @@ async def _register_search_attributes(settings: Settings) -> list[str]:
 
     client = await connect_temporal(settings)
     return await register_search_attributes(client, settings.temporal_namespace)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def temporal(ctx: typer.Context) -> None:
+    """The bundled Temporal CLI, given the configured --address and --namespace:
+    `booking temporal workflow list`."""
+    from booking.devstack.local_settings import DevelopmentSettings
+    from booking.devstack.temporal import find_temporal_binary
+    from booking.temporal_cli import temporal_cli_args, temporal_cli_env
+
+    # It needs no token verification, so the dev stack's defaults fill what is unset.
+    settings = load_settings(DevelopmentSettings)
+    try:
+        binary = find_temporal_binary()
+    except DevStackError as error:
+        fail(str(error))
+    args = temporal_cli_args(settings, ctx.args)
+    # Replaced by the CLI: its exit code, output and Ctrl-C are the command's own.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(binary, [str(binary), *args], temporal_cli_env(settings, os.environ))  # noqa: S606
 
 
 @app.command()

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     # instead of queueing for database connections. 0 switches the bound off.
     api_max_concurrent_requests: int = Field(default=200, ge=0)
 
+    # `booking dev`: the port of its embedded PostgreSQL (none runs with database_url).
+    postgres_port: int = Field(default=5433, ge=1, le=65535)
+
     # Authentication: HS256 shared secret in development, JWKS in production. No default:
     # a secret in the code would be a secret everyone knows.
     jwt_secret: SecretStr | None = None

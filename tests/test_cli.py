@@ -16,7 +16,7 @@ import booking.cli
 import booking.migrate
 from booking.cli import app
 from booking.demo import DEMO_CONSULTANT_ID, DEMO_LEARNER_ID
-from booking.devstack.local_settings import LOCAL_SECRET_FILE
+from booking.devstack.local_settings import LOCAL_SECRET_FILE, DevelopmentSettings
 from core.settings import Environment, Settings, get_settings
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
@@ -49,7 +49,7 @@ def _decode(token: str) -> dict[str, object]:
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("dev", "api", "worker", "migrate", "setup", "token"):
+    for command in ("dev", "api", "worker", "migrate", "setup", "token", "temporal"):
         assert command in result.stdout
 
 
@@ -195,3 +195,39 @@ def test_alembic_config_without_ini_points_at_the_migrations_package(
     location = Path(config.get_main_option("script_location") or "")
     assert (location / "env.py").is_file()
     assert (location / "versions").is_dir()
+
+
+def test_dev_help_lists_every_port_setting(tmp_path: Path) -> None:
+    from booking.devstack.stack import DevStack
+
+    result = runner.invoke(app, ["dev", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    needs = DevStack(DevelopmentSettings(data_dir=tmp_path)).port_needs()
+    assert len(needs) == 4
+    for need in needs:
+        assert need.setting in result.stdout
+        assert need.option in result.stdout
+
+
+def test_dev_port_options_move_the_ports(tmp_path: Path) -> None:
+    import socket
+
+    from booking.devstack.ports import free_port
+
+    with socket.socket() as api, socket.socket() as temporal:
+        for sock in (api, temporal):
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+        busy_api, busy_temporal = api.getsockname()[1], temporal.getsockname()[1]
+        result = runner.invoke(
+            app,
+            [
+                *("dev", "--api-port", str(busy_api), "--temporal-port", str(busy_temporal)),
+                *("--postgres-port", str(free_port()), "--temporal-ui-port", str(free_port())),
+            ],
+            env={"BOOKING_DATA_DIR": str(tmp_path), "BOOKING_API_PORT": "1"},
+        )
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{busy_api}  the API (BOOKING_API_PORT)" in result.stderr
+    assert f"127.0.0.1:{busy_temporal}  the Temporal server" in result.stderr
+    assert "2 ports not available" in result.stderr, "the option wins over the variable"

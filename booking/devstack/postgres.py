@@ -31,6 +31,7 @@ from typing import IO, Self
 from booking.devstack.errors import DevStackError
 from booking.devstack.ports import ensure_port_free
 from booking.devstack.processes import spawn, stop_process, tail
+from booking.devstack.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class EmbeddedPostgres:
         ephemeral: bool = False,
         startup_timeout: float = 60.0,
         port_env_var: str | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         if not _DATABASE_NAME.match(database):
             raise ValueError(f"invalid database name: {database!r}")
@@ -89,6 +91,7 @@ class EmbeddedPostgres:
         self.startup_timeout = startup_timeout
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self._port_env_var = port_env_var
+        self._watchdog = watchdog
         self._bin = postgres_bin_dir()
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -130,6 +133,8 @@ class EmbeddedPostgres:
             # SIGINT is PostgreSQL's "fast shutdown": sessions end, data is flushed.
             on_parent_death=signal.SIGINT,
         )
+        if self._watchdog is not None:
+            self._watchdog.watch(self._process.pid, signal.SIGINT, "PostgreSQL")
         try:
             self._wait_until_ready()
             self._ensure_database()

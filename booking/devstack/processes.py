@@ -3,7 +3,9 @@
 Every service runs in its own process group so that a Ctrl-C typed in the terminal
 reaches only ``booking dev``, which then stops the services in order (API and worker
 before Temporal and PostgreSQL). On Linux each child also gets a parent-death signal,
-so even a ``kill -9`` of the parent leaves no server behind.
+its stop signal the moment its parent goes; ``booking dev`` backs that with its
+watchdog (``watchdog.py``), which also kills what does not stop and what the services
+forked themselves.
 """
 
 from __future__ import annotations

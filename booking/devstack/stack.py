@@ -7,6 +7,7 @@ reverse order; a child that dies on its own stops the stack with a message.
 
 Services run in their own process groups, so the terminal's Ctrl-C reaches only this
 process and the API can finish its requests before Temporal and PostgreSQL go away.
+When this process is killed outright, its watchdog stops them all (``watchdog.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 import typer
@@ -28,19 +30,21 @@ from sqlalchemy.engine import make_url
 
 from booking.demo import DEMO_USERS, DemoSummary, seed_demo
 from booking.devstack.errors import DevStackError
-from booking.devstack.ports import ensure_port_free
+from booking.devstack.instance import StackLock
+from booking.devstack.ports import PortNeed, check_ports
 from booking.devstack.postgres import EmbeddedPostgres
 from booking.devstack.processes import spawn, stop_process, wait_until_ready
-from booking.devstack.temporal import TemporalDevServer
+from booking.devstack.temporal import TemporalDevServer, find_temporal_binary
+from booking.devstack.watchdog import Watchdog
 from booking.migrate import upgrade_to_head
 from booking.search_attributes_setup import register_search_attributes
+from booking.temporal_cli import command_line, temporal_cli_args
 from booking.tokens import TokenConfigError, mint_token
 from core.settings import Settings
 from db.engine import create_engine, create_session_factory
 from integrations.temporal_client import connect_temporal
 
 LOCALHOST = "127.0.0.1"
-DEFAULT_POSTGRES_PORT = 5433
 DEMO_TOKEN_TTL = timedelta(hours=12)
 READY_TIMEOUT = 90.0
 
@@ -64,13 +68,12 @@ class DevStack:
         self,
         settings: Settings,
         *,
-        postgres_port: int = DEFAULT_POSTGRES_PORT,
         demo: bool = False,
         say: Say = _progress,
         show: Say = typer.echo,
     ) -> None:
         self.settings = settings
-        self.postgres_port = postgres_port
+        self.postgres_port = settings.postgres_port
         self.demo = demo
         self.say = say
         self.show = show
@@ -82,6 +85,8 @@ class DevStack:
         self._children: list[_Child] = []
         self._temporal: TemporalDevServer | None = None
         self._postgres: EmbeddedPostgres | None = None
+        self._lock = StackLock(self.data_dir)
+        self._watchdog = Watchdog()
 
     def run(self) -> int:
         """Start everything, supervise until a signal, stop everything.
@@ -91,6 +96,15 @@ class DevStack:
         code = 0
         with _signals_as_keyboard_interrupt(), ExitStack() as services:
             try:
+                needs = self.port_needs()
+                self._lock.acquire(needs)
+                services.callback(self._lock.release)
+                # Every port at once, before anything starts: one run shows every conflict.
+                check_ports(needs)
+                # Started first and released last: whatever runs is watched, and a
+                # `kill -9` of this process still stops it all (see watchdog.py).
+                self._watchdog.start()
+                services.callback(self._watchdog.release)
                 self._start(services)
                 self.show(self.banner())
                 self._supervise()
@@ -109,7 +123,6 @@ class DevStack:
     # -- start -----------------------------------------------------------------
 
     def _start(self, services: ExitStack) -> None:
-        self._check_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
         if self.embedded_postgres:
@@ -118,6 +131,7 @@ class DevStack:
                 self.data_dir / "postgres",
                 self.postgres_port,
                 port_env_var="BOOKING_POSTGRES_PORT",
+                watchdog=self._watchdog,
             )
             services.callback(self._stop, "PostgreSQL", postgres.stop)
             postgres.start()
@@ -138,6 +152,7 @@ class DevStack:
             log_file=self.data_dir / "temporal.log",
             port_env_var="BOOKING_TEMPORAL_ADDRESS",
             ui_port_env_var="BOOKING_TEMPORAL_UI_PORT",
+            watchdog=self._watchdog,
         )
         services.callback(self._stop, "the Temporal server", temporal.stop)
         temporal.start()
@@ -162,27 +177,47 @@ class DevStack:
         self.say(f"waiting for the API on {self._api_base_url()} …")
         self._wait_until_api_ready()
 
-    def _check_ports(self) -> None:
-        """Fail before starting anything when one of the ports is taken."""
+    def port_needs(self) -> list[PortNeed]:
+        """Every port the stack listens on, with the setting that moves it.
+
+        The Temporal dev server's HTTP API and metrics endpoints take ports the
+        kernel picks free at each start, so they never conflict and need no setting.
+        """
+        temporal_host = self.settings.temporal_address.rpartition(":")[0] or LOCALHOST
+        needs = [
+            PortNeed(
+                "the Temporal server",
+                LOCALHOST,
+                self.temporal_port,
+                "BOOKING_TEMPORAL_ADDRESS",
+                "--temporal-port",
+                value_format=f"{temporal_host}:{{port}}",
+            ),
+            PortNeed(
+                "the Temporal UI",
+                LOCALHOST,
+                self.settings.temporal_ui_port,
+                "BOOKING_TEMPORAL_UI_PORT",
+                "--temporal-ui-port",
+            ),
+            PortNeed(
+                "the API",
+                self.settings.api_host,
+                self.settings.api_port,
+                "BOOKING_API_PORT",
+                "--api-port",
+            ),
+        ]
         if self.embedded_postgres:
-            ensure_port_free(
-                LOCALHOST, self.postgres_port, "PostgreSQL", env_var="BOOKING_POSTGRES_PORT"
+            postgres = PortNeed(
+                "PostgreSQL",
+                LOCALHOST,
+                self.postgres_port,
+                "BOOKING_POSTGRES_PORT",
+                "--postgres-port",
             )
-        ensure_port_free(
-            LOCALHOST,
-            self.temporal_port,
-            "the Temporal server",
-            env_var="BOOKING_TEMPORAL_ADDRESS",
-        )
-        ensure_port_free(
-            LOCALHOST,
-            self.settings.temporal_ui_port,
-            "the Temporal UI",
-            env_var="BOOKING_TEMPORAL_UI_PORT",
-        )
-        ensure_port_free(
-            self.settings.api_host, self.settings.api_port, "the API", env_var="BOOKING_API_PORT"
-        )
+            needs.insert(0, postgres)
+        return needs
 
     def _database_url(self) -> str:
         assert self.database_url is not None
@@ -197,6 +232,9 @@ class DevStack:
             "BOOKING_DATABASE_URL": self._database_url(),
             "BOOKING_TEMPORAL_ADDRESS": self.temporal_address,
             "BOOKING_WEBHOOK_ALLOWED_TARGETS": ",".join(self.settings.webhook_allowed_targets),
+            # Given as options of `booking dev`, they are not in the environment yet.
+            "BOOKING_API_HOST": self.settings.api_host,
+            "BOOKING_API_PORT": str(self.settings.api_port),
             "PYTHONUNBUFFERED": "1",
         }
         if self.settings.jwt_jwks_url is None and self.settings.jwt_secret is not None:
@@ -210,6 +248,7 @@ class DevStack:
             env=self._child_env(),
             on_parent_death=signal.SIGTERM,
         )
+        self._watchdog.watch(process.pid, signal.SIGTERM, name)
         services.callback(self._stop, name, lambda: stop_process(process, name=name, timeout=30))
         self._children.append(_Child(name, process))
 
@@ -282,8 +321,21 @@ class DevStack:
         ]
         if self._postgres is not None:
             lines.append(f"  PostgreSQL    {self._postgres.dsn}")
+        lines += self._temporal_cli_lines()
         lines += ["", *self._token_lines(), "", "Press Ctrl-C to stop."]
         return "\n".join(lines)
+
+    def _temporal_cli_lines(self) -> list[str]:
+        """The CLI commands for this server: the plain CLI needs its address spelled
+        out (it assumes localhost:7233); ``booking temporal`` adds it by itself."""
+        settings = self.settings.model_copy(update={"temporal_address": self.temporal_address})
+        scripts = Path(sys.executable).parent
+        example = ["workflow", "list", "--query", "BookingStatus='pending_confirmation'"]
+        wrapper = command_line([_shown(scripts / "booking"), "temporal", *example])
+        plain = command_line(
+            [_shown(find_temporal_binary()), *temporal_cli_args(settings, example)]
+        )
+        return [f"  Temporal CLI  {wrapper}", f"                {plain}"]
 
     def _token_lines(self) -> list[str]:
         hours = DEMO_TOKEN_TTL.total_seconds() / 3600
@@ -296,6 +348,14 @@ class DevStack:
             lines.append(f"  {role.value:<11} {user_id}")
             lines.append(f"    Authorization: Bearer {token}")
         return lines
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a command to type here: relative when under the working directory."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _port_of(address: str) -> int:

@@ -28,6 +28,7 @@ from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKe
 from booking.devstack.errors import DevStackError
 from booking.devstack.ports import ensure_port_free
 from booking.devstack.processes import spawn, stop_process, tail
+from booking.devstack.watchdog import Watchdog
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class TemporalDevServer:
         startup_timeout: float = 60.0,
         port_env_var: str | None = None,
         ui_port_env_var: str | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -111,6 +113,7 @@ class TemporalDevServer:
         self.startup_timeout = startup_timeout
         self._port_env_var = port_env_var
         self._ui_port_env_var = ui_port_env_var
+        self._watchdog = watchdog
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -162,6 +165,8 @@ class TemporalDevServer:
         logger.info("starting the Temporal dev server on %s", self.address)
         output = self._log if self._log is not None else subprocess.DEVNULL
         self._process = spawn(self.command(), output=output)
+        if self._watchdog is not None:
+            self._watchdog.watch(self._process.pid, signal.SIGTERM, "the Temporal server")
         try:
             _run_blocking(self._await_ready)
         except BaseException:

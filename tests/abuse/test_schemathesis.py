@@ -99,6 +99,13 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         "an opaque cursor: only one this API issued is accepted",
     ),
     (
+        r"^GET /v1/sessions/\{session_id\}$",
+        "positive_data_acceptance",
+        ["422"],
+        "a stateful link from a request not scheduled yet carries its null session id, "
+        "sent as the path `None`, which is no UUID",
+    ),
+    (
         r"^GET /v1/(availability/search|consultants/\{user_id\}/availability)$",
         "positive_data_acceptance",
         ["422"],

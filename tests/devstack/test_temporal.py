@@ -168,3 +168,56 @@ async def test_waiting_for_temporal_gives_up_after_the_timeout() -> None:
     )
     with pytest.raises(RuntimeError, match="connect"):
         await wait_for_temporal(settings)
+
+
+async def test_booking_temporal_talks_to_the_configured_server(
+    temporal_dev_server: TemporalDevServer, temporal_client: Client
+) -> None:
+    assert not temporal_dev_server.address.endswith(":7233"), "a moved port, not the default"
+    workflow_id = f"cli-wrapper-{uuid.uuid4()}"
+    handle = await temporal_client.start_workflow(
+        HealthCheckWorkflow.run,
+        "cli",
+        id=workflow_id,
+        task_queue=f"nobody-polls-{uuid.uuid4()}",
+        execution_timeout=timedelta(seconds=60),
+    )
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("BOOKING_")},
+        "BOOKING_TEMPORAL_ADDRESS": temporal_dev_server.address,
+    }
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "booking.cli", "temporal", "workflow", "list"),
+            *("--query", f"WorkflowId='{workflow_id}'"),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(30):
+            stdout, stderr = await process.communicate()
+    finally:
+        await handle.terminate()
+    assert process.returncode == 0, stderr.decode()
+    assert workflow_id in stdout.decode()
+    assert "Running" in stdout.decode()
+
+
+async def test_booking_temporal_passes_the_cli_exit_code_on() -> None:
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("BOOKING_")},
+        "BOOKING_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "booking.cli", "temporal", "workflow", "list"),
+        *("--client-connect-timeout", "2s"),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        _, stderr = await process.communicate()
+    assert process.returncode != 0
+    assert env["BOOKING_TEMPORAL_ADDRESS"] in stderr.decode(), "it tried the configured address"
