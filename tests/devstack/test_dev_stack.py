@@ -180,6 +180,55 @@ async def test_dev_stack_starts_serves_and_stops_cleanly(service_dir: Path) -> N
     assert not [pid for pid in children if _alive(pid)], "no service outlives booking dev"
 
 
+def _walkthrough_script() -> str:
+    """The shell blocks of the README's walkthrough, in order, as a reader would paste them."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## A consultation, end to end", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL))
+
+
+async def test_the_readme_walkthrough_runs_as_written_on_moved_ports(service_dir: Path) -> None:
+    env = _stack_env(service_dir)
+    async with _running_stack(service_dir, env, "--demo") as (process, banner):
+        api = f"http://127.0.0.1:{env['BOOKING_API_PORT']}"
+        # What the walkthrough asks of a reader whose API is not on port 8000.
+        script = _walkthrough_script().replace("API=http://127.0.0.1:8000", f"API={api}", 1)
+        assert f"API={api}" in script
+        script += '\necho "walked: request=$REQUEST session=$SESSION"\n'
+        walk = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            script,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(180):
+            raw_out, raw_err = await walk.communicate()
+        out, err = raw_out.decode(), raw_err.decode()
+        assert "Traceback" not in err, err
+        walked = re.search(r"walked: request=(\S+) session=(\S+)", out)
+        assert walked is not None, (out[-2000:], err[-2000:])
+        # The no-show asked for days early is refused, and shown as the problem it is.
+        assert "409 Not possible in the current state: The session is scheduled." in err
+
+        operator = re.search(r"operator .*\n\s+Authorization: Bearer (\S+)", banner)
+        assert operator is not None, banner
+        headers = {"Authorization": f"Bearer {operator.group(1)}"}
+        async with httpx.AsyncClient(base_url=api, headers=headers) as http:
+            request = (await http.get(f"/v1/consultation-requests/{walked.group(1)}")).json()
+            session = (await http.get(f"/v1/sessions/{walked.group(2)}")).json()
+        assert (request["status"], request["status_reason"]) == (
+            "cancelled",
+            "cancelled_by_requester",
+        )
+        assert session["status"] == "cancelled_by_user"
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(60):
+            assert await process.wait() == 0
+
+
 async def test_a_killed_dev_stack_leaves_no_process_and_no_port_behind(
     service_dir: Path,
 ) -> None:
