@@ -14,6 +14,7 @@ from api.errors import install_error_handlers
 from api.metrics import HttpMetrics
 from api.openapi import install_openapi
 from api.routes import (
+    audit_log,
     availability,
     consultants,
     consultation_requests,
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         webhook_subscriptions,
         webhook_deliveries,
         meeting_platform_webhooks,
+        audit_log,
     ):
         app.include_router(module.router)
     install_openapi(app)

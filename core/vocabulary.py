@@ -141,3 +141,49 @@ def no_show_reason(absent: ParticipantRole) -> StatusReason:
     if absent is ParticipantRole.CONSULTANT:
         return StatusReason.NO_SHOW_CONSULTANT
     return StatusReason.NO_SHOW_USER
+
+
+# --- the audit trail ------------------------------------------------------------------
+
+
+class AuditActorKind(StrEnum):
+    """In which capacity the actor of an audited change acted."""
+
+    OPERATOR = "operator"
+    CONSULTANT = "consultant"
+    # The platform's identity provider (an inbound IAM event), no person.
+    IAM = "iam"
+
+
+class AuditTarget(StrEnum):
+    """What kind of record an audited change is about."""
+
+    SERVICE_TYPE = "service_type"
+    CONSULTANT_PROFILE = "consultant_profile"
+    # Publishing availability adds slots to a consultant's calendar: the target is
+    # the consultant; changing or deleting one slot targets that slot.
+    CONSULTANT_AVAILABILITY = "consultant_availability"
+    AVAILABILITY_SLOT = "availability_slot"
+    WEBHOOK_SUBSCRIPTION = "webhook_subscription"
+    WEBHOOK_DELIVERY = "webhook_delivery"
+    # Linked external calendars do not exist yet; their routes (under
+    # /v1/consultants/{id}/calendars) get a target and actions of their own here, and
+    # tests/api/test_audit_trail.py fails until they write audit rows.
+
+
+class AuditAction(StrEnum):
+    """``<target>.<what happened>``; the row's ``changes`` hold the fields before/after."""
+
+    SERVICE_TYPE_CREATED = "service_type.created"
+    SERVICE_TYPE_UPDATED = "service_type.updated"
+    CONSULTANT_PROFILE_CREATED = "consultant_profile.created"
+    CONSULTANT_PROFILE_REPLACED = "consultant_profile.replaced"
+    CONSULTANT_PROFILE_UPDATED = "consultant_profile.updated"
+    AVAILABILITY_PUBLISHED = "availability.published"
+    AVAILABILITY_SLOT_CHANGED = "availability.slot_changed"
+    AVAILABILITY_SLOT_DELETED = "availability.slot_deleted"
+    WEBHOOK_SUBSCRIPTION_CREATED = "webhook_subscription.created"
+    WEBHOOK_SUBSCRIPTION_UPDATED = "webhook_subscription.updated"
+    WEBHOOK_SUBSCRIPTION_DELETED = "webhook_subscription.deleted"
+    WEBHOOK_SUBSCRIPTION_SECRET_ROTATED = "webhook_subscription.secret_rotated"  # noqa: S105
+    WEBHOOK_DELIVERY_REDELIVERED = "webhook_delivery.redelivered"

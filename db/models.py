@@ -467,3 +467,36 @@ class InboundWebhookEvent(Base):
     event_type: Mapped[str] = mapped_column(String(64), nullable=False)
     scheduled_session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     received_at: Mapped[datetime] = _created_at()
+
+
+# --- Personal data: the audit trail ---------------------------------------------------
+
+
+class AuditLogEntry(Base):
+    """One change to the catalogue or the configuration: who, what, when, and the
+    changed fields before and after (never a secret). Written in the transaction of
+    the change itself (``db.audit.record``), so neither exists without the other."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        # Newest first, (occurred_at, id) being the keyset cursor: all entries, or one
+        # target's, or one actor's, each an ordered index walk.
+        Index("ix_audit_log_occurred_at", "occurred_at", "id"),
+        Index("ix_audit_log_target", "target_type", "target_id", "occurred_at", "id"),
+        Index("ix_audit_log_actor", "actor_id", "occurred_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    occurred_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    # Null when no person acted (an inbound IAM event).
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    actor_kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    # {"field": {"before": ..., "after": ...}} for the fields that changed.
+    changes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )

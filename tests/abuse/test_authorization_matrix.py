@@ -274,6 +274,8 @@ MATRIX: dict[str, Row] = {
         fixed("POST", f"/v1/webhook-deliveries/{uuid.uuid4()}/redeliver"),
         operators(ALLOWED),  # 404: there is no such delivery
     ),
+    # The audit trail: operators only.
+    "GET /v1/audit-log": Row(fixed("GET", "/v1/audit-log"), operators(OK)),
     # Signed by the meeting platform: a bearer token is no substitute for the signature.
     "POST /v1/webhooks/meeting-platform": Row(
         fixed("POST", "/v1/webhooks/meeting-platform", json={}), everyone(401)

@@ -66,7 +66,7 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         "Temporal is unreachable in this test, the documented 503",
     ),
     (
-        r"^GET /v1/(service-types|consultants|consultation-requests|sessions|events"
+        r"^GET /v1/(service-types|consultants|consultation-requests|sessions|events|audit-log"
         r"|webhook-subscriptions|availability/search|consultants/\{user_id\}/availability"
         r"|webhook-subscriptions/\{subscription_id\}/deliveries)$",
         "positive_data_acceptance",
@@ -74,7 +74,7 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         "an opaque cursor: only one this API issued is accepted",
     ),
     (
-        r"^GET /v1/(availability/search|consultants/\{user_id\}/availability)$",
+        r"^GET /v1/(availability/search|consultants/\{user_id\}/availability|audit-log)$",
         "positive_data_acceptance",
         ["422"],
         "`to` after `from`; a window of at most 62 days; an active service type",

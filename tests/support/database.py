@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TABLES = (
+    "audit_log",
     "webhook_deliveries",
     "webhook_subscriptions",
     "webhook_fanout_cursor",
