@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.meetings import MeetingActivities
 from activities.requests import RequestActivities
+from activities.retention import RetentionActivities
 from activities.sessions import SessionActivities
 from core.settings import Settings
 from integrations.meetings import MeetingPlatform, build_meeting_platform
@@ -29,6 +30,7 @@ def build_activities(
     meetings = MeetingActivities(
         session_factory, meeting_platform or build_meeting_platform(settings)
     )
+    retention = RetentionActivities(session_factory)
     return [
         requests.persist_request,
         requests.find_candidates,
@@ -47,4 +49,5 @@ def build_activities(
         meetings.create_meeting,
         meetings.reschedule_meeting,
         meetings.cancel_meeting,
+        retention.sweep_batch,
     ]

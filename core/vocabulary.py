@@ -187,3 +187,16 @@ class AuditAction(StrEnum):
     WEBHOOK_SUBSCRIPTION_DELETED = "webhook_subscription.deleted"
     WEBHOOK_SUBSCRIPTION_SECRET_ROTATED = "webhook_subscription.secret_rotated"  # noqa: S105
     WEBHOOK_DELIVERY_REDELIVERED = "webhook_delivery.redelivered"
+
+
+# --- retention ------------------------------------------------------------------------
+
+
+class RetentionKind(StrEnum):
+    """What the retention sweep removes once it is older than its setting."""
+
+    WEBHOOK_DELIVERIES = "webhook_deliveries"
+    DELIVERED_EVENTS = "delivered_events"
+    INBOUND_EVENTS = "inbound_events"
+    REQUEST_DETAILS = "request_details"
+    MEETING_LINKS = "meeting_links"

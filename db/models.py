@@ -500,3 +500,25 @@ class AuditLogEntry(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+
+
+# --- Personal data: what the retention sweep walks (db.retention) ----------------------
+# Each sweep takes the oldest due rows first; these keep that a short index walk.
+
+Index("ix_domain_events_occurred_at", DomainEvent.occurred_at)
+Index(
+    "ix_webhook_deliveries_finished_updated_at",
+    WebhookDelivery.updated_at,
+    postgresql_where=text("status IN ('succeeded', 'parked')"),
+)
+Index("ix_inbound_webhook_events_received_at", InboundWebhookEvent.received_at)
+Index(
+    "ix_consultation_requests_details_kept",
+    ConsultationRequest.updated_at,
+    postgresql_where=text("request_details IS NOT NULL"),
+)
+Index(
+    "ix_scheduled_sessions_join_url_kept",
+    ScheduledSession.updated_at,
+    postgresql_where=text("meeting_platform_join_url IS NOT NULL"),
+)

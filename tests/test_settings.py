@@ -99,3 +99,27 @@ def test_short_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_database_url_has_a_helpful_error() -> None:
     with pytest.raises(RuntimeError, match="booking dev"):
         Settings().require_database_url()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BOOKING_RETENTION_INBOUND_EVENTS", "60", "RETENTION_INBOUND_EVENTS"),
+        ("BOOKING_TEMPORAL_NAMESPACE_RETENTION", "PT12H", "NAMESPACE_RETENTION"),
+        ("BOOKING_RETENTION_SWEEP_INTERVAL", "0", "SWEEP_INTERVAL"),
+    ],
+)
+def test_retention_settings_that_would_lose_what_is_needed_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    """Forgetting inbound event ids within the replay window would let a replay act
+    twice; Temporal keeps closed workflows at least a day."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_retention_defaults() -> None:
+    settings = Settings()
+    assert settings.retention_request_details == timedelta(days=180)
+    assert settings.retention_inbound_events > settings.meeting_webhook_tolerance

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from workflows.consultation import ConsultationWorkflow
 from workflows.health import HealthCheckWorkflow
+from workflows.retention import RetentionSweepWorkflow
 
-WORKFLOWS: list[type] = [HealthCheckWorkflow, ConsultationWorkflow]
+WORKFLOWS: list[type] = [HealthCheckWorkflow, ConsultationWorkflow, RetentionSweepWorkflow]

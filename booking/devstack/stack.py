@@ -33,7 +33,7 @@ from booking.devstack.postgres import EmbeddedPostgres
 from booking.devstack.processes import spawn, stop_process, wait_until_ready
 from booking.devstack.temporal import TemporalDevServer
 from booking.migrate import upgrade_to_head
-from booking.search_attributes_setup import register_search_attributes
+from booking.temporal_setup import set_up_temporal
 from booking.tokens import TokenConfigError, mint_token
 from core.settings import Settings
 from db.engine import create_engine, create_session_factory
@@ -146,8 +146,8 @@ class DevStack:
         self.say("applying database migrations …")
         upgrade_to_head(self._database_url(), configure_logging=False)
 
-        self.say("registering search attributes …")
-        asyncio.run(self._register_search_attributes())
+        self.say("setting up Temporal (search attributes, retention, schedules) …")
+        asyncio.run(self._set_up_temporal())
 
         if self.demo:
             self.say("seeding demo data …")
@@ -206,10 +206,10 @@ class DevStack:
         services.callback(self._stop, name, lambda: stop_process(process, name=name, timeout=30))
         self._children.append(_Child(name, process))
 
-    async def _register_search_attributes(self) -> None:
+    async def _set_up_temporal(self) -> None:
         settings = self.settings.model_copy(update={"temporal_address": self.temporal_address})
         client = await connect_temporal(settings)
-        await register_search_attributes(client, settings.temporal_namespace)
+        await set_up_temporal(client, settings)
 
     async def _seed_demo(self) -> DemoSummary:
         engine = create_engine(self.settings.model_copy(update={"database_url": self.database_url}))

@@ -11,6 +11,7 @@ from core.settings import Environment, MeetingProvider, Settings
 from integrations.meetings.factory import build_meeting_platform
 from integrations.meetings.http import HttpMeetingPlatform
 from workflows.contracts.names import ActivityName
+from workflows.contracts.retention import RetentionActivity
 from workflows.registry import WORKFLOWS
 
 TEST_SECRET = SecretStr("unit-test-secret-of-at-least-32-characters")
@@ -25,7 +26,8 @@ def test_every_activity_the_workflow_calls_is_registered_once() -> None:
         assert definition is not None
         assert definition.name is not None
         names.append(definition.name)
-    assert sorted(names) == sorted(name.value for name in ActivityName)
+    expected = [name.value for names_of in (ActivityName, RetentionActivity) for name in names_of]
+    assert sorted(names) == sorted(expected)
 
 
 def test_the_consultation_workflow_is_registered() -> None:
