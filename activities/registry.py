@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.export import ExportActivities
 from activities.meetings import MeetingActivities
 from activities.requests import RequestActivities
 from activities.retention import RetentionActivities
@@ -31,6 +32,7 @@ def build_activities(
         session_factory, meeting_platform or build_meeting_platform(settings)
     )
     retention = RetentionActivities(session_factory)
+    export = ExportActivities(session_factory)
     return [
         requests.persist_request,
         requests.find_candidates,
@@ -50,4 +52,6 @@ def build_activities(
         meetings.reschedule_meeting,
         meetings.cancel_meeting,
         retention.sweep_batch,
+        export.collect_page,
+        export.finish,
     ]

@@ -21,6 +21,7 @@ from api.routes import (
     events,
     health,
     meeting_platform_webhooks,
+    personal_data,
     search,
     service_types,
     sessions,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         webhook_deliveries,
         meeting_platform_webhooks,
         audit_log,
+        personal_data,
     ):
         app.include_router(module.router)
     install_openapi(app)

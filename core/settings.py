@@ -182,8 +182,12 @@ class Settings(BaseSettings):
     retention_inbound_events: Duration = timedelta(days=30)
     # the free-text details of finished requests (the request itself stays);
     retention_request_details: Duration = timedelta(days=180)
-    # the join links of sessions that are over.
+    # the join links of sessions that are over;
     retention_meeting_links: Duration = timedelta(days=30)
+    # personal data exports (downloadable until then).
+    retention_exports: Duration = timedelta(days=7)
+    # Pages (items) per part of a personal data export.
+    export_page_size: int = Field(default=500, ge=1, le=5000)
     retention_sweep_interval: Duration = timedelta(hours=1)
     # Rows per sweep transaction: each batch is one short transaction.
     retention_batch_size: int = Field(default=1000, ge=1, le=10_000)

@@ -166,6 +166,8 @@ class AuditTarget(StrEnum):
     AVAILABILITY_SLOT = "availability_slot"
     WEBHOOK_SUBSCRIPTION = "webhook_subscription"
     WEBHOOK_DELIVERY = "webhook_delivery"
+    # A person, by their user id (pseudonymised once they are erased).
+    PERSON = "person"
     # Linked external calendars do not exist yet; their routes (under
     # /v1/consultants/{id}/calendars) get a target and actions of their own here, and
     # tests/api/test_audit_trail.py fails until they write audit rows.
@@ -187,6 +189,8 @@ class AuditAction(StrEnum):
     WEBHOOK_SUBSCRIPTION_DELETED = "webhook_subscription.deleted"
     WEBHOOK_SUBSCRIPTION_SECRET_ROTATED = "webhook_subscription.secret_rotated"  # noqa: S105
     WEBHOOK_DELIVERY_REDELIVERED = "webhook_delivery.redelivered"
+    # A person's data: who asked for an export (not what it held).
+    PERSONAL_DATA_EXPORT_REQUESTED = "personal_data.export_requested"
 
 
 # --- retention ------------------------------------------------------------------------
@@ -200,3 +204,25 @@ class RetentionKind(StrEnum):
     INBOUND_EVENTS = "inbound_events"
     REQUEST_DETAILS = "request_details"
     MEETING_LINKS = "meeting_links"
+    # Finished personal data exports, after ``BOOKING_RETENTION_EXPORTS``.
+    EXPORTS = "exports"
+
+
+# --- personal data: export and erasure --------------------------------------------------
+
+
+class PersonalDataSection(StrEnum):
+    """The parts of a person's data export, in the order the document lists them."""
+
+    PROFILE = "profile"
+    CONSULTATION_REQUESTS = "consultation_requests"
+    REQUEST_DRAFTS = "request_drafts"
+    SESSIONS = "sessions"
+    AVAILABILITY = "availability"
+    EVENTS = "events"
+    AUDIT_LOG = "audit_log"
+
+
+class ExportStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"

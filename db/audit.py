@@ -18,14 +18,13 @@ import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
-from typing import Any
 
-from sqlalchemy import Select, insert, select, tuple_
+from sqlalchemy import Select, delete, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.vocabulary import AuditAction, AuditActorKind, AuditTarget
 from db.base import Base
+from db.json_values import JsonValue, json_value
 from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
@@ -35,7 +34,6 @@ from db.models import (
     WebhookSubscription,
 )
 
-JsonValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 Snapshot = dict[str, JsonValue]
 Changes = dict[str, dict[str, JsonValue]]
 
@@ -70,21 +68,6 @@ class Actor:
 
     kind: AuditActorKind
     user_id: uuid.UUID | None
-
-
-def json_value(value: Any) -> JsonValue:
-    """A column value as the trail stores it (JSON: ids and times as strings)."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return json_value(value.value)
-    if isinstance(value, list | tuple):
-        return [json_value(item) for item in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise TypeError(f"cannot record {type(value).__name__} in the audit trail")
 
 
 def snapshot(row: Base) -> Snapshot:
@@ -122,10 +105,11 @@ async def record(
     target_type: AuditTarget,
     target_id: uuid.UUID,
     changed: Changes,
-) -> None:
-    """Append one entry in the caller's transaction."""
-    await session.execute(
-        insert(AuditLogEntry).values(
+) -> uuid.UUID:
+    """Append one entry in the caller's transaction; returns its id."""
+    entry_id = await session.scalar(
+        insert(AuditLogEntry)
+        .values(
             actor_id=actor.user_id,
             actor_kind=actor.kind.value,
             action=action.value,
@@ -133,7 +117,16 @@ async def record(
             target_id=target_id,
             changes=changed,
         )
+        .returning(AuditLogEntry.id)
     )
+    assert isinstance(entry_id, uuid.UUID)
+    return entry_id
+
+
+async def withdraw(session: AsyncSession, entry_id: uuid.UUID) -> None:
+    """Remove an entry whose change was undone before it took effect (a workflow that
+    could not be started after its row was committed)."""
+    await session.execute(delete(AuditLogEntry).where(AuditLogEntry.id == entry_id))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.vocabulary import DeliveryStatus, RequestStatus, SessionStatus, SlotStatus
+from core.vocabulary import (
+    DeliveryStatus,
+    ExportStatus,
+    RequestStatus,
+    SessionStatus,
+    SlotStatus,
+)
 from db.base import Base
 
 
@@ -522,3 +528,43 @@ Index(
     ScheduledSession.updated_at,
     postgresql_where=text("meeting_platform_join_url IS NOT NULL"),
 )
+
+
+# --- Personal data: exports -------------------------------------------------------------
+
+
+class PersonalDataExport(Base):
+    """One export of everything the service holds about a person, built by its
+    workflow in parts and downloaded as one JSON document until it expires."""
+
+    __tablename__ = "personal_data_exports"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_allowed(ExportStatus)})", name="status_allowed"),
+        Index("ix_personal_data_exports_subject_id", "subject_id"),
+        Index("ix_personal_data_exports_requested_at", "requested_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    subject_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    requested_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default=ExportStatus.PENDING.value
+    )
+    requested_at: Mapped[datetime] = _created_at()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PersonalDataExportPart(Base):
+    """A page of one section of an export: a JSON array of items. Parts are numbered
+    in document order, so the download streams them one after another."""
+
+    __tablename__ = "personal_data_export_parts"
+
+    export_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("personal_data_exports.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    section: Mapped[str] = mapped_column(String(32), nullable=False)
+    items: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)

@@ -15,7 +15,8 @@ What is due, per kind (``older_than`` is now minus that kind's setting):
   request (if any) finished; their remaining deliveries go with them (cascade);
 - inbound events: the remembered ids of meeting-platform events received before;
 - request details: the free text of requests finished before (the row stays);
-- meeting links: the join URL of sessions that ended (or were cancelled) before.
+- meeting links: the join URL of sessions that ended (or were cancelled) before;
+- exports: personal data exports requested before, with their parts.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from db.models import (
     ConsultationRequest,
     DomainEvent,
     InboundWebhookEvent,
+    PersonalDataExport,
     ScheduledSession,
     WebhookDelivery,
     WebhookFanoutCursor,
@@ -193,6 +195,26 @@ async def _sweep_meeting_links(session: AsyncSession, older_than: datetime, limi
     )
 
 
+def _due_exports(older_than: datetime, limit: int) -> Select[uuid.UUID]:
+    return (
+        select(PersonalDataExport.id)
+        .where(PersonalDataExport.requested_at < older_than)
+        .order_by(PersonalDataExport.requested_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+async def _sweep_exports(session: AsyncSession, older_than: datetime, limit: int) -> int:
+    due = _due_exports(older_than, limit).scalar_subquery()
+    return await _count(
+        session,
+        delete(PersonalDataExport)
+        .where(PersonalDataExport.id.in_(due))
+        .returning(PersonalDataExport.id),
+    )
+
+
 Sweep = Callable[[AsyncSession, datetime, int], Awaitable[int]]
 
 SWEEPS: dict[RetentionKind, Sweep] = {
@@ -201,6 +223,7 @@ SWEEPS: dict[RetentionKind, Sweep] = {
     RetentionKind.INBOUND_EVENTS: _sweep_inbound_events,
     RetentionKind.REQUEST_DETAILS: _sweep_request_details,
     RetentionKind.MEETING_LINKS: _sweep_meeting_links,
+    RetentionKind.EXPORTS: _sweep_exports,
 }
 
 

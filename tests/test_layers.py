@@ -53,6 +53,7 @@ WORKFLOW_SANDBOX_MODULES = (
     "workflows.search_attributes",
     "workflows.health",
     "workflows.retention",
+    "workflows.export",
 )
 """What the sandbox loads for every workflow; none of it may reach I/O libraries."""
 IO_LIBRARIES = {"sqlalchemy", "asyncpg", "httpx", "fastapi", "pydantic_settings"}

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from workflows.consultation import ConsultationWorkflow
+from workflows.export import PersonalDataExportWorkflow
 from workflows.health import HealthCheckWorkflow
 from workflows.retention import RetentionSweepWorkflow
 
-WORKFLOWS: list[type] = [HealthCheckWorkflow, ConsultationWorkflow, RetentionSweepWorkflow]
+WORKFLOWS: list[type] = [
+    HealthCheckWorkflow,
+    ConsultationWorkflow,
+    RetentionSweepWorkflow,
+    PersonalDataExportWorkflow,
+]

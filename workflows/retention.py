@@ -49,6 +49,8 @@ class RetentionSweepWorkflow:
             kinds = kinds[kinds.index(policy.resume_from) :]
         batches = 0
         for kind in kinds:
+            if kind not in policy.keep_seconds:
+                continue  # a schedule set up before this kind existed keeps it
             older_than = now - policy.keep_for(kind)
             while True:
                 if batches >= policy.max_batches_per_run:

@@ -22,6 +22,7 @@ from api.schemas.webhooks import (
 )
 from core.vocabulary import AuditAction, AuditTarget
 from db import audit
+from db.json_values import json_value
 from db.models import WebhookSubscription
 from integrations.webhooks.signing import generate_secret
 
@@ -223,12 +224,8 @@ async def rotate_secret(
         AuditAction.WEBHOOK_SUBSCRIPTION_SECRET_ROTATED,
         subscription_id,
         audit.changes(
-            {"previous_secret_expires_at": audit.json_value(expired_before)},
-            {
-                "previous_secret_expires_at": audit.json_value(
-                    subscription.previous_secret_expires_at
-                )
-            },
+            {"previous_secret_expires_at": json_value(expired_before)},
+            {"previous_secret_expires_at": json_value(subscription.previous_secret_expires_at)},
         ),
     )
     await session.commit()

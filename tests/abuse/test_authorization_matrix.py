@@ -32,6 +32,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from core.settings import Settings
+from db import exports
 from db.models import WebhookSubscription
 from integrations.webhooks.signing import generate_secret
 from tests.abuse.world import Party, World
@@ -169,6 +170,24 @@ async def _search(world: World, learner: Party, consultant: Party) -> Call:
     return Call("GET", "/v1/availability/search", params=params)
 
 
+async def _export_of_learner(world: World, learner: Party, consultant: Party) -> Call:
+    async with world.backend.session_factory() as session, session.begin():
+        export = await exports.create_export(
+            session, subject_id=learner.user_id, requested_by=learner.user_id
+        )
+    return Call("GET", f"/v1/people/{learner.user_id}/data-exports/{export.id}")
+
+
+async def _document_of_learner(world: World, learner: Party, consultant: Party) -> Call:
+    call = await _export_of_learner(world, learner, consultant)
+    return Call("GET", call.path + "/document")  # still pending: 409 once let through
+
+
+def the_person(expected: Expectation) -> dict[Caller, Cell]:
+    """The learner whose data it is, and operators; a consultant is someone else here."""
+    return {**operators(expected), "learner": (expected, 403)}
+
+
 REQUEST = "/v1/consultation-requests/{learner.request_id}"
 SESSION = "/v1/sessions/{learner.session_id}"
 PROFILE = "/v1/consultants/{consultant.user_id}"
@@ -273,6 +292,18 @@ MATRIX: dict[str, Row] = {
     "POST /v1/webhook-deliveries/{delivery_id}/redeliver": Row(
         fixed("POST", f"/v1/webhook-deliveries/{uuid.uuid4()}/redeliver"),
         operators(ALLOWED),  # 404: there is no such delivery
+    ),
+    # A person's data: the person themself and operators.
+    "POST /v1/people/{person_id}/data-exports": Row(
+        fixed("POST", "/v1/people/{learner.user_id}/data-exports"),
+        the_person(ALLOWED),  # 503: the export's workflow cannot be started here
+        owned=True,
+    ),
+    "GET /v1/people/{person_id}/data-exports/{export_id}": Row(
+        _export_of_learner, the_person(OK), owned=True
+    ),
+    "GET /v1/people/{person_id}/data-exports/{export_id}/document": Row(
+        _document_of_learner, the_person(ALLOWED), owned=True
     ),
     # The audit trail: operators only.
     "GET /v1/audit-log": Row(fixed("GET", "/v1/audit-log"), operators(OK)),

@@ -10,6 +10,7 @@ from activities.registry import build_activities
 from core.settings import Environment, MeetingProvider, Settings
 from integrations.meetings.factory import build_meeting_platform
 from integrations.meetings.http import HttpMeetingPlatform
+from workflows.contracts.export import ExportActivity
 from workflows.contracts.names import ActivityName
 from workflows.contracts.retention import RetentionActivity
 from workflows.registry import WORKFLOWS
@@ -26,7 +27,11 @@ def test_every_activity_the_workflow_calls_is_registered_once() -> None:
         assert definition is not None
         assert definition.name is not None
         names.append(definition.name)
-    expected = [name.value for names_of in (ActivityName, RetentionActivity) for name in names_of]
+    expected = [
+        name.value
+        for names_of in (ActivityName, RetentionActivity, ExportActivity)
+        for name in names_of
+    ]
     assert sorted(names) == sorted(expected)
 
 

@@ -14,13 +14,21 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.vocabulary import DeliveryStatus, RequestStatus, RetentionKind, SessionStatus
-from db import retention
+from core.vocabulary import (
+    DeliveryStatus,
+    PersonalDataSection,
+    RequestStatus,
+    RetentionKind,
+    SessionStatus,
+)
+from db import exports, retention
 from db.errors import sqlstate
 from db.models import (
     ConsultationRequest,
     DomainEvent,
     InboundWebhookEvent,
+    PersonalDataExport,
+    PersonalDataExportPart,
     ScheduledSession,
     WebhookDelivery,
 )
@@ -260,3 +268,28 @@ async def test_a_sweep_gives_up_on_a_lock_rather_than_wait_long(
     assert sqlstate(refused.value) == LOCK_NOT_AVAILABLE
     assert 0.9 < waited < 3.0
     assert await sweep_all(session_factory, RetentionKind.DELIVERED_EVENTS, 10) == [1]
+
+
+async def test_exports_go_with_their_parts_after_their_time(
+    session_factory: SessionFactory,
+) -> None:
+    async with session_factory() as session, session.begin():
+        old = PersonalDataExport(
+            subject_id=uuid.uuid4(), requested_by=uuid.uuid4(), requested_at=ago(**OLD)
+        )
+        young = PersonalDataExport(
+            subject_id=uuid.uuid4(), requested_by=uuid.uuid4(), requested_at=ago(**RECENT)
+        )
+        session.add_all([old, young])
+        await session.flush()
+        for export in (old, young):
+            await exports.store_part(
+                session,
+                export.id,
+                position=0,
+                section=PersonalDataSection.PROFILE,
+                items=[{"a": 1}],
+            )
+    assert await sweep_all(session_factory, RetentionKind.EXPORTS, 5) == [1]
+    assert await ids(session_factory, PersonalDataExport.id) == {young.id}
+    assert await ids(session_factory, PersonalDataExportPart.export_id) == {young.id}

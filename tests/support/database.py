@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TABLES = (
+    "personal_data_export_parts",
+    "personal_data_exports",
     "audit_log",
     "webhook_deliveries",
     "webhook_subscriptions",

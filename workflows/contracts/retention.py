@@ -25,6 +25,7 @@ SWEEP_ORDER: tuple[RetentionKind, ...] = (
     RetentionKind.INBOUND_EVENTS,
     RetentionKind.REQUEST_DETAILS,
     RetentionKind.MEETING_LINKS,
+    RetentionKind.EXPORTS,
 )
 
 
@@ -52,6 +53,7 @@ class RetentionPolicy:
             RetentionKind.INBOUND_EVENTS: settings.retention_inbound_events,
             RetentionKind.REQUEST_DETAILS: settings.retention_request_details,
             RetentionKind.MEETING_LINKS: settings.retention_meeting_links,
+            RetentionKind.EXPORTS: settings.retention_exports,
         }
         return cls(
             keep_seconds={kind: value.total_seconds() for kind, value in keep.items()},
