@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.erasure import ErasureActivities
 from activities.export import ExportActivities
 from activities.meetings import MeetingActivities
 from activities.requests import RequestActivities
@@ -33,6 +34,7 @@ def build_activities(
     )
     retention = RetentionActivities(session_factory)
     export = ExportActivities(session_factory)
+    erasure = ErasureActivities(session_factory)
     return [
         requests.persist_request,
         requests.find_candidates,
@@ -54,4 +56,13 @@ def build_activities(
         retention.sweep_batch,
         export.collect_page,
         export.finish,
+        erasure.record_step,
+        erasure.close_for_booking,
+        erasure.open_requests,
+        erasure.settle_request,
+        erasure.forget_workflows,
+        erasure.delete_free_text,
+        erasure.pseudonymise_events,
+        erasure.pseudonymise_rows,
+        erasure.finish,
     ]

@@ -20,6 +20,7 @@ from api.routes import (
     consultation_requests,
     events,
     health,
+    iam_webhooks,
     meeting_platform_webhooks,
     personal_data,
     search,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         meeting_platform_webhooks,
         audit_log,
         personal_data,
+        iam_webhooks,
     ):
         app.include_router(module.router)
     install_openapi(app)

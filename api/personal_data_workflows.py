@@ -6,10 +6,14 @@ import logging
 import uuid
 
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.errors import ServiceUnavailable
+from workflows.contracts.erasure import ErasureInput, erasure_workflow_id
 from workflows.contracts.export import ExportInput, export_workflow_id
+from workflows.erasure import PersonErasureWorkflow
 from workflows.export import PersonalDataExportWorkflow
 
 logger = logging.getLogger(__name__)
@@ -35,4 +39,24 @@ async def start_export(
         )
     except (RPCError, RuntimeError) as exc:
         logger.warning("could not start export %s: %s", export_id, exc)
+        raise unavailable() from exc
+
+
+async def start_erasure(client: Client, *, pseudonym: uuid.UUID, task_queue: str) -> None:
+    """Start the person's erasure unless it runs (then nothing happens) or completed;
+    one that failed or was terminated starts again, and resumes where it stopped."""
+    try:
+        await client.start_workflow(
+            PersonErasureWorkflow.run,
+            ErasureInput(pseudonym=pseudonym),
+            id=erasure_workflow_id(pseudonym),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            static_summary=f"Erasure of person {pseudonym} (pseudonym)",
+        )
+    except WorkflowAlreadyStartedError:
+        return  # it completed before
+    except (RPCError, RuntimeError) as exc:
+        logger.warning("could not start erasure %s: %s", pseudonym, exc)
         raise unavailable() from exc

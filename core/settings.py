@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0000000000"  # noqa: S105
 """The well-known development secret; refused in any other environment."""
 
+DEVELOPMENT_PSEUDONYM_SECRET = "development-only-pseudonym-secret-0000000000"  # noqa: S105
+"""The well-known key of erased people's pseudonyms in development; refused in production."""
+
 
 def _parse_duration(value: Any) -> Any:
     """Accept plain seconds given as a string ("90", "1.5") besides ISO-8601."""
@@ -193,6 +196,13 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(default=1000, ge=1, le=10_000)
     # Temporal keeps a closed workflow's history this long (set by ``booking setup``).
     temporal_namespace_retention: Duration = timedelta(days=30)
+    # Erasure replaces a person's id by uuid5(secret + id) everywhere it is kept, and
+    # recognises an erased person's token by it. Fixed for good: another secret gives
+    # other pseudonyms, and erased people would no longer be recognised.
+    pseudonym_secret: SecretStr = SecretStr(DEVELOPMENT_PSEUDONYM_SECRET)
+    # The IAM's signed "user deleted" events (POST /v1/webhooks/iam); unset: 503.
+    iam_webhook_secret: SecretStr | None = None
+    iam_webhook_tolerance: Duration = timedelta(minutes=5)
     # --- end personal data ---
 
     @model_validator(mode="after")
@@ -213,6 +223,13 @@ class Settings(BaseSettings):
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("BOOKING_JWT_SECRET must be at least 32 characters")
         self._check_retention()
+        if (
+            self.environment is Environment.PRODUCTION
+            and self.pseudonym_secret.get_secret_value() == DEVELOPMENT_PSEUDONYM_SECRET
+        ):
+            raise ValueError("BOOKING_PSEUDONYM_SECRET is the development placeholder")
+        if len(self.pseudonym_secret.get_secret_value()) < 32:
+            raise ValueError("BOOKING_PSEUDONYM_SECRET must be at least 32 characters")
         return self
 
     def _check_retention(self) -> None:

@@ -98,6 +98,11 @@ class CancellationReason(StrEnum):
     POLICY_VIOLATION = "policy_violation"
     MEETING_PLATFORM_FAILURE = "meeting_platform_failure"
     OTHER = "other"
+    # The system's, when a person's data is erased; nobody else may give it.
+    ACCOUNT_ERASED = "account_erased"
+
+
+SYSTEM_ONLY_CANCELLATION_REASONS = frozenset({CancellationReason.ACCOUNT_ERASED})
 
 
 class StatusReason(StrEnum):
@@ -111,6 +116,7 @@ class StatusReason(StrEnum):
     MEETING_PLATFORM_FAILURE = "meeting_platform_failure"
     NO_SHOW_USER = "no_show_user"
     NO_SHOW_CONSULTANT = "no_show_consultant"
+    ACCOUNT_ERASED = "account_erased"
 
 
 class ErrorType(StrEnum):
@@ -189,8 +195,10 @@ class AuditAction(StrEnum):
     WEBHOOK_SUBSCRIPTION_DELETED = "webhook_subscription.deleted"
     WEBHOOK_SUBSCRIPTION_SECRET_ROTATED = "webhook_subscription.secret_rotated"  # noqa: S105
     WEBHOOK_DELIVERY_REDELIVERED = "webhook_delivery.redelivered"
-    # A person's data: who asked for an export (not what it held).
+    # A person's data: who asked for an export (not what it held), who for an erasure
+    # (its target is the person's pseudonym, never their id).
     PERSONAL_DATA_EXPORT_REQUESTED = "personal_data.export_requested"
+    PERSONAL_DATA_ERASURE_REQUESTED = "personal_data.erasure_requested"
 
 
 # --- retention ------------------------------------------------------------------------
@@ -226,3 +234,30 @@ class PersonalDataSection(StrEnum):
 class ExportStatus(StrEnum):
     PENDING = "pending"
     READY = "ready"
+
+
+class ErasureStep(StrEnum):
+    """Where a person's erasure is, in the order it goes."""
+
+    STARTED = "started"
+    SETTLING_REQUESTS = "settling_requests"
+    FORGETTING_WORKFLOWS = "forgetting_workflows"
+    DELETING_FREE_TEXT = "deleting_free_text"
+    PSEUDONYMISING_EVENTS = "pseudonymising_events"
+    PSEUDONYMISING_ROWS = "pseudonymising_rows"
+    COMPLETED = "completed"
+
+
+class ErasureRequester(StrEnum):
+    """How the erasure was asked for."""
+
+    OPERATOR = "operator"
+    IAM = "iam"
+
+
+class OpenRequestAction(StrEnum):
+    """What an erasure does with a request of the person's that is still open."""
+
+    CANCEL = "cancel"  # theirs, or a session they give: cancelled (account_erased)
+    DECLINE = "decline"  # offered to them as consultant: declined, so another is asked
+    WAIT = "wait"  # its session is in progress: it ends on its own

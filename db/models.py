@@ -568,3 +568,30 @@ class PersonalDataExportPart(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     section: Mapped[str] = mapped_column(String(32), nullable=False)
     items: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
+
+
+# --- Personal data: erasures ------------------------------------------------------------
+
+
+class PersonErasure(Base):
+    """That a person's data was (or is being) erased: when, asked by whom, how far it
+    got. Keyed by the person's pseudonym; their id (``subject_id``) is kept only while
+    the erasure runs, so its workflow can find their rows, and cleared when it ends.
+    An erased person's token is recognised by the pseudonym."""
+
+    __tablename__ = "person_erasures"
+    __table_args__ = (
+        CheckConstraint(
+            "(completed_at IS NULL) = (subject_id IS NOT NULL)", name="id_kept_while_running"
+        ),
+        CheckConstraint("requested_via IN ('operator', 'iam')", name="requested_via_allowed"),
+    )
+
+    pseudonym: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    requested_via: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The operator who asked; null when the IAM did.
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    requested_at: Mapped[datetime] = _created_at()
+    step: Mapped[str] = mapped_column(String(32), nullable=False, server_default="started")
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

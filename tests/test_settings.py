@@ -85,6 +85,9 @@ def test_production_with_a_real_secret_and_database(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValidationError, match="BOOKING_DATABASE_URL"):
         Settings()
     monkeypatch.setenv("BOOKING_DATABASE_URL", "postgresql+asyncpg://db/booking")
+    with pytest.raises(ValidationError, match="BOOKING_PSEUDONYM_SECRET"):
+        Settings()  # erasures need a key of their own, not the development one
+    monkeypatch.setenv("BOOKING_PSEUDONYM_SECRET", REAL_SECRET[::-1])
     settings = Settings()
     assert not settings.uses_development_secret
     assert settings.require_database_url() == "postgresql+asyncpg://db/booking"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.consultation import ConsultationWorkflow
+from workflows.erasure import PersonErasureWorkflow
 from workflows.export import PersonalDataExportWorkflow
 from workflows.health import HealthCheckWorkflow
 from workflows.retention import RetentionSweepWorkflow
@@ -12,4 +13,5 @@ WORKFLOWS: list[type] = [
     ConsultationWorkflow,
     RetentionSweepWorkflow,
     PersonalDataExportWorkflow,
+    PersonErasureWorkflow,
 ]

@@ -1,8 +1,10 @@
-"""A person's data: export it as one JSON document (the person themself or an operator).
+"""A person's data: export it as one JSON document (the person themself or an
+operator), erase it (an operator; the IAM has its own signed route).
 
 An export is gathered by its own workflow (``PersonalDataExportWorkflow``), so a long
 history does not hold an HTTP request open: ``POST`` answers 202 at once, the export
-is ``ready`` a moment later, and its document streams from the stored parts.
+is ``ready`` a moment later, and its document streams from the stored parts. An
+erasure is a workflow too (``PersonErasureWorkflow``, see ``api.erasures``).
 """
 
 from __future__ import annotations
@@ -17,14 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.audit_trail import actor_of
 from api.auth import Principal
-from api.deps import ContainerDep, SessionDep, SignedIn
+from api.deps import ContainerDep, OperatorPrincipal, SessionDep, SignedIn
+from api.erasures import erase, pseudonym_of
 from api.errors import ExportNotReady, Forbidden, NotFound
 from api.openapi import problems
 from api.personal_data_workflows import start_export
-from api.schemas.personal_data import DataExportOut
-from core.vocabulary import AuditAction, AuditTarget, ExportStatus
-from db import audit, exports
-from db.models import PersonalDataExport
+from api.schemas.personal_data import DataExportOut, ErasureOut
+from core.vocabulary import (
+    AuditAction,
+    AuditTarget,
+    ErasureRequester,
+    ErasureStep,
+    ExportStatus,
+)
+from db import audit, erasure, exports
+from db.models import PersonalDataExport, PersonErasure
+from workflows.contracts.erasure import erasure_workflow_id
 
 router = APIRouter(prefix="/v1/people/{person_id}", tags=["personal data"])
 
@@ -189,3 +199,72 @@ async def _document(
                 yield (b"" if first_item else b", ") + json.dumps(item).encode()
                 first_item = False
     yield b"]}}" if current is not None else b"}}"
+
+
+# --- erasure ----------------------------------------------------------------------------
+
+
+def erasure_out(record: PersonErasure) -> ErasureOut:
+    return ErasureOut(
+        person_pseudonym=record.pseudonym,
+        status="completed" if record.completed_at is not None else "in_progress",
+        step=ErasureStep(record.step),
+        requested_via=ErasureRequester(record.requested_via),
+        requested_by=record.requested_by,
+        requested_at=record.requested_at,
+        completed_at=record.completed_at,
+        workflow_id=erasure_workflow_id(record.pseudonym),
+    )
+
+
+@router.post(
+    "/erasure",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Erase a person's data (operator)",
+    description=(
+        "From now on the person's token answers 410. Their open requests and future "
+        "sessions are cancelled through their workflows (`account_erased`), requests "
+        "offered to them as consultant are declined, then their free text is deleted, "
+        "their id is replaced by a stable pseudonym in every row and kept event, and "
+        "their workflows are deleted from Temporal. Asking again answers 200 with the "
+        "same erasure (and resumes one whose workflow could not start)."
+    ),
+    responses={
+        200: {"description": "Asked before: the same erasure"},
+        **problems((503, "Recorded, but Temporal is unreachable: ask again to start it")),
+    },
+)
+async def request_erasure(
+    person_id: uuid.UUID,
+    session: SessionDep,
+    principal: OperatorPrincipal,
+    container: ContainerDep,
+    response: Response,
+) -> ErasureOut:
+    record, first = await erase(
+        container,
+        session,
+        person_id,
+        via=ErasureRequester.OPERATOR,
+        requested_by=principal.user_id,
+    )
+    if not first:
+        response.status_code = status.HTTP_200_OK
+    return erasure_out(record)
+
+
+@router.get(
+    "/erasure",
+    summary="How far a person's erasure is (operator)",
+    responses=problems((404, "This person was never asked to be erased")),
+)
+async def read_erasure(
+    person_id: uuid.UUID,
+    session: SessionDep,
+    _: OperatorPrincipal,
+    container: ContainerDep,
+) -> ErasureOut:
+    record = await erasure.erasure_of(session, pseudonym_of(container, person_id))
+    if record is None:
+        raise NotFound(f"Person {person_id} was not asked to be erased.")
+    return erasure_out(record)

@@ -183,6 +183,10 @@ async def _document_of_learner(world: World, learner: Party, consultant: Party) 
     return Call("GET", call.path + "/document")  # still pending: 409 once let through
 
 
+async def _fresh_person(method: str) -> Call:
+    return Call(method, f"/v1/people/{uuid.uuid4()}/erasure")
+
+
 def the_person(expected: Expectation) -> dict[Caller, Cell]:
     """The learner whose data it is, and operators; a consultant is someone else here."""
     return {**operators(expected), "learner": (expected, 403)}
@@ -305,6 +309,16 @@ MATRIX: dict[str, Row] = {
     "GET /v1/people/{person_id}/data-exports/{export_id}/document": Row(
         _document_of_learner, the_person(ALLOWED), owned=True
     ),
+    # Erasure: operators (a fresh person each time: once asked for, a person is gone).
+    "POST /v1/people/{person_id}/erasure": Row(
+        lambda world, learner, consultant: _fresh_person("POST"),
+        operators(ALLOWED),  # recorded, then 503: the workflow cannot be started here
+    ),
+    "GET /v1/people/{person_id}/erasure": Row(
+        lambda world, learner, consultant: _fresh_person("GET"),
+        operators(ALLOWED),  # 404: never asked for
+    ),
+    "POST /v1/webhooks/iam": Row(fixed("POST", "/v1/webhooks/iam", json={}), everyone(401)),
     # The audit trail: operators only.
     "GET /v1/audit-log": Row(fixed("GET", "/v1/audit-log"), operators(OK)),
     # Signed by the meeting platform: a bearer token is no substitute for the signature.
@@ -320,7 +334,10 @@ MATRIX: dict[str, Row] = {
 @pytest.fixture(scope="module")
 async def matrix_app(settings: Settings) -> AsyncIterator[FastAPI]:
     configured = settings.model_copy(
-        update={"meeting_webhook_secret": SecretStr(MEETING_WEBHOOK_SECRET)}
+        update={
+            "meeting_webhook_secret": SecretStr(MEETING_WEBHOOK_SECRET),
+            "iam_webhook_secret": SecretStr(MEETING_WEBHOOK_SECRET),
+        }
     )
     unreachable = await Client.connect("127.0.0.1:1", lazy=True)
     application = create_app(configured, temporal=unreachable)

@@ -61,7 +61,7 @@ NO_SERVER_ERRORS = ["2xx", "3xx", "4xx"]
 ALLOWANCES: list[tuple[str, str, list[str], str]] = [
     (
         r"^[A-Z]+ (/readyz|/v1/consultation-requests.*|/v1/sessions/\{session_id\}/.*"
-        r"|/v1/people/\{person_id\}/data-exports)$",
+        r"|/v1/people/\{person_id\}/(data-exports|erasure))$",
         "not_a_server_error",
         ["503"],
         "Temporal is unreachable in this test, the documented 503",
@@ -221,10 +221,13 @@ def run_schemathesis(app: FastAPI, config: schemathesis.Config) -> Outcome:
 
 @pytest.fixture(scope="module")
 def fuzzed_settings(settings: Settings) -> Settings:
-    # A configured secret, so the meeting-platform webhook checks signatures (401)
+    # Configured secrets, so the inbound webhooks check signatures (401)
     # rather than answering "not configured" (503).
     return settings.model_copy(
-        update={"meeting_webhook_secret": SecretStr("meeting-platform-secret-0000000000")}
+        update={
+            "meeting_webhook_secret": SecretStr("meeting-platform-secret-0000000000"),
+            "iam_webhook_secret": SecretStr("iam-secret-000000000000000000000000"),
+        }
     )
 
 

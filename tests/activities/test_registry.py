@@ -10,6 +10,7 @@ from activities.registry import build_activities
 from core.settings import Environment, MeetingProvider, Settings
 from integrations.meetings.factory import build_meeting_platform
 from integrations.meetings.http import HttpMeetingPlatform
+from workflows.contracts.erasure import ErasureActivity
 from workflows.contracts.export import ExportActivity
 from workflows.contracts.names import ActivityName
 from workflows.contracts.retention import RetentionActivity
@@ -29,7 +30,7 @@ def test_every_activity_the_workflow_calls_is_registered_once() -> None:
         names.append(definition.name)
     expected = [
         name.value
-        for names_of in (ActivityName, RetentionActivity, ExportActivity)
+        for names_of in (ActivityName, RetentionActivity, ExportActivity, ErasureActivity)
         for name in names_of
     ]
     assert sorted(names) == sorted(expected)
