@@ -10,9 +10,12 @@ as for any cancellation or decline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any, TypeVar, cast
 
 from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
@@ -62,6 +65,32 @@ NOT_SETTLED = "ErasureRequestNotSettled"
 STILL_OPEN = "ErasureRequestStillOpen"
 
 
+HEARTBEAT_EVERY_S = 2.0
+"""Well inside the workflow's heartbeat timeout: a worker that dies mid-activity is
+noticed within seconds, and the step retried on another, not after its whole timeout."""
+
+ActivityT = TypeVar("ActivityT", bound=Callable[..., Awaitable[Any]])
+
+
+def heartbeating(run: ActivityT) -> ActivityT:
+    """Heartbeat while the activity runs (a settle waits on another workflow)."""
+
+    @functools.wraps(run)
+    async def beating(*args: Any, **kwargs: Any) -> Any:
+        async def beat() -> None:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+        beater = asyncio.create_task(beat())
+        try:
+            return await run(*args, **kwargs)
+        finally:
+            beater.cancel()
+
+    return cast(ActivityT, beating)
+
+
 def _settled(state: RequestState | None, action: OpenRequestAction, subject: Subject) -> bool:
     if state is None or state.status in FINAL_REQUEST_STATUSES:
         return True
@@ -77,11 +106,13 @@ class ErasureActivities:
             return await erasure.running_subject(session, pseudonym)
 
     @activity.defn(name=ErasureActivity.RECORD_STEP)
+    @heartbeating
     async def record_step(self, arg: StepInput) -> None:
         async with transaction(self._sessions) as session:
             await erasure.set_step(session, arg.pseudonym, arg.step)
 
     @activity.defn(name=ErasureActivity.CLOSE_FOR_BOOKING)
+    @heartbeating
     async def close_for_booking(self, arg: PersonRef) -> None:
         async with transaction(self._sessions) as session:
             subject = await erasure.running_subject(session, arg.pseudonym)
@@ -90,6 +121,7 @@ class ErasureActivities:
                 await erasure.delete_free_slots(session, subject)
 
     @activity.defn(name=ErasureActivity.OPEN_REQUESTS)
+    @heartbeating
     async def open_requests(self, arg: OpenRequestsInput) -> OpenRequestList:
         async with transaction(self._sessions) as session:
             subject = await erasure.running_subject(session, arg.pseudonym)
@@ -104,6 +136,7 @@ class ErasureActivities:
         )
 
     @activity.defn(name=ErasureActivity.SETTLE_REQUEST)
+    @heartbeating
     async def settle_request(self, arg: SettleInput) -> SettleResult:
         """Ask the request's workflow to cancel (or decline), then judge by the row it
         wrote: settled, waiting for its session to end, or not yet (retried)."""
@@ -167,6 +200,7 @@ class ErasureActivities:
             logger.warning("request %s has no running workflow", arg.request_id)
 
     @activity.defn(name=ErasureActivity.FORGET_WORKFLOWS)
+    @heartbeating
     async def forget_workflows(self, arg: ForgetInput) -> ForgetResult:
         """Delete the executions of their requests (and exports) from Temporal: closed
         ones, and finished ones still running (a completed session's no-show window)."""
@@ -191,6 +225,7 @@ class ErasureActivities:
         return ForgetResult(deleted=deleted, next_after=requests[-1][0] if more else None)
 
     @activity.defn(name=ErasureActivity.DELETE_FREE_TEXT)
+    @heartbeating
     async def delete_free_text(self, arg: BatchInput) -> BatchResult:
         async with transaction(self._sessions) as session:
             subject = await erasure.running_subject(session, arg.pseudonym)
@@ -200,6 +235,7 @@ class ErasureActivities:
             return BatchResult(changed=await erasure.delete_free_text(session, subject, arg.limit))
 
     @activity.defn(name=ErasureActivity.PSEUDONYMISE_EVENTS)
+    @heartbeating
     async def pseudonymise_events(self, arg: EventsInput) -> EventsResult:
         async with transaction(self._sessions) as session:
             subject = await erasure.running_subject(session, arg.pseudonym)
@@ -212,6 +248,7 @@ class ErasureActivities:
         return EventsResult(changed=changed, next_after=next_after)
 
     @activity.defn(name=ErasureActivity.PSEUDONYMISE_ROWS)
+    @heartbeating
     async def pseudonymise_rows(self, arg: BatchInput) -> BatchResult:
         async with transaction(self._sessions) as session:
             subject = await erasure.running_subject(session, arg.pseudonym)
@@ -221,6 +258,7 @@ class ErasureActivities:
             return BatchResult(changed=await erasure.pseudonymise_rows(session, subject, arg.limit))
 
     @activity.defn(name=ErasureActivity.FINISH)
+    @heartbeating
     async def finish(self, arg: PersonRef) -> None:
         async with transaction(self._sessions) as session:
             subject = await erasure.running_subject(session, arg.pseudonym)

@@ -46,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
 ResultT = TypeVar("ResultT")
 
 STEP_TIMEOUT = timedelta(minutes=2)
+# The activities heartbeat every 2 s: one whose worker died is retried after this.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -184,6 +186,7 @@ async def _call(name: ErasureActivity, arg: Any, result_type: type[ResultT] | No
         arg,
         result_type=result_type,
         start_to_close_timeout=STEP_TIMEOUT,
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
         retry_policy=RETRY,
     )
     return result
