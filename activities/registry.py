@@ -7,8 +7,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.erasure import ErasureActivities
+from activities.export import ExportActivities
 from activities.meetings import MeetingActivities
 from activities.requests import RequestActivities
+from activities.retention import RetentionActivities
 from activities.sessions import SessionActivities
 from core.settings import Settings
 from integrations.meetings import MeetingPlatform, build_meeting_platform
@@ -29,6 +32,9 @@ def build_activities(
     meetings = MeetingActivities(
         session_factory, meeting_platform or build_meeting_platform(settings)
     )
+    retention = RetentionActivities(session_factory)
+    export = ExportActivities(session_factory)
+    erasure = ErasureActivities(session_factory)
     return [
         requests.persist_request,
         requests.find_candidates,
@@ -47,4 +53,16 @@ def build_activities(
         meetings.create_meeting,
         meetings.reschedule_meeting,
         meetings.cancel_meeting,
+        retention.sweep_batch,
+        export.collect_page,
+        export.finish,
+        erasure.record_step,
+        erasure.close_for_booking,
+        erasure.open_requests,
+        erasure.settle_request,
+        erasure.forget_workflows,
+        erasure.delete_free_text,
+        erasure.pseudonymise_events,
+        erasure.pseudonymise_rows,
+        erasure.finish,
     ]

@@ -17,12 +17,15 @@ from api.errors import install_error_handlers
 from api.metrics import HttpMetrics
 from api.openapi import install_openapi
 from api.routes import (
+    audit_log,
     availability,
     consultants,
     consultation_requests,
     events,
     health,
+    iam_webhooks,
     meeting_platform_webhooks,
+    personal_data,
     search,
     service_types,
     sessions,
@@ -97,6 +100,9 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         webhook_subscriptions,
         webhook_deliveries,
         meeting_platform_webhooks,
+        audit_log,
+        personal_data,
+        iam_webhooks,
     ):
         app.include_router(module.router)
     install_openapi(app)

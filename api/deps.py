@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, Role
 from api.container import AppContainer
-from api.errors import Forbidden, Unauthorized
+from api.errors import Forbidden, PersonErased, Unauthorized
+from core.pseudonyms import pseudonym_for
 from core.settings import Settings
+from db.erasure import is_erased
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT issued by the platform's IAM.")
 
@@ -44,14 +46,21 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 async def get_principal(
     request: Request,
     container: ContainerDep,
+    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The verified caller; every authenticated call also spends from their rate limit."""
+    """The verified caller; every authenticated call also spends from their rate limit.
+
+    A person whose erasure was asked for is gone: their (still valid) token answers 410.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required (Authorization: Bearer <JWT>).")
     principal = await container.verifier.verify(credentials.credentials)
     limiter = container.rate_limiter
     limiter.check(principal.user_id, limiter.kind_of(request.method))
+    secret = container.settings.pseudonym_secret.get_secret_value()
+    if await is_erased(session, pseudonym_for(principal.user_id, secret)):
+        raise PersonErased("This user's data was erased; the account no longer exists here.")
     return principal
 
 

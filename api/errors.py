@@ -119,6 +119,17 @@ class IdempotencyKeyReused(Conflict):
     slug, title = "idempotency-key-reused", "Idempotency-Key already used"
 
 
+# --- personal data -------------------------------------------------------------------
+
+
+class ExportNotReady(Conflict):
+    slug, title = "export-not-ready", "The export is still being prepared"
+
+
+class PersonErased(ProblemError):
+    status, slug, title = 410, "person-erased", "This person's data was erased"
+
+
 class MeetingPlatformRejected(ProblemError):
     status, slug, title = 502, "meeting-platform-rejected", "The meeting platform refused"
 
@@ -157,6 +168,7 @@ _STATUS_SLUGS = {
     405: ("method-not-allowed", "Method not allowed"),
     406: ("not-acceptable", "Not acceptable"),
     409: ("conflict", "Conflict"),
+    410: ("gone", "Gone"),
     413: ("payload-too-large", "Payload too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("unprocessable", "Unprocessable request"),

@@ -5,7 +5,8 @@ What every operation of a kind shares is added here, from the operation's own
 dependencies, so a new endpoint is documented the same way without anyone
 remembering to:
 
-- a bearer token: 401 (with ``WWW-Authenticate``) and 429 (``Retry-After``);
+- a bearer token: 401 (with ``WWW-Authenticate``), 410 (the caller was erased) and
+  429 (``Retry-After``);
 - a role guard (``require_any_role``): 403;
 - a database session: 503 when PostgreSQL is unreachable;
 - parameters or a body: 422, the validation problem (not FastAPI's default body);
@@ -156,6 +157,7 @@ def _shared_problems(route: APIRoute) -> dict[int, dict[str, Any]]:
                 }
             },
         )
+        shared[410] = problem("The caller's data was erased: the account is gone")
         shared[429] = problem(
             "Too many requests of this kind from this user", **{"Retry-After": _RETRY_AFTER}
         )

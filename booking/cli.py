@@ -11,7 +11,7 @@ import os
 import sys
 import uuid
 from datetime import timedelta
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -20,6 +20,9 @@ from booking.devstack.errors import DevStackError
 from booking.logs import configure_logging
 from booking.tokens import Role, TokenConfigError, mint_token
 from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from booking.temporal_setup import SetupOutcome
 
 app = typer.Typer(
     name="booking",
@@ -212,22 +215,30 @@ def migrate() -> None:
 
 @app.command()
 def setup() -> None:
-    """Register the custom search attributes in the Temporal namespace (idempotent)."""
+    """Prepare the Temporal namespace (idempotent): the custom search attributes, how
+    long closed workflows are kept, and the retention sweep's schedule."""
     settings = load_settings()
-    added = asyncio.run(_register_search_attributes(settings))
+    outcome = asyncio.run(_set_up_temporal(settings))
+    added = outcome.search_attributes_added
     typer.echo(
         f"registered: {', '.join(added)}" if added else "search attributes already registered",
+        err=True,
+    )
+    typer.echo(
+        f"closed workflows kept for {settings.temporal_namespace_retention}; retention sweep "
+        f"schedule {'created' if outcome.retention_schedule_created else 'updated'} "
+        f"(every {settings.retention_sweep_interval})",
         err=True,
     )
     finish()
 
 
-async def _register_search_attributes(settings: Settings) -> list[str]:
-    from booking.search_attributes_setup import register_search_attributes
+async def _set_up_temporal(settings: Settings) -> SetupOutcome:
+    from booking.temporal_setup import set_up_temporal
     from integrations.temporal_client import connect_temporal
 
     client = await connect_temporal(settings)
-    return await register_search_attributes(client, settings.temporal_namespace)
+    return await set_up_temporal(client, settings)
 
 
 @app.command(

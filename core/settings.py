@@ -27,6 +27,9 @@ DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0000000000"  # noqa:
 """The placeholder secret earlier versions defaulted to: public, so refused in any other
 environment. Nothing defaults to it any more; ``booking dev`` makes a secret of its own."""
 
+DEVELOPMENT_PSEUDONYM_SECRET = "development-only-pseudonym-secret-0000000000"  # noqa: S105
+"""The well-known key of erased people's pseudonyms in development; refused in production."""
+
 
 def _parse_duration(value: Any) -> Any:
     """Accept plain seconds given as a string ("90", "1.5") besides ISO-8601."""
@@ -233,6 +236,37 @@ class Settings(BaseSettings):
             )
         return algorithms
 
+    # --- Personal data: how long what grows is kept ---
+    # A sweep (the Temporal Schedule ``booking setup`` creates) removes what is older:
+    # events that every subscription has had (or parked), of finished requests;
+    retention_delivered_events: Duration = timedelta(days=90)
+    # delivered or parked webhook deliveries (the event itself may stay longer);
+    retention_webhook_deliveries: Duration = timedelta(days=30)
+    # inbound meeting-platform event ids (a replay older than the signature tolerance
+    # is refused anyway, so this only has to outlast that);
+    retention_inbound_events: Duration = timedelta(days=30)
+    # the free-text details of finished requests (the request itself stays);
+    retention_request_details: Duration = timedelta(days=180)
+    # the join links of sessions that are over;
+    retention_meeting_links: Duration = timedelta(days=30)
+    # personal data exports (downloadable until then).
+    retention_exports: Duration = timedelta(days=7)
+    # Pages (items) per part of a personal data export.
+    export_page_size: int = Field(default=500, ge=1, le=5000)
+    retention_sweep_interval: Duration = timedelta(hours=1)
+    # Rows per sweep transaction: each batch is one short transaction.
+    retention_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # Temporal keeps a closed workflow's history this long (set by ``booking setup``).
+    temporal_namespace_retention: Duration = timedelta(days=30)
+    # Erasure replaces a person's id by uuid5(secret + id) everywhere it is kept, and
+    # recognises an erased person's token by it. Fixed for good: another secret gives
+    # other pseudonyms, and erased people would no longer be recognised.
+    pseudonym_secret: SecretStr = SecretStr(DEVELOPMENT_PSEUDONYM_SECRET)
+    # The IAM's signed "user deleted" events (POST /v1/webhooks/iam); unset: 503.
+    iam_webhook_secret: SecretStr | None = None
+    iam_webhook_tolerance: Duration = timedelta(minutes=5)
+    # --- end personal data ---
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.uses_development_secret and self.jwt_jwks_url is not None:
@@ -254,7 +288,27 @@ class Settings(BaseSettings):
             raise ValueError("production needs BOOKING_DATABASE_URL")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("BOOKING_JWT_SECRET must be at least 32 characters")
+        self._check_retention()
+        if (
+            self.environment is Environment.PRODUCTION
+            and self.pseudonym_secret.get_secret_value() == DEVELOPMENT_PSEUDONYM_SECRET
+        ):
+            raise ValueError("BOOKING_PSEUDONYM_SECRET is the development placeholder")
+        if len(self.pseudonym_secret.get_secret_value()) < 32:
+            raise ValueError("BOOKING_PSEUDONYM_SECRET must be at least 32 characters")
         return self
+
+    def _check_retention(self) -> None:
+        if self.retention_inbound_events <= self.meeting_webhook_tolerance:
+            # Forgetting an event id the platform may still replay would let it act twice.
+            raise ValueError(
+                "BOOKING_RETENTION_INBOUND_EVENTS must be longer than "
+                "BOOKING_MEETING_WEBHOOK_TOLERANCE"
+            )
+        if self.temporal_namespace_retention < timedelta(days=1):
+            raise ValueError("BOOKING_TEMPORAL_NAMESPACE_RETENTION is at least 1 day (Temporal)")
+        if self.retention_sweep_interval <= timedelta(0):
+            raise ValueError("BOOKING_RETENTION_SWEEP_INTERVAL must be positive")
 
     @property
     def uses_development_secret(self) -> bool:

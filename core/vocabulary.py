@@ -98,6 +98,11 @@ class CancellationReason(StrEnum):
     POLICY_VIOLATION = "policy_violation"
     MEETING_PLATFORM_FAILURE = "meeting_platform_failure"
     OTHER = "other"
+    # The system's, when a person's data is erased; nobody else may give it.
+    ACCOUNT_ERASED = "account_erased"
+
+
+SYSTEM_ONLY_CANCELLATION_REASONS = frozenset({CancellationReason.ACCOUNT_ERASED})
 
 
 class StatusReason(StrEnum):
@@ -111,6 +116,7 @@ class StatusReason(StrEnum):
     MEETING_PLATFORM_FAILURE = "meeting_platform_failure"
     NO_SHOW_USER = "no_show_user"
     NO_SHOW_CONSULTANT = "no_show_consultant"
+    ACCOUNT_ERASED = "account_erased"
 
 
 class ErrorType(StrEnum):
@@ -141,3 +147,117 @@ def no_show_reason(absent: ParticipantRole) -> StatusReason:
     if absent is ParticipantRole.CONSULTANT:
         return StatusReason.NO_SHOW_CONSULTANT
     return StatusReason.NO_SHOW_USER
+
+
+# --- the audit trail ------------------------------------------------------------------
+
+
+class AuditActorKind(StrEnum):
+    """In which capacity the actor of an audited change acted."""
+
+    OPERATOR = "operator"
+    CONSULTANT = "consultant"
+    # The platform's identity provider (an inbound IAM event), no person.
+    IAM = "iam"
+
+
+class AuditTarget(StrEnum):
+    """What kind of record an audited change is about."""
+
+    SERVICE_TYPE = "service_type"
+    CONSULTANT_PROFILE = "consultant_profile"
+    # Publishing availability adds slots to a consultant's calendar: the target is
+    # the consultant; changing or deleting one slot targets that slot.
+    CONSULTANT_AVAILABILITY = "consultant_availability"
+    AVAILABILITY_SLOT = "availability_slot"
+    WEBHOOK_SUBSCRIPTION = "webhook_subscription"
+    WEBHOOK_DELIVERY = "webhook_delivery"
+    # A person, by their user id (pseudonymised once they are erased).
+    PERSON = "person"
+    # Linked external calendars do not exist yet; their routes (under
+    # /v1/consultants/{id}/calendars) get a target and actions of their own here, and
+    # tests/api/test_audit_trail.py fails until they write audit rows.
+
+
+class AuditAction(StrEnum):
+    """``<target>.<what happened>``; the row's ``changes`` hold the fields before/after."""
+
+    SERVICE_TYPE_CREATED = "service_type.created"
+    SERVICE_TYPE_UPDATED = "service_type.updated"
+    CONSULTANT_PROFILE_CREATED = "consultant_profile.created"
+    CONSULTANT_PROFILE_REPLACED = "consultant_profile.replaced"
+    CONSULTANT_PROFILE_UPDATED = "consultant_profile.updated"
+    AVAILABILITY_PUBLISHED = "availability.published"
+    AVAILABILITY_SLOT_CHANGED = "availability.slot_changed"
+    AVAILABILITY_SLOT_DELETED = "availability.slot_deleted"
+    WEBHOOK_SUBSCRIPTION_CREATED = "webhook_subscription.created"
+    WEBHOOK_SUBSCRIPTION_UPDATED = "webhook_subscription.updated"
+    WEBHOOK_SUBSCRIPTION_DELETED = "webhook_subscription.deleted"
+    WEBHOOK_SUBSCRIPTION_SECRET_ROTATED = "webhook_subscription.secret_rotated"  # noqa: S105
+    WEBHOOK_DELIVERY_REDELIVERED = "webhook_delivery.redelivered"
+    # A person's data: who asked for an export (not what it held), who for an erasure
+    # (its target is the person's pseudonym, never their id).
+    PERSONAL_DATA_EXPORT_REQUESTED = "personal_data.export_requested"
+    PERSONAL_DATA_ERASURE_REQUESTED = "personal_data.erasure_requested"
+
+
+# --- retention ------------------------------------------------------------------------
+
+
+class RetentionKind(StrEnum):
+    """What the retention sweep removes once it is older than its setting."""
+
+    WEBHOOK_DELIVERIES = "webhook_deliveries"
+    DELIVERED_EVENTS = "delivered_events"
+    INBOUND_EVENTS = "inbound_events"
+    REQUEST_DETAILS = "request_details"
+    MEETING_LINKS = "meeting_links"
+    # Finished personal data exports, after ``BOOKING_RETENTION_EXPORTS``.
+    EXPORTS = "exports"
+
+
+# --- personal data: export and erasure --------------------------------------------------
+
+
+class PersonalDataSection(StrEnum):
+    """The parts of a person's data export, in the order the document lists them."""
+
+    PROFILE = "profile"
+    CONSULTATION_REQUESTS = "consultation_requests"
+    REQUEST_DRAFTS = "request_drafts"
+    SESSIONS = "sessions"
+    AVAILABILITY = "availability"
+    EVENTS = "events"
+    AUDIT_LOG = "audit_log"
+
+
+class ExportStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+
+
+class ErasureStep(StrEnum):
+    """Where a person's erasure is, in the order it goes."""
+
+    STARTED = "started"
+    SETTLING_REQUESTS = "settling_requests"
+    FORGETTING_WORKFLOWS = "forgetting_workflows"
+    DELETING_FREE_TEXT = "deleting_free_text"
+    PSEUDONYMISING_EVENTS = "pseudonymising_events"
+    PSEUDONYMISING_ROWS = "pseudonymising_rows"
+    COMPLETED = "completed"
+
+
+class ErasureRequester(StrEnum):
+    """How the erasure was asked for."""
+
+    OPERATOR = "operator"
+    IAM = "iam"
+
+
+class OpenRequestAction(StrEnum):
+    """What an erasure does with a request of the person's that is still open."""
+
+    CANCEL = "cancel"  # theirs, or a session they give: cancelled (account_erased)
+    DECLINE = "decline"  # offered to them as consultant: declined, so another is asked
+    WAIT = "wait"  # its session is in progress: it ends on its own

@@ -32,7 +32,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.vocabulary import DeliveryStatus, RequestStatus, SessionStatus, SlotStatus
+from core.vocabulary import (
+    DeliveryStatus,
+    ExportStatus,
+    RequestStatus,
+    SessionStatus,
+    SlotStatus,
+)
 from db.base import Base
 
 
@@ -467,3 +473,125 @@ class InboundWebhookEvent(Base):
     event_type: Mapped[str] = mapped_column(String(64), nullable=False)
     scheduled_session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     received_at: Mapped[datetime] = _created_at()
+
+
+# --- Personal data: the audit trail ---------------------------------------------------
+
+
+class AuditLogEntry(Base):
+    """One change to the catalogue or the configuration: who, what, when, and the
+    changed fields before and after (never a secret). Written in the transaction of
+    the change itself (``db.audit.record``), so neither exists without the other."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        # Newest first, (occurred_at, id) being the keyset cursor: all entries, or one
+        # target's, or one actor's, each an ordered index walk.
+        Index("ix_audit_log_occurred_at", "occurred_at", "id"),
+        Index("ix_audit_log_target", "target_type", "target_id", "occurred_at", "id"),
+        Index("ix_audit_log_actor", "actor_id", "occurred_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    occurred_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    # Null when no person acted (an inbound IAM event).
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    actor_kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    # {"field": {"before": ..., "after": ...}} for the fields that changed.
+    changes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+
+
+# --- Personal data: what the retention sweep walks (db.retention) ----------------------
+# Each sweep takes the oldest due rows first; these keep that a short index walk.
+
+Index("ix_domain_events_occurred_at", DomainEvent.occurred_at)
+Index(
+    "ix_webhook_deliveries_finished_updated_at",
+    WebhookDelivery.updated_at,
+    postgresql_where=text("status IN ('succeeded', 'parked')"),
+)
+Index("ix_inbound_webhook_events_received_at", InboundWebhookEvent.received_at)
+Index(
+    "ix_consultation_requests_details_kept",
+    ConsultationRequest.updated_at,
+    postgresql_where=text("request_details IS NOT NULL"),
+)
+Index(
+    "ix_scheduled_sessions_join_url_kept",
+    ScheduledSession.updated_at,
+    postgresql_where=text("meeting_platform_join_url IS NOT NULL"),
+)
+
+
+# --- Personal data: exports -------------------------------------------------------------
+
+
+class PersonalDataExport(Base):
+    """One export of everything the service holds about a person, built by its
+    workflow in parts and downloaded as one JSON document until it expires."""
+
+    __tablename__ = "personal_data_exports"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_allowed(ExportStatus)})", name="status_allowed"),
+        Index("ix_personal_data_exports_subject_id", "subject_id"),
+        Index("ix_personal_data_exports_requested_at", "requested_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    subject_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    requested_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default=ExportStatus.PENDING.value
+    )
+    requested_at: Mapped[datetime] = _created_at()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PersonalDataExportPart(Base):
+    """A page of one section of an export: a JSON array of items. Parts are numbered
+    in document order, so the download streams them one after another."""
+
+    __tablename__ = "personal_data_export_parts"
+
+    export_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("personal_data_exports.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    section: Mapped[str] = mapped_column(String(32), nullable=False)
+    items: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
+
+
+# --- Personal data: erasures ------------------------------------------------------------
+
+
+class PersonErasure(Base):
+    """That a person's data was (or is being) erased: when, asked by whom, how far it
+    got. Keyed by the person's pseudonym; their id (``subject_id``) is kept only while
+    the erasure runs, so its workflow can find their rows, and cleared when it ends.
+    An erased person's token is recognised by the pseudonym."""
+
+    __tablename__ = "person_erasures"
+    __table_args__ = (
+        CheckConstraint(
+            "(completed_at IS NULL) = (subject_id IS NOT NULL)", name="id_kept_while_running"
+        ),
+        CheckConstraint("requested_via IN ('operator', 'iam')", name="requested_via_allowed"),
+    )
+
+    pseudonym: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    requested_via: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The operator who asked; null when the IAM did.
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    requested_at: Mapped[datetime] = _created_at()
+    step: Mapped[str] = mapped_column(String(32), nullable=False, server_default="started")
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -50,10 +50,15 @@ def verify(
     secret: str,
     tolerance: timedelta,
     now: datetime | None = None,
+    timestamp_header: str = TIMESTAMP_HEADER,
+    signature_header: str = SIGNATURE_HEADER,
 ) -> None:
-    """Raise ``SignatureError`` unless a ``v1`` signature matches and the timestamp is fresh."""
+    """Raise ``SignatureError`` unless a ``v1`` signature matches and the timestamp is fresh.
+
+    The header names only word the errors: the IAM's events are signed the same way
+    under headers of their own (``integrations.iam_webhooks``)."""
     if not timestamp or not signature:
-        raise SignatureError(f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required.")
+        raise SignatureError(f"{timestamp_header} and {signature_header} are required.")
     expected = sign(body, timestamp, secret).encode()
     offered = [part.strip() for part in signature.split(",")]
     # Compare against every offered signature, in constant time each, without
@@ -67,11 +72,11 @@ def verify(
     try:
         sent_at = datetime.fromtimestamp(int(timestamp), tz=UTC)
     except (ValueError, OverflowError, OSError) as exc:
-        raise SignatureError(f"{TIMESTAMP_HEADER} is not unix seconds.") from exc
+        raise SignatureError(f"{timestamp_header} is not unix seconds.") from exc
     current = now or datetime.now(UTC)
     if abs(current - sent_at) > tolerance:
         raise StaleTimestamp(
-            f"{TIMESTAMP_HEADER} is more than {tolerance.total_seconds():g} s away from now."
+            f"{timestamp_header} is more than {tolerance.total_seconds():g} s away from now."
         )
 
 

@@ -52,6 +52,9 @@ WORKFLOW_SANDBOX_MODULES = (
     "workflows.presentation",
     "workflows.search_attributes",
     "workflows.health",
+    "workflows.retention",
+    "workflows.export",
+    "workflows.erasure",
 )
 """What the sandbox loads for every workflow; none of it may reach I/O libraries."""
 IO_LIBRARIES = {"sqlalchemy", "asyncpg", "httpx", "fastapi", "pydantic_settings"}

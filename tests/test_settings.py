@@ -118,6 +118,9 @@ def test_production_with_a_real_secret_and_database(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValidationError, match="BOOKING_DATABASE_URL"):
         Settings()
     monkeypatch.setenv("BOOKING_DATABASE_URL", "postgresql+asyncpg://db/booking")
+    with pytest.raises(ValidationError, match="BOOKING_PSEUDONYM_SECRET"):
+        Settings()  # erasures need a key of their own, not the development one
+    monkeypatch.setenv("BOOKING_PSEUDONYM_SECRET", REAL_SECRET[::-1])
     settings = Settings()
     assert not settings.uses_development_secret
     assert settings.require_database_url() == "postgresql+asyncpg://db/booking"
@@ -153,3 +156,29 @@ def test_only_known_jwt_algorithms_are_allowed(
     monkeypatch.setenv("BOOKING_JWT_ALGORITHMS", algorithms)
     with pytest.raises(ValidationError, match="BOOKING_JWT_ALGORITHMS allows only"):
         Settings()
+
+
+@pytest.mark.usefixtures("configured")
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BOOKING_RETENTION_INBOUND_EVENTS", "60", "RETENTION_INBOUND_EVENTS"),
+        ("BOOKING_TEMPORAL_NAMESPACE_RETENTION", "PT12H", "NAMESPACE_RETENTION"),
+        ("BOOKING_RETENTION_SWEEP_INTERVAL", "0", "SWEEP_INTERVAL"),
+    ],
+)
+def test_retention_settings_that_would_lose_what_is_needed_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    """Forgetting inbound event ids within the replay window would let a replay act
+    twice; Temporal keeps closed workflows at least a day."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+@pytest.mark.usefixtures("configured")
+def test_retention_defaults() -> None:
+    settings = Settings()
+    assert settings.retention_request_details == timedelta(days=180)
+    assert settings.retention_inbound_events > settings.meeting_webhook_tolerance

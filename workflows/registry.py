@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from workflows.consultation import ConsultationWorkflow
+from workflows.erasure import PersonErasureWorkflow
+from workflows.export import PersonalDataExportWorkflow
 from workflows.health import HealthCheckWorkflow
+from workflows.retention import RetentionSweepWorkflow
 
-WORKFLOWS: list[type] = [HealthCheckWorkflow, ConsultationWorkflow]
+WORKFLOWS: list[type] = [
+    HealthCheckWorkflow,
+    ConsultationWorkflow,
+    RetentionSweepWorkflow,
+    PersonalDataExportWorkflow,
+    PersonErasureWorkflow,
+]

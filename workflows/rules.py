@@ -11,6 +11,7 @@ from datetime import datetime
 
 from core.vocabulary import (
     FINAL_REQUEST_STATUSES,
+    CancellationReason,
     ErrorType,
     ParticipantRole,
     Party,
@@ -55,7 +56,8 @@ def check_cancel(
     now: datetime,
 ) -> None:
     """The requester until the cutoff, the session's consultant with a reason (before
-    a booking a consultant declines instead), an operator any time before the start."""
+    a booking a consultant declines instead), an operator any time before the start,
+    and the system when it erases a person (reason ``account_erased``), as an operator."""
     if booking is not None and booking.status is not SessionStatus.SCHEDULED:
         raise rejection(ErrorType.INVALID_STATE, f"the session is {booking.status.value}")
     if message.party is Party.REQUESTER:
@@ -70,6 +72,9 @@ def check_cancel(
             )
         if message.reason is None:
             raise rejection(ErrorType.INVALID_REQUEST, "a consultant must give a reason")
+    elif message.party is Party.SYSTEM:
+        if message.reason is not CancellationReason.ACCOUNT_ERASED:
+            raise rejection(ErrorType.NOT_ALLOWED, "the system cancels only for an erasure")
     elif message.party is not Party.OPERATOR:
         raise rejection(ErrorType.NOT_ALLOWED, f"{message.party.value} cannot cancel")
 

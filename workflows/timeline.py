@@ -75,6 +75,8 @@ def cancelled_session_status(party: Party) -> SessionStatus:
 def cancellation_status_reason(party: Party, reason: CancellationReason | None) -> StatusReason:
     if reason is CancellationReason.MEETING_PLATFORM_FAILURE:
         return StatusReason.MEETING_PLATFORM_FAILURE
+    if party is Party.SYSTEM and reason is CancellationReason.ACCOUNT_ERASED:
+        return StatusReason.ACCOUNT_ERASED
     if party is Party.REQUESTER:
         return StatusReason.CANCELLED_BY_REQUESTER
     if party is Party.CONSULTANT:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from api.audit_trail import actor_of
 from api.auth import Principal, Role
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, SignedIn
 from api.errors import Conflict, Forbidden, NotFound, SlotConflict, Unprocessable
@@ -34,7 +35,8 @@ from api.schemas.availability import (
 )
 from api.schemas.fields import IsoAwareDatetime
 from core.settings import Settings
-from core.vocabulary import SlotStatus
+from core.vocabulary import AuditAction, AuditTarget, SlotStatus
+from db import audit
 from db.availability.recurrence import Recurrence, RecurrenceError, expand_recurrence, load_zone
 from db.availability.slots import (
     ConsultantNotFoundError,
@@ -47,7 +49,7 @@ from db.availability.slots import (
     delete_free_slot,
     list_slots,
 )
-from db.models import ConsultantProfile
+from db.models import AvailabilitySlot, ConsultantProfile
 
 router = APIRouter(prefix="/v1/consultants/{user_id}/availability", tags=["availability"])
 
@@ -193,6 +195,15 @@ async def create_availability(
         raise _overlap_problem(exc) from exc
     except ConsultantNotFoundError as exc:
         raise NotFound(f"Consultant {user_id} has no profile.") from exc
+    published = [{"id": str(slot.id), **audit.snapshot(slot)} for slot in slots]
+    await audit.record(
+        session,
+        actor=actor_of(principal),
+        action=AuditAction.AVAILABILITY_PUBLISHED,
+        target_type=AuditTarget.CONSULTANT_AVAILABILITY,
+        target_id=user_id,
+        changed={"slots": {"before": None, "after": published}},
+    )
     await session.commit()
     return SlotsCreated(items=[SlotOut.model_validate(slot) for slot in slots])
 
@@ -268,12 +279,21 @@ async def change_slot_status(
     principal: CurrentPrincipal,
 ) -> SlotOut:
     _require_manager(principal, user_id)
+    before = await audit.locked_snapshot(session, AvailabilitySlot, slot_id)
     try:
         slot = await change_free_status(session, user_id, slot_id, SlotStatus(body.status))
     except SlotNotFoundError as exc:
         raise NotFound(f"Consultant {user_id} has no slot {slot_id}.") from exc
     except SlotNotFreeError as exc:
         raise _not_free(slot_id, exc) from exc
+    await audit.record(
+        session,
+        actor=actor_of(principal),
+        action=AuditAction.AVAILABILITY_SLOT_CHANGED,
+        target_type=AuditTarget.AVAILABILITY_SLOT,
+        target_id=slot_id,
+        changed=audit.changes(before, audit.snapshot(slot)),
+    )
     await session.commit()
     return SlotOut.model_validate(slot)
 
@@ -288,11 +308,20 @@ async def delete_slot(
     user_id: uuid.UUID, slot_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     _require_manager(principal, user_id)
+    before = await audit.locked_snapshot(session, AvailabilitySlot, slot_id)
     try:
         await delete_free_slot(session, user_id, slot_id)
     except SlotNotFoundError as exc:
         raise NotFound(f"Consultant {user_id} has no slot {slot_id}.") from exc
     except SlotNotFreeError as exc:
         raise _not_free(slot_id, exc) from exc
+    await audit.record(
+        session,
+        actor=actor_of(principal),
+        action=AuditAction.AVAILABILITY_SLOT_DELETED,
+        target_type=AuditTarget.AVAILABILITY_SLOT,
+        target_id=slot_id,
+        changed=audit.changes(before, None),
+    )
     await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

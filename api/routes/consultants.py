@@ -10,6 +10,7 @@ from sqlalchemy import Boolean, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import ReturningInsert
 
+from api.audit_trail import actor_of
 from api.auth import Principal, Role
 from api.deps import CurrentPrincipal, SessionDep, SignedIn
 from api.errors import BadRequest, Forbidden, NotFound, Unprocessable
@@ -21,6 +22,8 @@ from api.schemas.consultants import (
     ConsultantProfilePatch,
     Specialization,
 )
+from core.vocabulary import AuditAction, AuditTarget
+from db import audit
 from db.models import ConsultantProfile
 
 router = APIRouter(prefix="/v1/consultants", tags=["consultants"])
@@ -107,6 +110,7 @@ async def put_consultant(
 ) -> ConsultantProfileOut:
     ensure_may_manage(principal, consultant_user_id)
     values = body.model_dump()
+    before = await audit.locked_snapshot(session, ConsultantProfile, consultant_user_id)
     # One upsert statement, so two concurrent PUTs of a new profile cannot both insert;
     # ``xmax = 0`` tells a fresh row from an updated one.
     upsert: ReturningInsert[tuple[bool]] = (
@@ -116,10 +120,25 @@ async def put_consultant(
         .returning(literal_column("xmax = 0", Boolean))
     )
     created = bool((await session.execute(upsert)).scalar_one())
+    profile = await session.get(ConsultantProfile, consultant_user_id, populate_existing=True)
+    assert profile is not None  # just written
+    await audit.record(
+        session,
+        actor=actor_of(principal),
+        action=(
+            AuditAction.CONSULTANT_PROFILE_CREATED
+            if created
+            else AuditAction.CONSULTANT_PROFILE_REPLACED
+        ),
+        target_type=AuditTarget.CONSULTANT_PROFILE,
+        target_id=consultant_user_id,
+        # A profile another PUT created between the locked read and the upsert reads
+        # as new here: the lock cannot cover a row that did not exist yet.
+        changed=audit.changes(None if created else before, audit.snapshot(profile)),
+    )
     await session.commit()
     if created:
         response.status_code = status.HTTP_201_CREATED
-    profile = await session.get(ConsultantProfile, consultant_user_id, populate_existing=True)
     return ConsultantProfileOut.model_validate(profile)
 
 
@@ -135,12 +154,21 @@ async def patch_consultant(
     principal: CurrentPrincipal,
 ) -> ConsultantProfileOut:
     ensure_may_manage(principal, consultant_user_id)
+    before = await audit.locked_snapshot(session, ConsultantProfile, consultant_user_id)
     profile = await get_profile(session, consultant_user_id)
     changes = body.model_dump(exclude_unset=True)
     for field in sorted(_NOT_NULL & {k for k, v in changes.items() if v is None}):
         raise Unprocessable(f"{field} cannot be null.")
     for field, value in changes.items():
         setattr(profile, field, value)
+    await audit.record(
+        session,
+        actor=actor_of(principal),
+        action=AuditAction.CONSULTANT_PROFILE_UPDATED,
+        target_type=AuditTarget.CONSULTANT_PROFILE,
+        target_id=consultant_user_id,
+        changed=audit.changes(before, audit.snapshot(profile)),
+    )
     await session.commit()
     await session.refresh(profile)
     return ConsultantProfileOut.model_validate(profile)

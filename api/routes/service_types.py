@@ -9,11 +9,14 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import literal, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
+from api.audit_trail import actor_of
 from api.deps import OperatorPrincipal, SessionDep, SignedIn
 from api.errors import BadRequest, Conflict, NotFound, Unprocessable
 from api.openapi import problems
 from api.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from api.schemas.service_types import ServiceTypeCreate, ServiceTypeOut, ServiceTypePatch
+from core.vocabulary import AuditAction, AuditTarget
+from db import audit
 from db.errors import constraint_name
 from db.models import ServiceType
 
@@ -29,8 +32,27 @@ async def _get(session: SessionDep, service_type_id: uuid.UUID) -> ServiceType:
     return service_type
 
 
-async def _commit_unique_name(session: SessionDep, name: str) -> None:
+async def _commit_audited(
+    session: SessionDep,
+    service_type: ServiceType,
+    *,
+    actor: audit.Actor,
+    action: AuditAction,
+    before: audit.Snapshot | None,
+) -> None:
+    """Write the change and its audit row in one transaction; a taken name is a 409
+    (and leaves neither)."""
+    name = service_type.name  # the rollback expires the row's attributes
     try:
+        await session.flush()
+        await audit.record(
+            session,
+            actor=actor,
+            action=action,
+            target_type=AuditTarget.SERVICE_TYPE,
+            target_id=service_type.id,
+            changed=audit.changes(before, audit.snapshot(service_type)),
+        )
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
@@ -81,11 +103,17 @@ async def get_service_type(
     responses=problems((409, "The name is taken")),
 )
 async def create_service_type(
-    body: ServiceTypeCreate, session: SessionDep, _: OperatorPrincipal
+    body: ServiceTypeCreate, session: SessionDep, principal: OperatorPrincipal
 ) -> ServiceTypeOut:
     service_type = ServiceType(**body.model_dump())
     session.add(service_type)
-    await _commit_unique_name(session, body.name)
+    await _commit_audited(
+        session,
+        service_type,
+        actor=actor_of(principal),
+        action=AuditAction.SERVICE_TYPE_CREATED,
+        before=None,
+    )
     await session.refresh(service_type)
     return ServiceTypeOut.model_validate(service_type)
 
@@ -96,14 +124,24 @@ async def create_service_type(
     responses=problems(404, (409, "The name is taken")),
 )
 async def patch_service_type(
-    service_type_id: uuid.UUID, body: ServiceTypePatch, session: SessionDep, _: OperatorPrincipal
+    service_type_id: uuid.UUID,
+    body: ServiceTypePatch,
+    session: SessionDep,
+    principal: OperatorPrincipal,
 ) -> ServiceTypeOut:
+    before = await audit.locked_snapshot(session, ServiceType, service_type_id)
     service_type = await _get(session, service_type_id)
     changes = body.model_dump(exclude_unset=True)
     for field in _NOT_NULL & {k for k, v in changes.items() if v is None}:
         raise Unprocessable(f"{field} cannot be null.")
     for field, value in changes.items():
         setattr(service_type, field, value)
-    await _commit_unique_name(session, service_type.name)
+    await _commit_audited(
+        session,
+        service_type,
+        actor=actor_of(principal),
+        action=AuditAction.SERVICE_TYPE_UPDATED,
+        before=before,
+    )
     await session.refresh(service_type)
     return ServiceTypeOut.model_validate(service_type)

@@ -6,20 +6,21 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
+from api.audit_trail import actor_of
 from api.deps import OperatorPrincipal, SessionDep
 from api.errors import BadRequest, Conflict, NotFound
 from api.openapi import problems
 from api.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from api.routes.webhook_subscriptions import get_subscription
 from api.schemas.webhooks import WebhookDeliveryOut
-from core.vocabulary import DeliveryStatus
+from core.vocabulary import AuditAction, AuditTarget, DeliveryStatus
+from db import audit
 from db.models import DomainEvent, WebhookDelivery
+from db.webhook_deliveries import reset_for_redelivery
 
 router = APIRouter(tags=["webhooks"])
-
-_REDELIVERABLE = (DeliveryStatus.SUCCEEDED.value, DeliveryStatus.PARKED.value)
 
 
 def _out(delivery: WebhookDelivery, event_type: str) -> WebhookDeliveryOut:
@@ -88,21 +89,10 @@ async def list_deliveries(
     responses=problems(404, (409, "The delivery is still pending or in flight")),
 )
 async def redeliver(
-    delivery_id: uuid.UUID, session: SessionDep, _: OperatorPrincipal
+    delivery_id: uuid.UUID, session: SessionDep, principal: OperatorPrincipal
 ) -> WebhookDeliveryOut:
-    # One conditional update, so a dispatcher that claims it meanwhile cannot interleave.
-    reset = await session.scalar(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status.in_(_REDELIVERABLE))
-        .values(
-            status=DeliveryStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=func.now(),
-            locked_until=None,
-        )
-        .returning(WebhookDelivery.id)
-    )
-    if reset is None:
+    before = await reset_for_redelivery(session, delivery_id)
+    if before is None:
         current = await session.get(WebhookDelivery, delivery_id)
         if current is None:
             raise NotFound(f"Webhook delivery {delivery_id} does not exist.")
@@ -110,6 +100,17 @@ async def redeliver(
             f"Webhook delivery {delivery_id} is {current.status}; only a parked or "
             "succeeded delivery can be sent again."
         )
+    await audit.record(
+        session,
+        actor=actor_of(principal),
+        action=AuditAction.WEBHOOK_DELIVERY_REDELIVERED,
+        target_type=AuditTarget.WEBHOOK_DELIVERY,
+        target_id=delivery_id,
+        changed=audit.changes(
+            {"status": before.status.value, "attempts": before.attempts},
+            {"status": DeliveryStatus.PENDING.value, "attempts": 0},
+        ),
+    )
     await session.commit()
     delivery, event_type = (
         await session.execute(

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import func, select, tuple_
 
+from api.audit_trail import actor_of
+from api.auth import Principal
 from api.deps import OperatorPrincipal, SessionDep, SettingsDep
 from api.errors import NotFound, Unprocessable
 from api.openapi import problems
@@ -19,6 +21,9 @@ from api.schemas.webhooks import (
     WebhookSubscriptionWithSecret,
 )
 from core.settings import Settings
+from core.vocabulary import AuditAction, AuditTarget
+from db import audit
+from db.json_values import json_value
 from db.models import WebhookSubscription
 from integrations.webhooks.signing import generate_secret
 from integrations.webhooks.targets import TargetRefused, webhook_target_policy
@@ -53,6 +58,23 @@ def _with_secret(subscription: WebhookSubscription) -> WebhookSubscriptionWithSe
     return WebhookSubscriptionWithSecret.model_validate(subscription)
 
 
+async def _audit(
+    session: SessionDep,
+    principal: Principal,
+    action: AuditAction,
+    subscription_id: uuid.UUID,
+    changed: audit.Changes,
+) -> None:
+    await audit.record(
+        session,
+        actor=actor_of(principal),
+        action=action,
+        target_type=AuditTarget.WEBHOOK_SUBSCRIPTION,
+        target_id=subscription_id,
+        changed=changed,
+    )
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -65,7 +87,7 @@ async def create_subscription(
     body: WebhookSubscriptionCreate,
     session: SessionDep,
     settings: SettingsDep,
-    _: OperatorPrincipal,
+    principal: OperatorPrincipal,
 ) -> WebhookSubscriptionWithSecret:
     _check_target(body.url, settings)
     subscription = WebhookSubscription(
@@ -76,6 +98,14 @@ async def create_subscription(
         secret=generate_secret(),
     )
     session.add(subscription)
+    await session.flush()
+    await _audit(
+        session,
+        principal,
+        AuditAction.WEBHOOK_SUBSCRIPTION_CREATED,
+        subscription.id,
+        audit.changes(None, audit.snapshot(subscription)),
+    )
     await session.commit()
     await session.refresh(subscription)
     return _with_secret(subscription)
@@ -133,8 +163,9 @@ async def patch_subscription(
     body: WebhookSubscriptionPatch,
     session: SessionDep,
     settings: SettingsDep,
-    _: OperatorPrincipal,
+    principal: OperatorPrincipal,
 ) -> WebhookSubscriptionOut:
+    before = await audit.locked_snapshot(session, WebhookSubscription, subscription_id)
     subscription = await get_subscription(session, subscription_id)
     if body.url is not None:
         _check_target(body.url, settings)
@@ -145,6 +176,13 @@ async def patch_subscription(
         if field == "event_types":
             value = [str(event_type) for event_type in value]
         setattr(subscription, field, value)
+    await _audit(
+        session,
+        principal,
+        AuditAction.WEBHOOK_SUBSCRIPTION_UPDATED,
+        subscription_id,
+        audit.changes(before, audit.snapshot(subscription)),
+    )
     await session.commit()
     await session.refresh(subscription)
     return WebhookSubscriptionOut.model_validate(subscription)
@@ -157,10 +195,18 @@ async def patch_subscription(
     responses=problems(404),
 )
 async def delete_subscription(
-    subscription_id: uuid.UUID, session: SessionDep, _: OperatorPrincipal
+    subscription_id: uuid.UUID, session: SessionDep, principal: OperatorPrincipal
 ) -> Response:
+    before = await audit.locked_snapshot(session, WebhookSubscription, subscription_id)
     subscription = await get_subscription(session, subscription_id)
     await session.delete(subscription)
+    await _audit(
+        session,
+        principal,
+        AuditAction.WEBHOOK_SUBSCRIPTION_DELETED,
+        subscription_id,
+        audit.changes(before, None),
+    )
     await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -174,9 +220,14 @@ async def delete_subscription(
     "without rejecting any.",
 )
 async def rotate_secret(
-    subscription_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: OperatorPrincipal
+    subscription_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: OperatorPrincipal,
 ) -> WebhookSubscriptionWithSecret:
+    await audit.locked_snapshot(session, WebhookSubscription, subscription_id)
     subscription = await get_subscription(session, subscription_id)
+    expired_before = subscription.previous_secret_expires_at
     grace = settings.webhook_secret_rotation_grace
     if grace.total_seconds() > 0:
         # The database's clock, the one the dispatcher compares the expiry with.
@@ -187,6 +238,18 @@ async def rotate_secret(
         subscription.previous_secret = None
         subscription.previous_secret_expires_at = None
     subscription.secret = generate_secret()
+    # The secrets themselves stay out of the trail: the action says one was rotated,
+    # the change shows until when the previous one still signs.
+    await _audit(
+        session,
+        principal,
+        AuditAction.WEBHOOK_SUBSCRIPTION_SECRET_ROTATED,
+        subscription_id,
+        audit.changes(
+            {"previous_secret_expires_at": json_value(expired_before)},
+            {"previous_secret_expires_at": json_value(subscription.previous_secret_expires_at)},
+        ),
+    )
     await session.commit()
     await session.refresh(subscription)
     return _with_secret(subscription)

@@ -11,12 +11,19 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from api.schemas.fields import IsoAwareDatetime
-from core.vocabulary import CancellationReason, DeclineReason, RequestStatus, SessionStatus
+from core.vocabulary import (
+    SYSTEM_ONLY_CANCELLATION_REASONS,
+    CancellationReason,
+    DeclineReason,
+    RequestStatus,
+    SessionStatus,
+)
 from workflows.contracts.messages import RequestDetails
 
 MAX_DETAILS_LENGTH = 4000
@@ -122,6 +129,29 @@ class DeclineBody(BaseModel):
     reason: DeclineReason = Field(description="Why the consultant cannot take it.")
 
 
+def _given_by_users(reason: CancellationReason) -> CancellationReason:
+    if reason in SYSTEM_ONLY_CANCELLATION_REASONS:
+        raise ValueError(f"{reason.value!r} is the system's own reason")
+    return reason
+
+
+UserCancellationReason = Annotated[
+    CancellationReason,
+    AfterValidator(_given_by_users),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [
+                reason.value
+                for reason in CancellationReason
+                if reason not in SYSTEM_ONLY_CANCELLATION_REASONS
+            ],
+        }
+    ),
+]
+"""A reason a learner, consultant or operator may give (not an erasure's)."""
+
+
 class CancelBody(BaseModel):
     """Optional for requesters and operators; consultants cancelling a session must
     give one."""
@@ -130,7 +160,7 @@ class CancelBody(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "change_of_plans"}]}
     )
 
-    reason: CancellationReason | None = Field(default=None, description="A reason code.")
+    reason: UserCancellationReason | None = Field(default=None, description="A reason code.")
 
 
 class AssignBody(BaseModel):

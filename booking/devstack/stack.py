@@ -37,8 +37,8 @@ from booking.devstack.processes import spawn, stop_process, wait_until_ready
 from booking.devstack.temporal import TemporalDevServer, find_temporal_binary
 from booking.devstack.watchdog import Watchdog
 from booking.migrate import upgrade_to_head
-from booking.search_attributes_setup import register_search_attributes
 from booking.temporal_cli import command_line, temporal_cli_args
+from booking.temporal_setup import set_up_temporal
 from booking.tokens import TokenConfigError, mint_token
 from core.settings import Settings
 from db.engine import create_engine, create_session_factory
@@ -161,8 +161,8 @@ class DevStack:
         self.say("applying database migrations …")
         upgrade_to_head(self._database_url(), configure_logging=False)
 
-        self.say("registering search attributes …")
-        asyncio.run(self._register_search_attributes())
+        self.say("setting up Temporal (search attributes, retention, schedules) …")
+        asyncio.run(self._set_up_temporal())
 
         if self.demo:
             self.say("seeding demo data …")
@@ -252,10 +252,10 @@ class DevStack:
         services.callback(self._stop, name, lambda: stop_process(process, name=name, timeout=30))
         self._children.append(_Child(name, process))
 
-    async def _register_search_attributes(self) -> None:
+    async def _set_up_temporal(self) -> None:
         settings = self.settings.model_copy(update={"temporal_address": self.temporal_address})
         client = await connect_temporal(settings)
-        await register_search_attributes(client, settings.temporal_namespace)
+        await set_up_temporal(client, settings)
 
     async def _seed_demo(self) -> DemoSummary:
         engine = create_engine(self.settings.model_copy(update={"database_url": self.database_url}))

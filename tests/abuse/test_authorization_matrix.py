@@ -32,6 +32,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from core.settings import Settings
+from db import exports
 from db.models import WebhookSubscription
 from integrations.webhooks.signing import generate_secret
 from tests.abuse.world import Party, World
@@ -169,6 +170,28 @@ async def _search(world: World, learner: Party, consultant: Party) -> Call:
     return Call("GET", "/v1/availability/search", params=params)
 
 
+async def _export_of_learner(world: World, learner: Party, consultant: Party) -> Call:
+    async with world.backend.session_factory() as session, session.begin():
+        export = await exports.create_export(
+            session, subject_id=learner.user_id, requested_by=learner.user_id
+        )
+    return Call("GET", f"/v1/people/{learner.user_id}/data-exports/{export.id}")
+
+
+async def _document_of_learner(world: World, learner: Party, consultant: Party) -> Call:
+    call = await _export_of_learner(world, learner, consultant)
+    return Call("GET", call.path + "/document")  # still pending: 409 once let through
+
+
+async def _fresh_person(method: str) -> Call:
+    return Call(method, f"/v1/people/{uuid.uuid4()}/erasure")
+
+
+def the_person(expected: Expectation) -> dict[Caller, Cell]:
+    """The learner whose data it is, and operators; a consultant is someone else here."""
+    return {**operators(expected), "learner": (expected, 403)}
+
+
 REQUEST = "/v1/consultation-requests/{learner.request_id}"
 SESSION = "/v1/sessions/{learner.session_id}"
 PROFILE = "/v1/consultants/{consultant.user_id}"
@@ -274,6 +297,30 @@ MATRIX: dict[str, Row] = {
         fixed("POST", f"/v1/webhook-deliveries/{uuid.uuid4()}/redeliver"),
         operators(ALLOWED),  # 404: there is no such delivery
     ),
+    # A person's data: the person themself and operators.
+    "POST /v1/people/{person_id}/data-exports": Row(
+        fixed("POST", "/v1/people/{learner.user_id}/data-exports"),
+        the_person(ALLOWED),  # 503: the export's workflow cannot be started here
+        owned=True,
+    ),
+    "GET /v1/people/{person_id}/data-exports/{export_id}": Row(
+        _export_of_learner, the_person(OK), owned=True
+    ),
+    "GET /v1/people/{person_id}/data-exports/{export_id}/document": Row(
+        _document_of_learner, the_person(ALLOWED), owned=True
+    ),
+    # Erasure: operators (a fresh person each time: once asked for, a person is gone).
+    "POST /v1/people/{person_id}/erasure": Row(
+        lambda world, learner, consultant: _fresh_person("POST"),
+        operators(ALLOWED),  # recorded, then 503: the workflow cannot be started here
+    ),
+    "GET /v1/people/{person_id}/erasure": Row(
+        lambda world, learner, consultant: _fresh_person("GET"),
+        operators(ALLOWED),  # 404: never asked for
+    ),
+    "POST /v1/webhooks/iam": Row(fixed("POST", "/v1/webhooks/iam", json={}), everyone(401)),
+    # The audit trail: operators only.
+    "GET /v1/audit-log": Row(fixed("GET", "/v1/audit-log"), operators(OK)),
     # Signed by the meeting platform: a bearer token is no substitute for the signature.
     "POST /v1/webhooks/meeting-platform": Row(
         fixed("POST", "/v1/webhooks/meeting-platform", json={}), everyone(401)
@@ -287,7 +334,10 @@ MATRIX: dict[str, Row] = {
 @pytest.fixture(scope="module")
 async def matrix_app(settings: Settings) -> AsyncIterator[FastAPI]:
     configured = settings.model_copy(
-        update={"meeting_webhook_secret": SecretStr(MEETING_WEBHOOK_SECRET)}
+        update={
+            "meeting_webhook_secret": SecretStr(MEETING_WEBHOOK_SECRET),
+            "iam_webhook_secret": SecretStr(MEETING_WEBHOOK_SECRET),
+        }
     )
     unreachable = await Client.connect("127.0.0.1:1", lazy=True)
     application = create_app(configured, temporal=unreachable)

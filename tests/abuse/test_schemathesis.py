@@ -85,13 +85,14 @@ NO_SERVER_ERRORS = ["2xx", "3xx", "4xx"]
 # "METHOD /path" regexes over the OpenAPI document.
 ALLOWANCES: list[tuple[str, str, list[str], str]] = [
     (
-        r"^[A-Z]+ (/readyz|/v1/consultation-requests.*|/v1/sessions/\{session_id\}/.*)$",
+        r"^[A-Z]+ (/readyz|/v1/consultation-requests.*|/v1/sessions/\{session_id\}/.*"
+        r"|/v1/people/\{person_id\}/(data-exports|erasure))$",
         "not_a_server_error",
         ["503"],
         "Temporal is unreachable in this test, the documented 503",
     ),
     (
-        r"^GET /v1/(service-types|consultants|consultation-requests|sessions|events"
+        r"^GET /v1/(service-types|consultants|consultation-requests|sessions|events|audit-log"
         r"|webhook-subscriptions|availability/search|consultants/\{user_id\}/availability"
         r"|webhook-subscriptions/\{subscription_id\}/deliveries)$",
         "positive_data_acceptance",
@@ -106,7 +107,7 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         "sent as the path `None`, which is no UUID",
     ),
     (
-        r"^GET /v1/(availability/search|consultants/\{user_id\}/availability)$",
+        r"^GET /v1/(availability/search|consultants/\{user_id\}/availability|audit-log)$",
         "positive_data_acceptance",
         ["422"],
         "`to` after `from`; a window of at most 62 days; an active service type",
@@ -276,10 +277,13 @@ def run_schemathesis(app: FastAPI, config: schemathesis.Config) -> Outcome:
 
 @pytest.fixture(scope="module")
 def fuzzed_settings(settings: Settings) -> Settings:
-    # A configured secret, so the meeting-platform webhook checks signatures (401)
+    # Configured secrets, so the inbound webhooks check signatures (401)
     # rather than answering "not configured" (503).
     return settings.model_copy(
-        update={"meeting_webhook_secret": SecretStr("meeting-platform-secret-0000000000")}
+        update={
+            "meeting_webhook_secret": SecretStr("meeting-platform-secret-0000000000"),
+            "iam_webhook_secret": SecretStr("iam-secret-000000000000000000000000"),
+        }
     )
 
 

@@ -10,7 +10,10 @@ from activities.registry import build_activities
 from core.settings import Environment, MeetingProvider, Settings
 from integrations.meetings.factory import build_meeting_platform
 from integrations.meetings.http import HttpMeetingPlatform
+from workflows.contracts.erasure import ErasureActivity
+from workflows.contracts.export import ExportActivity
 from workflows.contracts.names import ActivityName
+from workflows.contracts.retention import RetentionActivity
 from workflows.registry import WORKFLOWS
 
 TEST_SECRET = SecretStr("unit-test-secret-of-at-least-32-characters")
@@ -25,7 +28,12 @@ def test_every_activity_the_workflow_calls_is_registered_once() -> None:
         assert definition is not None
         assert definition.name is not None
         names.append(definition.name)
-    assert sorted(names) == sorted(name.value for name in ActivityName)
+    expected = [
+        name.value
+        for names_of in (ActivityName, RetentionActivity, ExportActivity, ErasureActivity)
+        for name in names_of
+    ]
+    assert sorted(names) == sorted(expected)
 
 
 def test_the_consultation_workflow_is_registered() -> None:

@@ -14,6 +14,10 @@ from sqlalchemy.engine import make_url
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TABLES = (
+    "person_erasures",
+    "personal_data_export_parts",
+    "personal_data_exports",
+    "audit_log",
     "webhook_deliveries",
     "webhook_subscriptions",
     "webhook_fanout_cursor",
