@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     meeting_api_token: SecretStr | None = None
     meeting_api_timeout: Duration = timedelta(seconds=10)
     meeting_webhook_secret: SecretStr | None = None
+    # A meeting the platform could not create yet is retried until this long before
+    # the session's start; only then is the session cancelled (meeting_platform_failure).
+    meeting_deadline_before_start: Duration = Field(default=timedelta(minutes=15), ge=timedelta(0))
 
     # --- Events and integrations: outgoing webhooks, inbound meeting-platform events ---
     # Attempts per delivery before it is parked for an operator to redeliver.

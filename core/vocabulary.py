@@ -48,6 +48,16 @@ class SessionStatus(StrEnum):
     NO_SHOW_CONSULTANT = "no_show_consultant"
 
 
+class MeetingStatus(StrEnum):
+    """Where a booked session's meeting stands on the meeting platform."""
+
+    # Not created yet: the platform is being retried until the meeting deadline.
+    PENDING = "pending"
+    READY = "ready"
+    # The session moved and the platform still has the meeting at the old time.
+    NEEDS_UPDATE = "needs_update"
+
+
 class DeliveryStatus(StrEnum):
     """The life of one outgoing webhook delivery (one event to one subscription)."""
 

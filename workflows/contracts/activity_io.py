@@ -177,10 +177,14 @@ class ReservedSession:
 
 @dataclass(frozen=True, kw_only=True)
 class MeetingInput:
+    """``deadline``: until when the workflow keeps retrying this call (``None`` from
+    workflows that gave the platform a fixed number of attempts instead)."""
+
     request_id: uuid.UUID
     session_id: uuid.UUID
     start: datetime
     end: datetime
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

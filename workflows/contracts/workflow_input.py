@@ -30,6 +30,8 @@ class LifecycleTimings:
     no_show_grace_seconds: float
     no_show_report_window_seconds: float
     requester_cancel_cutoff_seconds: float
+    # Workflows submitted before this setting existed get its default (15 min).
+    meeting_deadline_before_start_seconds: float = 900.0
 
     @classmethod
     def from_settings(
@@ -50,6 +52,7 @@ class LifecycleTimings:
             no_show_grace_seconds=_seconds(settings.no_show_grace),
             no_show_report_window_seconds=_seconds(settings.no_show_report_window),
             requester_cancel_cutoff_seconds=_seconds(settings.requester_cancel_cutoff),
+            meeting_deadline_before_start_seconds=_seconds(settings.meeting_deadline_before_start),
         )
 
     @property
@@ -87,6 +90,10 @@ class LifecycleTimings:
     @property
     def requester_cancel_cutoff(self) -> timedelta:
         return timedelta(seconds=self.requester_cancel_cutoff_seconds)
+
+    @property
+    def meeting_deadline_before_start(self) -> timedelta:
+        return timedelta(seconds=self.meeting_deadline_before_start_seconds)
 
 
 @dataclass(frozen=True, kw_only=True)
