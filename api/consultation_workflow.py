@@ -36,12 +36,14 @@ from api.errors import (
     MeetingPlatformRejected,
     NoFittingSlot,
     ProblemError,
+    RateLimited,
     RequestFinished,
     ServiceUnavailable,
     SlotUnavailable,
     Unprocessable,
     WorkflowTimeout,
 )
+from api.submission_checks import open_request_limit
 from core.vocabulary import ErrorType
 from workflows.consultation import ConsultationWorkflow
 from workflows.contracts.messages import RequestDetails, SubmitRequest
@@ -74,6 +76,7 @@ _REFUSALS: dict[ErrorType, type[ProblemError]] = {
     ErrorType.INVALID_REQUEST: Unprocessable,
     ErrorType.DUPLICATE_IDEMPOTENCY_KEY: IdempotencyKeyReused,
     ErrorType.MEETING_PLATFORM_REJECTED: MeetingPlatformRejected,
+    ErrorType.OPEN_REQUEST_LIMIT: RateLimited,
 }
 
 
@@ -88,6 +91,9 @@ def refusal(cause: BaseException | None) -> ProblemError | None:
     detail = cause.message[:1].upper() + cause.message[1:]
     if cause.type == ErrorType.DUPLICATE_IDEMPOTENCY_KEY and cause.details:
         return problem(f"{detail}.", request_id=str(cause.details[0]))
+    if cause.type == ErrorType.OPEN_REQUEST_LIMIT and len(cause.details) == 2:
+        open_requests, cap = cause.details
+        return open_request_limit(int(open_requests), int(cap))
     return problem(f"{detail}.")
 
 

@@ -130,6 +130,7 @@ async def _start(
         company_id=body.company_id,
         idempotency_key=idempotency_key,
         details_staged=body.details is not None,
+        open_request_cap=settings.max_open_requests_per_learner,
     )
     if body.details is not None:
         await stage_details(

@@ -137,6 +137,7 @@ class ErrorType(StrEnum):
     DUPLICATE_IDEMPOTENCY_KEY = "DuplicateIdempotencyKey"
     MEETING_PLATFORM_REJECTED = "MeetingPlatformRejected"
     REQUEST_FINISHED = "RequestFinished"
+    OPEN_REQUEST_LIMIT = "OpenRequestLimit"
 
 
 def no_show_status(absent: ParticipantRole) -> SessionStatus:

@@ -43,6 +43,7 @@ class PersistRequestInput:
     company_id: uuid.UUID | None
     idempotency_key: str | None
     details_staged: bool
+    open_request_cap: int | None = None
 
     @classmethod
     def of(cls, request: ConsultationInput) -> PersistRequestInput:

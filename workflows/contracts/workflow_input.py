@@ -105,6 +105,8 @@ class ConsultationInput:
     ``idempotency_key`` is the client's key, kept for the unique (requester, key) row.
     ``details_staged`` says the API staged the request's details text under
     ``request_id`` for ``persist_request`` to move into the row (see ``activities``).
+    ``open_request_cap``: how many open requests the learner may have, this one
+    included; ``persist_request`` enforces it (``None``: no cap, as before it existed).
     """
 
     request_id: uuid.UUID
@@ -119,6 +121,7 @@ class ConsultationInput:
     company_id: uuid.UUID | None = None
     idempotency_key: str | None = None
     details_staged: bool = False
+    open_request_cap: int | None = None
 
     @property
     def duration(self) -> timedelta:
