@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -168,6 +169,19 @@ async def live_details(client: Client, request_id: uuid.UUID) -> RequestDetails 
     except (TimeoutError, RPCError, TemporalError, RuntimeError) as exc:
         logger.info("live details of request %s unavailable: %s", request_id, exc)
         return None
+
+
+async def is_running(client: Client, request_id: uuid.UUID) -> bool:
+    """Whether the request's workflow runs; ``False`` also when that cannot be told
+    quickly (the caller then answers as if it did not)."""
+    handle = handle_for(client, request_id)
+    try:
+        async with asyncio.timeout(LIVE_DETAILS_TIMEOUT.total_seconds()):
+            description = await handle.describe()
+    except (TimeoutError, RPCError, TemporalError, RuntimeError) as exc:
+        logger.info("workflow of request %s not described: %s", request_id, exc)
+        return False
+    return description.status is WorkflowExecutionStatus.RUNNING
 
 
 async def _bounded(request_id: uuid.UUID, call: Awaitable[ResultT]) -> ResultT:

@@ -119,6 +119,13 @@ class IdempotencyKeyReused(Conflict):
     slug, title = "idempotency-key-reused", "Idempotency-Key already used"
 
 
+class SubmissionInProgress(Conflict):
+    """A retry of a submission whose first copy is still being stored (the IETF
+    Idempotency-Key draft's answer to a concurrent retry)."""
+
+    slug, title = "submission-in-progress", "The request is still being stored"
+
+
 class MeetingPlatformRejected(ProblemError):
     status, slug, title = 502, "meeting-platform-rejected", "The meeting platform refused"
 
