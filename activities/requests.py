@@ -246,6 +246,14 @@ async def _store_request(session: AsyncSession, arg: PersistRequestInput) -> Per
         details = await take_details(
             session, request_id=arg.request_id, requester_id=arg.requester_id
         )
+        if details is None:
+            # Never store the request without what the learner wrote: refuse it, so
+            # the submit (if anyone still waits) and the workflow fail visibly.
+            activity.logger.error("request %s: its staged details are gone", arg.request_id)
+            raise business_failure(
+                ErrorType.INVALID_REQUEST,
+                "the request's details were no longer staged; submit it again",
+            )
     requested_at = await _insert_request(session, arg, details)
     await emit(
         session,

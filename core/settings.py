@@ -128,7 +128,8 @@ class Settings(BaseSettings):
     max_open_requests_per_learner: int = Field(default=5, ge=1)
 
     # Staged request details whose workflow never stored them (the start failed after
-    # the draft was written) are deleted after this long, checked every interval.
+    # the draft was written) are deleted after this long, checked every interval;
+    # never while their request's workflow still runs (it will store them).
     request_draft_ttl: Duration = timedelta(days=1)
     request_draft_sweep_interval: Duration = timedelta(minutes=10)
 

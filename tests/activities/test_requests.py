@@ -154,6 +154,18 @@ async def test_persist_refuses_a_request_over_the_open_request_cap_and_drops_its
     )
 
 
+async def test_a_request_whose_staged_details_are_gone_is_refused_not_stored_without(
+    backend: Backend,
+) -> None:
+    arg = persist_input(await backend.service_type(), details_staged=True)  # nothing staged
+    with pytest.raises(ApplicationError) as refused:
+        await backend.requests.persist_request(arg)
+    assert refused.value.type == ErrorType.INVALID_REQUEST
+    assert refused.value.non_retryable
+    assert await backend.count(ConsultationRequest) == 0
+    assert await backend.count(DomainEvent) == 0
+
+
 async def test_reject_releases_holds_and_emits_once(backend: Backend) -> None:
     service_type_id = await backend.service_type()
     consultant = await backend.consultant()
