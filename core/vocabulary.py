@@ -74,6 +74,14 @@ class DeliveryStatus(StrEnum):
         return self in (DeliveryStatus.PENDING, DeliveryStatus.DELIVERING)
 
 
+class InboundEventState(StrEnum):
+    """An inbound partner event: recorded before it is passed on, marked once it was."""
+
+    # Recorded; passing it on has not succeeded yet (a redelivery passes it on again).
+    RECEIVED = "received"
+    DELIVERED = "delivered"
+
+
 class Party(StrEnum):
     """Who acts on a request. ``SYSTEM`` is the workflow itself (compensation)."""
 
