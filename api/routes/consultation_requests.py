@@ -140,6 +140,9 @@ async def get_request(
     row = await visible_row(session, principal, ConsultationRequest, request_id)
     live = None
     if not RequestStatus(row.status).is_final:
+        # The read is over: its connection goes back to the pool before the query,
+        # which may take up to its timeout when no worker answers.
+        await session.commit()
         live = await consultation_workflow.live_details(container.temporal, row.id)
     return ConsultationRequestOut.of(row, live)
 
