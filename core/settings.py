@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     # connection the server dropped fails the one request or activity attempt that
     # meets it (503 / a retry), and the pool then replaces all its connections.
     database_pre_ping: bool = True
+    # Server-side bounds on every connection of the API and the worker (0 switches one
+    # off): a statement running, or waiting for a lock, longer than this is cancelled;
+    # a transaction left idle longer than this is ended with its connection, so no
+    # forgotten transaction can hold locks or hold back the event feed.
+    database_statement_timeout: Duration = Field(default=timedelta(seconds=15), ge=timedelta(0))
+    database_idle_in_transaction_timeout: Duration = Field(
+        default=timedelta(seconds=60), ge=timedelta(0)
+    )
 
     # Temporal.
     temporal_address: str = "localhost:7233"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,14 +16,26 @@ from core.settings import Settings
 
 def create_engine(settings: Settings, *, application_name: str = "booking") -> AsyncEngine:
     """``application_name`` tells this process's connections apart in
-    ``pg_stat_activity`` (which process holds a lock, whose connections to end)."""
+    ``pg_stat_activity`` (which process holds a lock, whose connections to end).
+    The statement and idle-in-transaction timeouts are set per connection."""
+    server_settings = {
+        "application_name": application_name,
+        "statement_timeout": _milliseconds(settings.database_statement_timeout),
+        "idle_in_transaction_session_timeout": _milliseconds(
+            settings.database_idle_in_transaction_timeout
+        ),
+    }
     return create_async_engine(
         settings.require_database_url(),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=settings.database_pre_ping,
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args={"server_settings": server_settings},
     )
+
+
+def _milliseconds(duration: timedelta) -> str:
+    return str(round(duration.total_seconds() * 1000))
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
