@@ -81,8 +81,10 @@ class Settings(BaseSettings):
     # Server-side bounds on every connection of the API and the worker (0 switches one
     # off): a statement running, or waiting for a lock, longer than this is cancelled;
     # a transaction left idle longer than this is ended with its connection, so no
-    # forgotten transaction can hold locks or hold back the event feed.
-    database_statement_timeout: Duration = Field(default=timedelta(seconds=15), ge=timedelta(0))
+    # forgotten transaction can hold locks or hold back the event feed. 30 s: no
+    # longer than an activity attempt (nobody waits longer for its result), and long
+    # enough for lock waits behind deadlock retries on a busy server.
+    database_statement_timeout: Duration = Field(default=timedelta(seconds=30), ge=timedelta(0))
     database_idle_in_transaction_timeout: Duration = Field(
         default=timedelta(seconds=60), ge=timedelta(0)
     )

@@ -48,7 +48,7 @@ async def test_the_default_bounds_are_set_on_each_connection(settings: Settings)
             idle = await connection.scalar(text("SHOW idle_in_transaction_session_timeout"))
     finally:
         await engine.dispose()
-    assert (statement, idle) == ("15s", "1min")
+    assert (statement, idle) == ("30s", "1min")
 
 
 async def test_a_statement_over_its_timeout_is_cancelled(bounded: AsyncEngine) -> None:
