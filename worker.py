@@ -11,10 +11,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
@@ -24,6 +27,7 @@ from db.engine import create_engine, create_session_factory
 from integrations.temporal_client import wait_for_temporal
 from integrations.webhooks.dispatcher import run_dispatcher
 from workflows.bytecode import keep_workflow_bytecode
+from workflows.contracts.names import workflow_id_for
 from workflows.registry import WORKFLOWS
 
 logger = logging.getLogger("booking.worker")
@@ -36,27 +40,89 @@ DATABASE_APPLICATION_NAME = "booking-worker"
 
 # --- housekeeping beside the workflows -------------------------------------------------
 
+DRAFT_SWEEP_BATCH = 200
+DESCRIBE_TIMEOUT = timedelta(seconds=5)
+
+DraftStillWanted = Callable[[uuid.UUID], Awaitable[bool]]
+"""Whether a stale draft's request workflow may still take it (``True`` when unsure)."""
+
+
+def workflow_may_take_draft(client: Client) -> DraftStillWanted:
+    """Asks Temporal: a running workflow has not stored its request yet (its worker
+    may have been down for longer than the TTL), so its draft must stay."""
+
+    async def still_wanted(request_id: uuid.UUID) -> bool:
+        handle = client.get_workflow_handle(workflow_id_for(request_id))
+        try:
+            async with asyncio.timeout(DESCRIBE_TIMEOUT.total_seconds()):
+                description = await handle.describe()
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return False  # never started: nobody will take the draft
+            logger.warning("could not ask about request %s: %s", request_id, error)
+            return True
+        except (TimeoutError, RuntimeError) as error:
+            logger.warning("could not ask about request %s: %s", request_id, error)
+            return True
+        return description.status is WorkflowExecutionStatus.RUNNING
+
+    return still_wanted
+
 
 async def sweep_drafts_once(
-    session_factory: async_sessionmaker[AsyncSession], settings: Settings
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    still_wanted: DraftStillWanted,
 ) -> int:
-    async with session_factory() as session, session.begin():
-        swept = await drafts.sweep_stale_drafts(
-            session, older_than=datetime.now(UTC) - settings.request_draft_ttl
-        )
+    """Delete the stale drafts no workflow can take any more; returns how many went.
+
+    Reads and deletes in short transactions of their own: none is open while
+    Temporal is asked."""
+    older_than = datetime.now(UTC) - settings.request_draft_ttl
+    swept = kept = 0
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        async with session_factory() as session, session.begin():
+            stale = await drafts.stale_drafts(
+                session, older_than=older_than, after=after, limit=DRAFT_SWEEP_BATCH
+            )
+        if not stale:
+            break
+        after = (stale[-1].created_at, stale[-1].request_id)
+        unwanted = [
+            draft.request_id
+            for draft in stale
+            if draft.request_stored or not await still_wanted(draft.request_id)
+        ]
+        kept += len(stale) - len(unwanted)
+        async with session_factory() as session, session.begin():
+            swept += await drafts.delete_drafts(session, unwanted, older_than=older_than)
+        if len(stale) < DRAFT_SWEEP_BATCH:
+            break
     if swept:
         logger.info("deleted %d stale request drafts", swept)
+    if kept:
+        logger.warning(
+            "kept %d request drafts older than %s: their workflows have not stored them "
+            "yet (is a worker polling %s?)",
+            kept,
+            settings.request_draft_ttl,
+            settings.temporal_task_queue,
+        )
     return swept
 
 
 async def run_draft_sweeper(
-    session_factory: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    still_wanted: DraftStillWanted,
+    stop: asyncio.Event,
 ) -> None:
     """Sweep until ``stop`` is set. Several workers may sweep at once: a DELETE is idempotent."""
     interval = settings.request_draft_sweep_interval.total_seconds()
     while not stop.is_set():
         try:
-            await sweep_drafts_once(session_factory, settings)
+            await sweep_drafts_once(session_factory, settings, still_wanted)
         except Exception:
             # The database may be restarting; the next round catches up.
             logger.exception("sweeping request drafts failed")
@@ -110,7 +176,10 @@ async def run_worker(settings: Settings) -> None:
             run_dispatcher(session_factory, settings, background_stop), name="webhook-dispatcher"
         )
         sweeping = asyncio.create_task(
-            run_draft_sweeper(session_factory, settings, background_stop), name="draft-sweeper"
+            run_draft_sweeper(
+                session_factory, settings, workflow_may_take_draft(client), background_stop
+            ),
+            name="draft-sweeper",
         )
         stopping = asyncio.create_task(stop_requested.wait(), name="stop-signal")
         try:

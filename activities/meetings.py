@@ -4,7 +4,10 @@ Platform calls happen outside any database transaction (a slow platform must not
 hold row locks); the database is read before and written after. Idempotent: a
 session that already has a room keeps it, and the platform calls carry the
 session id as their idempotency key. A permanent platform refusal is a
-non-retryable ``MeetingPlatformRejected``: the workflow then compensates.
+non-retryable ``MeetingPlatformRejected``: the workflow then compensates. A
+transient one is retried until the workflow's meeting deadline; the first one
+announces ``session.meeting_pending``. A room made for a session cancelled
+meanwhile is not stored but cancelled on the platform again.
 """
 
 from __future__ import annotations
@@ -40,7 +43,12 @@ class MeetingActivities:
         if await self._room(arg.session_id) is not None:
             return created  # a retry after the room was stored
         spec = MeetingSpec(session_id=arg.session_id, start=arg.start, end=arg.end)
-        room = await _call_platform(self._platform.create(spec))
+        try:
+            room = await _call_platform(self._platform.create(spec))
+        except ApplicationError as error:
+            if not error.non_retryable and arg.deadline is not None:
+                await self._announce_pending(arg)
+            raise
         async with transaction(self._sessions) as session:
             stored = await sessions.store_first_meeting_room(
                 session,
@@ -48,6 +56,7 @@ class MeetingActivities:
                 platform_session_id=room.platform_session_id,
                 join_url=room.join_url,
             )
+            orphaned = not stored and not await sessions.is_live(session, arg.session_id)
             if stored:
                 # The join link stays out of the event (it is the room's only key):
                 # subscribers read it with the session.
@@ -59,7 +68,25 @@ class MeetingActivities:
                     session_id=arg.session_id,
                     payload={"start": arg.start, "end": arg.end},
                 )
+        if orphaned:
+            # The session was cancelled while the platform made its room.
+            await _call_platform(self._platform.cancel(room, arg.session_id))
         return created
+
+    async def _announce_pending(self, arg: MeetingInput) -> None:
+        """Tell subscribers the link is late (once per start the session has), while
+        the session waits for its meeting."""
+        async with transaction(self._sessions) as session:
+            if await sessions.awaits_meeting(session, arg.session_id, arg.start):
+                await emit(
+                    session,
+                    EventType.SESSION_MEETING_PENDING,
+                    subject=arg.session_id,
+                    occurrence=(arg.start.isoformat(),),
+                    request_id=arg.request_id,
+                    session_id=arg.session_id,
+                    payload={"start": arg.start, "end": arg.end, "deadline": arg.deadline},
+                )
 
     @activity.defn(name=ActivityName.RESCHEDULE_MEETING)
     async def reschedule_meeting(self, arg: MeetingInput) -> None:

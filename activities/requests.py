@@ -71,31 +71,16 @@ class RequestActivities:
                 raise business_failure(
                     ErrorType.INVALID_REQUEST, "unknown or inactive service type"
                 )
-            details = None
+            over_cap = await _over_open_request_cap(session, arg)
+            if over_cap is None:
+                return await _store_request(session, arg)
+            # Refused for good: the staged details go with it (committed here), so
+            # no draft outlives a request that will never exist.
             if arg.details_staged:
-                details = await take_details(
+                await take_details(
                     session, request_id=arg.request_id, requester_id=arg.requester_id
                 )
-            requested_at = await _insert_request(session, arg, details)
-            await emit(
-                session,
-                EventType.CONSULTATION_REQUESTED,
-                subject=arg.request_id,
-                request_id=arg.request_id,
-                payload={
-                    "requester_id": arg.requester_id,
-                    "service_type_id": arg.service_type_id,
-                    "preferred_consultant_id": arg.preferred_consultant_id,
-                    "requested_slot_id": arg.requested_slot_id,
-                    "window_start": arg.window_start,
-                    "window_end": arg.window_end,
-                },
-            )
-            return PersistedRequest(
-                request_id=arg.request_id,
-                requested_at=requested_at,
-                status=RequestStatus.PENDING_ASSIGNMENT,
-            )
+        raise over_cap
 
     @activity.defn(name=ActivityName.FIND_CANDIDATES)
     async def find_candidates(self, arg: FindCandidatesInput) -> CandidateList:
@@ -227,6 +212,68 @@ class RequestActivities:
             await emit(
                 session, event_type, subject=request_id, request_id=request_id, payload=payload
             )
+
+
+async def _over_open_request_cap(
+    session: AsyncSession, arg: PersistRequestInput
+) -> ApplicationError | None:
+    """The refusal when the learner has as many open requests as the cap allows.
+
+    Checked where the request is stored, under a lock on the learner held until this
+    transaction ends: concurrent submissions of one learner are counted one after
+    another, so none can slip past a count taken before another one's insert."""
+    cap = arg.open_request_cap
+    if cap is None:
+        return None
+    await requests.lock_open_requests_of(session, arg.requester_id)
+    open_requests = await requests.count_open_requests(session, arg.requester_id)
+    if open_requests < cap:
+        return None
+    return ApplicationError(
+        f"you already have {open_requests} open consultation requests (the limit is "
+        f"{cap}); wait until one is completed, or cancel one",
+        open_requests,
+        cap,
+        type=ErrorType.OPEN_REQUEST_LIMIT.value,
+        non_retryable=True,
+    )
+
+
+async def _store_request(session: AsyncSession, arg: PersistRequestInput) -> PersistedRequest:
+    """Insert the request with its staged details, and announce it."""
+    details = None
+    if arg.details_staged:
+        details = await take_details(
+            session, request_id=arg.request_id, requester_id=arg.requester_id
+        )
+        if details is None:
+            # Never store the request without what the learner wrote: refuse it, so
+            # the submit (if anyone still waits) and the workflow fail visibly.
+            activity.logger.error("request %s: its staged details are gone", arg.request_id)
+            raise business_failure(
+                ErrorType.INVALID_REQUEST,
+                "the request's details were no longer staged; submit it again",
+            )
+    requested_at = await _insert_request(session, arg, details)
+    await emit(
+        session,
+        EventType.CONSULTATION_REQUESTED,
+        subject=arg.request_id,
+        request_id=arg.request_id,
+        payload={
+            "requester_id": arg.requester_id,
+            "service_type_id": arg.service_type_id,
+            "preferred_consultant_id": arg.preferred_consultant_id,
+            "requested_slot_id": arg.requested_slot_id,
+            "window_start": arg.window_start,
+            "window_end": arg.window_end,
+        },
+    )
+    return PersistedRequest(
+        request_id=arg.request_id,
+        requested_at=requested_at,
+        status=RequestStatus.PENDING_ASSIGNMENT,
+    )
 
 
 async def _insert_request(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -36,12 +37,14 @@ from api.errors import (
     MeetingPlatformRejected,
     NoFittingSlot,
     ProblemError,
+    RateLimited,
     RequestFinished,
     ServiceUnavailable,
     SlotUnavailable,
     Unprocessable,
     WorkflowTimeout,
 )
+from api.submission_checks import open_request_limit
 from core.vocabulary import ErrorType
 from workflows.consultation import ConsultationWorkflow
 from workflows.contracts.messages import RequestDetails, SubmitRequest
@@ -74,6 +77,7 @@ _REFUSALS: dict[ErrorType, type[ProblemError]] = {
     ErrorType.INVALID_REQUEST: Unprocessable,
     ErrorType.DUPLICATE_IDEMPOTENCY_KEY: IdempotencyKeyReused,
     ErrorType.MEETING_PLATFORM_REJECTED: MeetingPlatformRejected,
+    ErrorType.OPEN_REQUEST_LIMIT: RateLimited,
 }
 
 
@@ -88,6 +92,9 @@ def refusal(cause: BaseException | None) -> ProblemError | None:
     detail = cause.message[:1].upper() + cause.message[1:]
     if cause.type == ErrorType.DUPLICATE_IDEMPOTENCY_KEY and cause.details:
         return problem(f"{detail}.", request_id=str(cause.details[0]))
+    if cause.type == ErrorType.OPEN_REQUEST_LIMIT and len(cause.details) == 2:
+        open_requests, cap = cause.details
+        return open_request_limit(int(open_requests), int(cap))
     return problem(f"{detail}.")
 
 
@@ -162,6 +169,19 @@ async def live_details(client: Client, request_id: uuid.UUID) -> RequestDetails 
     except (TimeoutError, RPCError, TemporalError, RuntimeError) as exc:
         logger.info("live details of request %s unavailable: %s", request_id, exc)
         return None
+
+
+async def is_running(client: Client, request_id: uuid.UUID) -> bool:
+    """Whether the request's workflow runs; ``False`` also when that cannot be told
+    quickly (the caller then answers as if it did not)."""
+    handle = handle_for(client, request_id)
+    try:
+        async with asyncio.timeout(LIVE_DETAILS_TIMEOUT.total_seconds()):
+            description = await handle.describe()
+    except (TimeoutError, RPCError, TemporalError, RuntimeError) as exc:
+        logger.info("workflow of request %s not described: %s", request_id, exc)
+        return False
+    return description.status is WorkflowExecutionStatus.RUNNING
 
 
 async def _bounded(request_id: uuid.UUID, call: Awaitable[ResultT]) -> ResultT:

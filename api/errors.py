@@ -119,6 +119,13 @@ class IdempotencyKeyReused(Conflict):
     slug, title = "idempotency-key-reused", "Idempotency-Key already used"
 
 
+class SubmissionInProgress(Conflict):
+    """A retry of a submission whose first copy is still being stored (the IETF
+    Idempotency-Key draft's answer to a concurrent retry)."""
+
+    slug, title = "submission-in-progress", "The request is still being stored"
+
+
 # --- personal data -------------------------------------------------------------------
 
 
@@ -188,8 +195,9 @@ def _json_safe(errors: Any) -> Any:
 
 
 # SQLSTATE classes meaning "the database cannot serve you now", not "your request is bad":
-# 08 connection exception, 53 insufficient resources, 57P operator intervention (shutdown).
-_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+# 08 connection exception, 53 insufficient resources, 57P operator intervention (shutdown),
+# 57014 query canceled (the statement timeout: a lock held elsewhere, an overloaded server).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "57014")
 
 
 def _database_unavailable(error: DBAPIError) -> bool:

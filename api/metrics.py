@@ -1,13 +1,16 @@
-"""Prometheus metrics for the HTTP layer, on a registry owned by the app (not global)."""
+"""Prometheus metrics on a registry owned by the app (not global): the HTTP layer's,
+and how far the event feed trails (read from the database at each scrape)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
+
+from db.event_feed import FeedLag
 
 
 class HttpMetrics:
@@ -26,6 +29,7 @@ class HttpMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.feed = EventFeedMetrics(self.registry)
 
     async def middleware(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -40,6 +44,32 @@ class HttpMetrics:
             route = _route_template(request)
             self.latency.labels(request.method, route).observe(time.perf_counter() - started)
             self.requests.labels(request.method, route, str(status)).inc()
+
+
+class EventFeedMetrics:
+    """Feed lag: an open transaction holds back every event committed after it began
+    (see ``db.event_feed``), so a hung one freezes the feed and webhook fan-out."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lag = Gauge(
+            "booking_event_feed_lag_seconds",
+            "Age of the oldest committed event the feed cannot serve yet (0: none waits).",
+            registry=registry,
+        )
+        self.oldest_open_transaction = Gauge(
+            "booking_event_feed_oldest_open_transaction_seconds",
+            "Age of the oldest open writing transaction, which holds back the feed.",
+            registry=registry,
+        )
+
+    def observe(self, lag: FeedLag) -> None:
+        self.lag.set(lag.unserved_event_seconds)
+        self.oldest_open_transaction.set(lag.oldest_open_transaction_seconds)
+
+    def unknown(self) -> None:
+        """The database could not be asked: no stale figure is shown as current."""
+        self.lag.set(float("nan"))
+        self.oldest_open_transaction.set(float("nan"))
 
 
 def _route_template(request: Request) -> str:

@@ -11,16 +11,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import NotFound, RateLimited, SlotUnavailable, Unprocessable
 from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
-from core.vocabulary import RequestStatus, SlotStatus
-from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest, ServiceType
+from core.vocabulary import SlotStatus
+from db import requests
+from db.models import AvailabilitySlot, ConsultantProfile, ServiceType
 
-OPEN_REQUEST_STATUSES = tuple(status.value for status in RequestStatus if not status.is_final)
 # A learner over the cap may submit again once a request ends; a minute is a fair hint.
 OPEN_REQUESTS_RETRY_AFTER_SECONDS = 60
 
@@ -44,24 +43,22 @@ async def bookable_service_type(session: AsyncSession, service_type_id: uuid.UUI
 
 async def within_open_request_cap(session: AsyncSession, requester_id: uuid.UUID, cap: int) -> None:
     """A learner may have at most ``cap`` requests in flight, so that nobody can hold a
-    consultant's whole week. Concurrent submissions may overshoot by the few that race
-    past this count; the per-user write rate limit bounds that."""
-    open_requests = await session.scalar(
-        select(func.count())
-        .select_from(ConsultationRequest)
-        .where(
-            ConsultationRequest.requester_user_id == requester_id,
-            ConsultationRequest.status.in_(OPEN_REQUEST_STATUSES),
-        )
+    consultant's whole week. This count only refuses early and cheaply: concurrent
+    submissions can all pass it, so ``persist_request`` counts again, under a lock on
+    the learner, where the request is stored."""
+    open_requests = await requests.count_open_requests(session, requester_id)
+    if open_requests >= cap:
+        raise open_request_limit(open_requests, cap)
+
+
+def open_request_limit(open_requests: int, cap: int) -> RateLimited:
+    return RateLimited(
+        f"You already have {open_requests} open consultation requests (the limit is "
+        f"{cap}); wait until one is completed, or cancel one.",
+        headers={"Retry-After": str(OPEN_REQUESTS_RETRY_AFTER_SECONDS)},
+        open_requests=open_requests,
+        limit=cap,
     )
-    if (open_requests or 0) >= cap:
-        raise RateLimited(
-            f"You already have {open_requests} open consultation requests (the limit is "
-            f"{cap}); wait until one is completed, or cancel one.",
-            headers={"Retry-After": str(OPEN_REQUESTS_RETRY_AFTER_SECONDS)},
-            open_requests=open_requests,
-            limit=cap,
-        )
 
 
 async def existing_consultant(session: AsyncSession, consultant_id: uuid.UUID) -> None:

@@ -7,7 +7,9 @@ so the same workflow: update-with-start reaches a running one instead of startin
 another, and never starts a finished one again. A repeat finds the stored row
 (200); one with a different body is refused (409) rather than silently answered
 with the original. Submissions racing before the first is stored all go to the
-workflow and all answer 201, with the same request. Nothing is locked: no
+workflow and all answer 201, with the same request; one that the first copy's
+stored request or held slot would refuse gets that request instead (or 409
+``submission-in-progress`` while it is being stored). Nothing is locked: no
 database connection is held while the workflow works.
 
 The free-text details are staged in the database under the request id before the
@@ -27,7 +29,14 @@ from api import submission_checks as checks
 from api.auth import Principal
 from api.consultation_workflow import RequestClosedError
 from api.container import AppContainer
-from api.errors import Conflict, IdempotencyKeyReused, ProblemError
+from api.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    ProblemError,
+    RateLimited,
+    SlotUnavailable,
+    SubmissionInProgress,
+)
 from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
 from db.drafts import stage_details, take_details
@@ -36,6 +45,10 @@ from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimin
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f3c9e-2a57-5d8e-9c4b-7f0a1e2d3c4b")
 """Fixed forever: changing it would give retried submissions new request ids."""
+
+
+IN_PROGRESS_RETRY_AFTER_SECONDS = 1
+"""Storing a request takes one workflow task: a retry a second later finds it."""
 
 
 def request_id_for(requester_id: uuid.UUID, idempotency_key: str) -> uuid.UUID:
@@ -57,12 +70,43 @@ async def submit_request(
 ) -> Submitted:
     """Store and start the request, or find the one this key already named."""
     if idempotency_key is None:
-        return await _start(container, session, principal, body, uuid.uuid4(), None)
+        request = await _checked(container, session, principal, body, uuid.uuid4(), None)
+        return await _start(container, session, body, request)
     request_id = request_id_for(principal.user_id, idempotency_key)
     existing = await session.get(ConsultationRequest, request_id)
     if existing is not None:
         return _replayed(existing, body)
-    return await _start(container, session, principal, body, request_id, idempotency_key)
+    try:
+        request = await _checked(container, session, principal, body, request_id, idempotency_key)
+    except (SlotUnavailable, RateLimited) as refused:
+        return await _retry_of_a_started_submission(container, session, body, request_id, refused)
+    return await _start(container, session, body, request)
+
+
+async def _retry_of_a_started_submission(
+    container: AppContainer,
+    session: AsyncSession,
+    body: ConsultationRequestCreate,
+    request_id: uuid.UUID,
+    refused: ProblemError,
+) -> Submitted:
+    """The slot and the open-request count are what other submissions change, and
+    this key's own first copy may have changed them since the request was looked
+    for: stored its request, held its slot. A retry of it gets that request, or,
+    while it is still being stored, an "in progress" 409 with Retry-After (as the
+    IETF Idempotency-Key draft has it); only a genuinely new submission is refused."""
+    stored = await session.get(ConsultationRequest, request_id, populate_existing=True)
+    if stored is not None:
+        return _replayed(stored, body)
+    await session.commit()  # no connection held while Temporal is asked
+    if await consultation_workflow.is_running(container.temporal, request_id):
+        raise SubmissionInProgress(
+            "An earlier submission with this Idempotency-Key is still being stored; "
+            "retry shortly with the same key.",
+            headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER_SECONDS)},
+            request_id=str(request_id),
+        ) from refused
+    raise refused
 
 
 def _replayed(existing: ConsultationRequest, body: ConsultationRequestCreate) -> Submitted:
@@ -96,14 +140,15 @@ def _same_submission(row: ConsultationRequest, body: ConsultationRequestCreate) 
     )
 
 
-async def _start(
+async def _checked(
     container: AppContainer,
     session: AsyncSession,
     principal: Principal,
     body: ConsultationRequestCreate,
     request_id: uuid.UUID,
     idempotency_key: str | None,
-) -> Submitted:
+) -> ConsultationInput:
+    """The workflow input, once what the submission names exists and fits."""
     settings = container.settings
     now = datetime.now(UTC)
     service_type = await checks.bookable_service_type(session, body.service_type_id)
@@ -117,7 +162,7 @@ async def _start(
         if body.preferred_consultant_id is not None:
             await checks.existing_consultant(session, body.preferred_consultant_id)
         window = checks.preferred_window(body, duration, settings, now)
-    request = ConsultationInput(
+    return ConsultationInput(
         request_id=request_id,
         requester_id=principal.user_id,
         service_type_id=service_type.id,
@@ -130,10 +175,21 @@ async def _start(
         company_id=body.company_id,
         idempotency_key=idempotency_key,
         details_staged=body.details is not None,
+        open_request_cap=settings.max_open_requests_per_learner,
     )
+
+
+async def _start(
+    container: AppContainer,
+    session: AsyncSession,
+    body: ConsultationRequestCreate,
+    request: ConsultationInput,
+) -> Submitted:
+    settings = container.settings
+    request_id, idempotency_key = request.request_id, request.idempotency_key
     if body.details is not None:
         await stage_details(
-            session, request_id=request_id, requester_id=principal.user_id, details=body.details
+            session, request_id=request_id, requester_id=request.requester_id, details=body.details
         )
     # Committed before the start: the workflow reads the draft over its own
     # connection. Nor is a connection held while the workflow works.

@@ -21,6 +21,9 @@ class EventType(StrEnum):
     CONSULTATION_CANCELLED = "consultation.cancelled"
     SESSION_SCHEDULED = "session.scheduled"
     SESSION_MEETING_READY = "session.meeting_ready"
+    # The meeting platform failed to create the meeting; it is retried until the
+    # meeting deadline, and the session stays scheduled meanwhile.
+    SESSION_MEETING_PENDING = "session.meeting_pending"
     SESSION_RESCHEDULED = "session.rescheduled"
     SESSION_REMINDER = "session.reminder"
     SESSION_STARTED = "session.started"

@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     # connection the server dropped fails the one request or activity attempt that
     # meets it (503 / a retry), and the pool then replaces all its connections.
     database_pre_ping: bool = True
+    # Server-side bounds on every connection of the API and the worker (0 switches one
+    # off): a statement running, or waiting for a lock, longer than this is cancelled;
+    # a transaction left idle longer than this is ended with its connection, so no
+    # forgotten transaction can hold locks or hold back the event feed. 30 s: no
+    # longer than an activity attempt (nobody waits longer for its result), and long
+    # enough for lock waits behind deadlock retries on a busy server.
+    database_statement_timeout: Duration = Field(default=timedelta(seconds=30), ge=timedelta(0))
+    database_idle_in_transaction_timeout: Duration = Field(
+        default=timedelta(seconds=60), ge=timedelta(0)
+    )
 
     # Temporal.
     temporal_address: str = "localhost:7233"
@@ -178,7 +188,8 @@ class Settings(BaseSettings):
     max_open_requests_per_learner: int = Field(default=5, ge=1)
 
     # Staged request details whose workflow never stored them (the start failed after
-    # the draft was written) are deleted after this long, checked every interval.
+    # the draft was written) are deleted after this long, checked every interval;
+    # never while their request's workflow still runs (it will store them).
     request_draft_ttl: Duration = timedelta(days=1)
     request_draft_sweep_interval: Duration = timedelta(minutes=10)
 
@@ -202,6 +213,9 @@ class Settings(BaseSettings):
     meeting_api_token: SecretStr | None = None
     meeting_api_timeout: Duration = timedelta(seconds=10)
     meeting_webhook_secret: SecretStr | None = None
+    # A meeting the platform could not create yet is retried until this long before
+    # the session's start; only then is the session cancelled (meeting_platform_failure).
+    meeting_deadline_before_start: Duration = Field(default=timedelta(minutes=15), ge=timedelta(0))
 
     # --- Events and integrations: outgoing webhooks, inbound meeting-platform events ---
     # Attempts per delivery before it is parked for an operator to redeliver.

@@ -48,6 +48,16 @@ class SessionStatus(StrEnum):
     NO_SHOW_CONSULTANT = "no_show_consultant"
 
 
+class MeetingStatus(StrEnum):
+    """Where a booked session's meeting stands on the meeting platform."""
+
+    # Not created yet: the platform is being retried until the meeting deadline.
+    PENDING = "pending"
+    READY = "ready"
+    # The session moved and the platform still has the meeting at the old time.
+    NEEDS_UPDATE = "needs_update"
+
+
 class DeliveryStatus(StrEnum):
     """The life of one outgoing webhook delivery (one event to one subscription)."""
 
@@ -62,6 +72,14 @@ class DeliveryStatus(StrEnum):
     @property
     def is_unfinished(self) -> bool:
         return self in (DeliveryStatus.PENDING, DeliveryStatus.DELIVERING)
+
+
+class InboundEventState(StrEnum):
+    """An inbound partner event: recorded before it is passed on, marked once it was."""
+
+    # Recorded; passing it on has not succeeded yet (a redelivery passes it on again).
+    RECEIVED = "received"
+    DELIVERED = "delivered"
 
 
 class Party(StrEnum):
@@ -133,6 +151,7 @@ class ErrorType(StrEnum):
     DUPLICATE_IDEMPOTENCY_KEY = "DuplicateIdempotencyKey"
     MEETING_PLATFORM_REJECTED = "MeetingPlatformRejected"
     REQUEST_FINISHED = "RequestFinished"
+    OPEN_REQUEST_LIMIT = "OpenRequestLimit"
 
 
 def no_show_status(absent: ParticipantRole) -> SessionStatus:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,17 +22,29 @@ def create_engine(settings: Settings, *, application_name: str = "booking") -> A
     ``hide_parameters``: a failing statement's error (and so every log line and
     traceback that shows it) names the SQL but not the bound values, which can be a
     learner's details text or a webhook signing secret; ``withhold_values_from_errors``
-    covers what the driver itself quotes.
+    covers what the driver itself quotes. The statement and idle-in-transaction
+    timeouts are set per connection.
     """
+    server_settings = {
+        "application_name": application_name,
+        "statement_timeout": _milliseconds(settings.database_statement_timeout),
+        "idle_in_transaction_session_timeout": _milliseconds(
+            settings.database_idle_in_transaction_timeout
+        ),
+    }
     engine = create_async_engine(
         settings.require_database_url(),
         hide_parameters=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=settings.database_pre_ping,
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args={"server_settings": server_settings},
     )
     return withhold_values_from_errors(engine)
+
+
+def _milliseconds(duration: timedelta) -> str:
+    return str(round(duration.total_seconds() * 1000))
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

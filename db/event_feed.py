@@ -23,10 +23,11 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal_column, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import DomainEvent
 
@@ -66,6 +67,35 @@ def settled_events_after(
     if event_types:
         query = query.where(DomainEvent.event_type.in_(sorted(event_types)))
     return query
+
+
+class FeedLag(NamedTuple):
+    """How far the feed (and the webhook fan-out, which reads it the same way) trails."""
+
+    # Age of the oldest committed event not servable yet; 0 when none waits.
+    unserved_event_seconds: float
+    # Age of the oldest open transaction that has written: the feed serves nothing
+    # committed after it began until it ends (0 when none is open).
+    oldest_open_transaction_seconds: float
+
+
+_OLDEST_WRITING_TRANSACTION_AGE = text(
+    # ``backend_xid`` is set once a transaction has written: only those hold back the
+    # snapshot's xmin. Transaction ids are cluster-wide, so any database's count.
+    "SELECT extract(epoch FROM clock_timestamp() - min(xact_start)) "
+    "FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+)
+
+
+async def feed_lag(session: AsyncSession) -> FeedLag:
+    now = func.clock_timestamp()
+    unserved = await session.scalar(
+        select(func.extract("epoch", now - func.min(DomainEvent.occurred_at))).where(
+            DomainEvent.transaction_id >= SETTLED_HORIZON
+        )
+    )
+    oldest = await session.scalar(_OLDEST_WRITING_TRANSACTION_AGE)
+    return FeedLag(float(unserved or 0), float(oldest or 0))
 
 
 class EventEnvelope(BaseModel):

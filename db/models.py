@@ -35,6 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.vocabulary import (
     DeliveryStatus,
     ExportStatus,
+    InboundEventState,
     RequestStatus,
     SessionStatus,
     SlotStatus,
@@ -462,10 +463,14 @@ class WebhookFanoutCursor(Base):
 
 
 class InboundWebhookEvent(Base):
-    """An event a partner pushed to us, remembered so a redelivery has no second effect."""
+    """An event a partner pushed to us, remembered so a redelivery has no second effect:
+    ``received`` until it was passed on, then ``delivered``."""
 
     __tablename__ = "inbound_webhook_events"
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        CheckConstraint(f"state IN ({_allowed(InboundEventState)})", name="state_allowed"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     source: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -473,6 +478,8 @@ class InboundWebhookEvent(Base):
     event_type: Mapped[str] = mapped_column(String(64), nullable=False)
     scheduled_session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     received_at: Mapped[datetime] = _created_at()
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # --- Personal data: the audit trail ---------------------------------------------------

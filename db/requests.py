@@ -25,6 +25,12 @@ from db.models import ConsultantProfile, ConsultationRequest, DomainEvent, Servi
 
 IDEMPOTENCY_KEY_CONSTRAINT = "uq_consultation_requests_requester_user_id_idempotency_key"
 
+OPEN_REQUEST_STATUSES = tuple(status.value for status in RequestStatus if not status.is_final)
+
+OPEN_REQUESTS_LOCK_CLASS = 0x0B0C_0001
+"""First key of the two-key advisory lock on one learner's open requests (the second
+is a hash of the learner id); arbitrary, but apart from any other advisory lock."""
+
 
 class NewRequest(Protocol):
     """What a new request row is made of (the persisting activity's input has these)."""
@@ -75,6 +81,29 @@ async def stored_request(session: AsyncSession, request_id: uuid.UUID) -> Stored
         )
     ).one_or_none()
     return None if row is None else StoredRequest(row.requested_at, RequestStatus(row.status))
+
+
+async def count_open_requests(session: AsyncSession, requester_id: uuid.UUID) -> int:
+    """Requests of the learner not yet completed, cancelled or rejected."""
+    counted = await session.scalar(
+        select(func.count())
+        .select_from(ConsultationRequest)
+        .where(
+            ConsultationRequest.requester_user_id == requester_id,
+            ConsultationRequest.status.in_(OPEN_REQUEST_STATUSES),
+        )
+    )
+    return counted or 0
+
+
+async def lock_open_requests_of(session: AsyncSession, requester_id: uuid.UUID) -> None:
+    """Serialise the transactions that store requests of one learner until they end,
+    so a count of their open requests stays true until the new one is inserted."""
+    await session.execute(
+        select(
+            func.pg_advisory_xact_lock(OPEN_REQUESTS_LOCK_CLASS, func.hashtext(str(requester_id)))
+        )
+    )
 
 
 async def service_type_is_active(session: AsyncSession, service_type_id: uuid.UUID) -> bool:

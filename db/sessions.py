@@ -174,14 +174,43 @@ async def meeting_room(session: AsyncSession, session_id: uuid.UUID) -> MeetingR
     return None if row is None else MeetingRoomRow(*row)
 
 
+LIVE_STATUSES = (SessionStatus.SCHEDULED.value, SessionStatus.IN_PROGRESS.value)
+
+
+async def is_live(session: AsyncSession, session_id: uuid.UUID) -> bool:
+    """Whether the session is still ahead or under way (not cancelled, not over)."""
+    found = await session.scalar(
+        select(Session.id).where(Session.id == session_id, Session.status.in_(LIVE_STATUSES))
+    )
+    return found is not None
+
+
+async def awaits_meeting(session: AsyncSession, session_id: uuid.UUID, start: datetime) -> bool:
+    """Whether the session, still scheduled at ``start``, has no meeting room yet."""
+    found = await session.scalar(
+        select(Session.id).where(
+            Session.id == session_id,
+            Session.status == SessionStatus.SCHEDULED.value,
+            Session.scheduled_start_time == start,
+            Session.meeting_platform_join_url.is_(None),
+        )
+    )
+    return found is not None
+
+
 async def store_first_meeting_room(
     session: AsyncSession, session_id: uuid.UUID, *, platform_session_id: str, join_url: str
 ) -> bool:
-    """Store the session's room unless it has one already; True if this call stored it."""
+    """Store the session's room unless it has one already or is no longer live (a
+    cancelled session keeps no room); True if this call stored it."""
     stored = (
         await session.execute(
             update(Session)
-            .where(Session.id == session_id, Session.meeting_platform_join_url.is_(None))
+            .where(
+                Session.id == session_id,
+                Session.meeting_platform_join_url.is_(None),
+                Session.status.in_(LIVE_STATUSES),
+            )
             .values(
                 meeting_platform_session_id=platform_session_id, meeting_platform_join_url=join_url
             )

@@ -54,7 +54,11 @@ def test_no_secret_has_a_default() -> None:
     refuses to start without it rather than using a value from this repository."""
     text = COMPOSE.read_text()
     secrets = [m for m in INTERPOLATION.finditer(text) if SECRET_VARIABLE.search(m["name"])]
-    assert {m["name"] for m in secrets} == {"POSTGRES_PASSWORD", "BOOKING_JWT_SECRET"}
+    assert {m["name"] for m in secrets} == {
+        "POSTGRES_PASSWORD",
+        "BOOKING_JWT_SECRET",
+        "BOOKING_PSEUDONYM_SECRET",
+    }
     for match in secrets:
         assert match["rest"].startswith(":?"), match.group(0)
     assert "postgres:postgres@" not in text

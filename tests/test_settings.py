@@ -85,6 +85,7 @@ def test_nothing_configured_is_refused_naming_the_settings() -> None:
 
 def test_the_default_environment_is_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOOKING_JWT_SECRET", REAL_SECRET)
+    monkeypatch.setenv("BOOKING_PSEUDONYM_SECRET", REAL_SECRET[::-1])
     monkeypatch.setenv("BOOKING_DATABASE_URL", "postgresql+asyncpg://db/booking")
     settings = Settings()
     assert settings.environment is Environment.PRODUCTION

@@ -5,8 +5,11 @@ local activities: one marker event each instead of three activity events plus a
 workflow task, which keeps a request's history small. They retry without limit
 (a database outage must not fail a consultation); business failures come back as
 non-retryable ``ApplicationError`` and stop the retries. Meeting-platform calls
-are remote and slow to recover, so they are ordinary activities with a bounded
-retry budget: a permanent failure is compensated by the workflow.
+are remote and slow to recover, so they are ordinary activities. Creating or
+moving a meeting is retried until a deadline the workflow derives from the
+session's start (``*_until``: the server retries, which costs the history
+nothing); only a permanent refusal stops it earlier. Workflows started before
+that kept a bounded budget of attempts (``create_meeting``, ``reschedule_meeting``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ MEETING_RETRY = RetryPolicy(
 )
 MEETING_TIMEOUT = timedelta(seconds=30)
 
+MEETING_UNTIL_DEADLINE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    # An outage of hours costs the recovering platform one call per session every
+    # five minutes; no attempt limit: the schedule-to-close deadline ends it.
+    maximum_interval=timedelta(minutes=5),
+)
+
 
 async def _database(name: ActivityName, arg: Any, result_type: type[ResultT]) -> ResultT:
     result: ResultT = await workflow.execute_local_activity(
@@ -83,6 +94,22 @@ async def _meeting(name: ActivityName, arg: Any, result_type: type[ResultT]) -> 
         result_type=result_type,
         start_to_close_timeout=MEETING_TIMEOUT,
         retry_policy=MEETING_RETRY,
+    )
+    return result
+
+
+async def _meeting_until(
+    name: ActivityName, arg: MeetingInput, result_type: type[ResultT]
+) -> ResultT:
+    assert arg.deadline is not None, "a call retried until its deadline needs one"
+    remaining = arg.deadline - workflow.now()
+    result: ResultT = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=MEETING_TIMEOUT,
+        schedule_to_close_timeout=max(remaining, timedelta(seconds=1)),
+        retry_policy=MEETING_UNTIL_DEADLINE_RETRY,
     )
     return result
 
@@ -153,3 +180,13 @@ async def reschedule_meeting(arg: MeetingInput) -> None:
 
 async def cancel_meeting(arg: MeetingRef) -> None:
     await _meeting(ActivityName.CANCEL_MEETING, arg, type(None))
+
+
+async def create_meeting_until(arg: MeetingInput) -> MeetingCreated:
+    """Retried until ``arg.deadline``."""
+    return await _meeting_until(ActivityName.CREATE_MEETING, arg, MeetingCreated)
+
+
+async def reschedule_meeting_until(arg: MeetingInput) -> None:
+    """Retried until ``arg.deadline``."""
+    await _meeting_until(ActivityName.RESCHEDULE_MEETING, arg, type(None))

@@ -80,12 +80,26 @@ with workflow.unsafe.imports_passed_through():
         confirmation_deadline,
         earliest_start,
         hold_expiry,
+        meeting_deadline,
+        meeting_update_deadline,
         reminder_schedule,
     )
 
 CLAIM_ROUNDS = 2
 """How often to re-rank after losing every candidate slot to other requests, before
 waiting for the next assignment retry."""
+
+MEETING_LAST_CALL = timedelta(seconds=30)
+"""Less time than this before the meeting deadline is not worth a new call."""
+
+# ``workflow.patched`` ids. Histories recorded before a patch replay the old path;
+# workflows reaching the patched point since take the new one.
+MEETING_UNTIL_DEADLINE = "meeting-retried-until-deadline"
+"""The meeting is created beside the session loop and retried until the meeting
+deadline; before, eight attempts, then the session was cancelled."""
+MOVE_KEEPS_SESSION = "reschedule-keeps-session-when-meeting-move-fails"
+"""A failed meeting move leaves the moved session as it is, retried in the
+background; before, it cancelled the session."""
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -307,6 +321,14 @@ class ConsultationWorkflow(ConsultationHandlers):
 
     async def _prepare_meeting(self) -> None:
         booking = self._require_booking()
+        if workflow.patched(MEETING_UNTIL_DEADLINE):
+            self._meeting_tracked = True
+            booking.meeting_deadline = meeting_deadline(
+                booking.start, self._timings, workflow.now()
+            )
+            self._meeting_call.create(self._meeting_input(booking, booking.meeting_deadline))
+            self._publish()
+            return
         try:
             created = await calls.create_meeting(self._meeting_input(booking))
         except ACTIVITY_FAILURES:
@@ -324,15 +346,21 @@ class ConsultationWorkflow(ConsultationHandlers):
         booking = self._require_booking()
         while booking.status in (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS):
             self._drop_stale_session_changes(booking)
+            if self._meeting_call.finished:
+                await self._settle_meeting_call(booking)
+                continue
             if self._cancel is not None:
                 await self._cancel_session_on_request(self._cancel)
-                return
+                break
             if self._reschedule is not None:
                 await self._move_booking(booking, self._reschedule)
                 continue
             if self._no_show is not None:
                 await self._record_reported_no_show(booking, self._no_show)
-                return
+                break
+            if self._meeting_overdue(booking):
+                await self._give_up_meeting(booking)
+                continue
             if await self._advance_session_clock(booking):
                 continue
             await _sleep_until(
@@ -340,6 +368,75 @@ class ConsultationWorkflow(ConsultationHandlers):
                 self._session_wake_condition(),
                 "next session moment",
             )
+        # Past the session, a meeting still being moved (or made) is of no use.
+        await self._meeting_call.stop()
+
+    async def _settle_meeting_call(self, booking: Booking) -> None:
+        """Act on how the meeting call ended: the platform made (or moved) the meeting,
+        refused, or was still failing at the deadline."""
+        outcome = self._meeting_call.take_outcome()
+        if outcome.succeeded:
+            if outcome.creating:
+                booking.meeting_ready = True
+                booking.reports_attendance = outcome.reports_attendance
+            # Moved again while the call ran: the meeting follows to the latest time.
+            booking.meeting_outdated = outcome.start != booking.start
+            if booking.meeting_outdated:
+                self._move_meeting(booking)
+            self._publish()
+            return
+        if not outcome.creating:
+            if outcome.start != booking.start:
+                self._move_meeting(booking)  # a later move has its own deadline
+                return
+            # Never a reason to cancel: the meeting and its link still exist.
+            workflow.logger.warning(
+                "the meeting platform did not move the meeting; it keeps its old time"
+            )
+            return
+        deadline = booking.meeting_deadline
+        if outcome.refused or deadline is None or workflow.now() >= deadline:
+            await self._give_up_meeting(booking)
+            return
+        # The server stops retrying once the next retry would start past the deadline
+        # it was given, or the session moved later since: go on until the deadline,
+        # unless only moments are left (the deadline's own timer then cancels).
+        if deadline - workflow.now() >= MEETING_LAST_CALL:
+            self._meeting_call.create(self._meeting_input(booking, deadline))
+
+    def _meeting_overdue(self, booking: Booking) -> bool:
+        """The meeting deadline passed with no meeting (the session moved earlier
+        since the call was made, or its timeout has not been reported yet)."""
+        deadline = booking.meeting_deadline
+        return (
+            deadline is not None
+            and not booking.meeting_ready
+            and booking.status is SessionStatus.SCHEDULED
+            and workflow.now() >= deadline
+        )
+
+    async def _give_up_meeting(self, booking: Booking) -> None:
+        """No meeting by the deadline, or refused for good: the session cannot
+        happen, so it is cancelled (compensation). One that has started already (a
+        booking at short notice) stays; a link can no longer help it."""
+        booking.meeting_deadline = None
+        if booking.status is SessionStatus.SCHEDULED:
+            workflow.logger.warning("no meeting by its deadline; cancelling the session")
+            await self._cancel_booking(
+                Party.SYSTEM, None, CancellationReason.MEETING_PLATFORM_FAILURE
+            )
+            return
+        await self._meeting_call.stop()
+        workflow.logger.warning("the session started without a meeting")
+        self._publish()
+
+    def _move_meeting(self, booking: Booking) -> None:
+        """Move the meeting to the session's time in the background."""
+        booking.meeting_outdated = True
+        now = workflow.now()
+        self._meeting_call.move(
+            self._meeting_input(booking, meeting_update_deadline(booking.start, now))
+        )
 
     async def _advance_session_clock(self, booking: Booking) -> bool:
         """Make the one transition that is due now, if any (True if one was made)."""
@@ -450,7 +547,10 @@ class ConsultationWorkflow(ConsultationHandlers):
                 status_reason=status_reason,
             )
         )
-        if booking.meeting_ready:
+        # A call cut short may have made a room after all (the activity itself
+        # cancels one it can no longer store, the session being cancelled).
+        cut_short = await self._meeting_call.stop()
+        if booking.meeting_ready or cut_short:
             try:
                 await calls.cancel_meeting(
                     MeetingRef(request_id=self._request.request_id, session_id=booking.session_id)
@@ -511,14 +611,23 @@ class ConsultationWorkflow(ConsultationHandlers):
         booking.end = held.end
         booking.reminders = reminder_schedule(held.start, self._timings, now)
         booking.no_show_checked = False
+        if booking.meeting_deadline is not None:  # still being created: more time now
+            booking.meeting_deadline = meeting_deadline(held.start, self._timings, now)
         self._publish()
         if booking.meeting_ready:
-            try:
-                await calls.reschedule_meeting(self._meeting_input(booking))
-            except ACTIVITY_FAILURES:
-                await self._cancel_booking(
-                    Party.SYSTEM, None, CancellationReason.MEETING_PLATFORM_FAILURE
-                )
+            if self._meeting_tracked or workflow.patched(MOVE_KEEPS_SESSION):
+                self._meeting_tracked = True
+                booking.meeting_outdated = True
+                if not self._meeting_call.active:  # else it follows when that call ends
+                    self._move_meeting(booking)
+                self._publish()
+            else:
+                try:
+                    await calls.reschedule_meeting(self._meeting_input(booking))
+                except ACTIVITY_FAILURES:
+                    await self._cancel_booking(
+                        Party.SYSTEM, None, CancellationReason.MEETING_PLATFORM_FAILURE
+                    )
         pending.resolve(self._details())
 
     async def _start_session(self, booking: Booking, at: datetime) -> None:
@@ -577,6 +686,8 @@ class ConsultationWorkflow(ConsultationHandlers):
             moments.append(booking.start)
             if booking.reminders:
                 moments.append(booking.reminders[0][1])
+            if booking.meeting_deadline is not None and not booking.meeting_ready:
+                moments.append(booking.meeting_deadline)
         elif self._watches_attendance(booking):
             moments.append(self._no_show_check_at(booking))
         return min(moments)
@@ -588,6 +699,7 @@ class ConsultationWorkflow(ConsultationHandlers):
             or self._reschedule is not None
             or self._no_show is not None
             or self._signals_seen != seen
+            or self._meeting_call.finished
         )
 
     def _drop_stale_session_changes(self, booking: Booking) -> None:
@@ -655,12 +767,13 @@ class ConsultationWorkflow(ConsultationHandlers):
         assert self._booking is not None, "no session booked"
         return self._booking
 
-    def _meeting_input(self, booking: Booking) -> MeetingInput:
+    def _meeting_input(self, booking: Booking, deadline: datetime | None = None) -> MeetingInput:
         return MeetingInput(
             request_id=self._request.request_id,
             session_id=booking.session_id,
             start=booking.start,
             end=booking.end,
+            deadline=deadline,
         )
 
     def _session_transition(self, booking: Booking, at: datetime) -> SessionTransitionInput:

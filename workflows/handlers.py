@@ -38,10 +38,12 @@ with workflow.unsafe.imports_passed_through():
         SubmitRequest,
     )
     from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
+    from workflows.meeting_call import MeetingCall
     from workflows.presentation import describe
     from workflows.search_attributes import (
         BOOKING_STATUS,
         CONSULTANT_ID,
+        MEETING_STATUS,
         REQUESTER_ID,
         SERVICE_TYPE_ID,
         SESSION_START,
@@ -68,6 +70,11 @@ class ConsultationHandlers:
         self._next_retry_at: datetime | None = None
         self._hold: Hold | None = None
         self._booking: Booking | None = None
+        self._meeting_call = MeetingCall()
+        # Whether this run publishes ``MeetingStatus``: only from the point where it
+        # took the code path that retries the meeting until a deadline (histories
+        # recorded before that path existed must replay without the upserts).
+        self._meeting_tracked = False
         self._attendance = Attendance()
         self._attendance_reported = False
         self._signals_seen = 0
@@ -249,6 +256,10 @@ class ConsultationHandlers:
             session_end=booking.end if booking else None,
             meeting_ready=booking.meeting_ready if booking else False,
             finished_at=self._finished_at,
+            meeting_status=booking.meeting_status if booking else None,
+            meeting_deadline=(
+                booking.meeting_deadline if booking and not booking.meeting_ready else None
+            ),
         )
 
     def _set_status(self, status: RequestStatus, reason: StatusReason | None = None) -> None:
@@ -267,6 +278,8 @@ class ConsultationHandlers:
         self._stage(updates, SERVICE_TYPE_ID, str(self._request.service_type_id))
         self._stage(updates, CONSULTANT_ID, str(consultant) if consultant else None)
         self._stage(updates, SESSION_START, details.session_start)
+        if self._meeting_tracked and details.meeting_status is not None:
+            self._stage(updates, MEETING_STATUS, details.meeting_status.value)
         if updates:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(describe(details))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.vocabulary import RequestStatus
+from core.vocabulary import MeetingStatus, RequestStatus
 from workflows.contracts.messages import RequestDetails
 
 
@@ -25,7 +25,7 @@ def describe(details: RequestDetails) -> str:
         )
     if details.status is RequestStatus.SCHEDULED:
         session = details.session_status.value if details.session_status else "unknown"
-        meeting = "ready" if details.meeting_ready else "not ready yet"
+        meeting = _meeting(details)
         return (
             f"**{status}**: session {details.session_id} ({session}) with consultant "
             f"{details.assigned_consultant_id}, {_iso(details.session_start)} to "
@@ -34,6 +34,16 @@ def describe(details: RequestDetails) -> str:
     reason = f" ({details.status_reason.value})" if details.status_reason else ""
     session = f"; session {details.session_status.value}" if details.session_status else ""
     return f"**{status}**{reason}{session}"
+
+
+def _meeting(details: RequestDetails) -> str:
+    if details.meeting_status is MeetingStatus.NEEDS_UPDATE:
+        return "ready, but still at the old time on the platform"
+    if details.meeting_ready:
+        return "ready"
+    if details.meeting_deadline is not None:
+        return f"pending (platform retried until {_iso(details.meeting_deadline)})"
+    return "not ready yet"
 
 
 def _iso(moment: datetime | None) -> str:

@@ -14,6 +14,8 @@ CONSULTANT_ID = SearchAttributeKey.for_keyword("ConsultantId")
 REQUESTER_ID = SearchAttributeKey.for_keyword("RequesterId")
 SERVICE_TYPE_ID = SearchAttributeKey.for_keyword("ServiceTypeId")
 SESSION_START = SearchAttributeKey.for_datetime("SessionStart")
+MEETING_STATUS = SearchAttributeKey.for_keyword("MeetingStatus")
+"""The booked session's meeting: ``pending``, ``ready`` or ``needs_update``."""
 
 ALL_SEARCH_ATTRIBUTES = (
     BOOKING_STATUS,
@@ -21,4 +23,5 @@ ALL_SEARCH_ATTRIBUTES = (
     REQUESTER_ID,
     SERVICE_TYPE_ID,
     SESSION_START,
+    MEETING_STATUS,
 )

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from core.vocabulary import ErrorType, SessionStatus
+from core.vocabulary import ErrorType, MeetingStatus, SessionStatus
 from workflows.contracts.messages import RequestDetails
 
 MessageT = TypeVar("MessageT")
@@ -57,6 +57,17 @@ class Booking:
     reports_attendance: bool = False
     reminders: list[tuple[float, datetime]] = field(default_factory=list)
     no_show_checked: bool = False
+    # Set while the meeting is retried in the background (see ``workflows.meeting_call``):
+    # a session still without a meeting at this moment is cancelled.
+    meeting_deadline: datetime | None = None
+    # The session moved and the platform still has the meeting at the old time.
+    meeting_outdated: bool = False
+
+    @property
+    def meeting_status(self) -> MeetingStatus:
+        if not self.meeting_ready:
+            return MeetingStatus.PENDING
+        return MeetingStatus.NEEDS_UPDATE if self.meeting_outdated else MeetingStatus.READY
 
 
 class Pending(Generic[MessageT]):

@@ -52,6 +52,22 @@ def reminder_schedule(
     return sorted(((offset, at) for offset, at in schedule if at > now), key=lambda item: item[1])
 
 
+MEETING_MINIMUM_PATIENCE = timedelta(minutes=5)
+"""However close the start, the platform gets this long to create (or move) a meeting."""
+
+
+def meeting_deadline(start: datetime, timings: LifecycleTimings, now: datetime) -> datetime:
+    """Until when a missing meeting is retried; a session still without one then is
+    cancelled. A booking made at short notice may get a deadline after its start:
+    the session then starts on time and its link follows when the platform is back."""
+    return max(start - timings.meeting_deadline_before_start, now + MEETING_MINIMUM_PATIENCE)
+
+
+def meeting_update_deadline(start: datetime, now: datetime) -> datetime:
+    """Moving the meeting to the session's new time is worth retrying until it starts."""
+    return max(start, now + MEETING_MINIMUM_PATIENCE)
+
+
 def absent_party(attendance: Attendance) -> ParticipantRole | None:
     """Who is missing once the grace period is over. A missing consultant is named
     first: the learner cannot be blamed for a meeting nobody hosted."""

@@ -140,6 +140,9 @@ async def get_request(
     row = await visible_row(session, principal, ConsultationRequest, request_id)
     live = None
     if not RequestStatus(row.status).is_final:
+        # The read is over: its connection goes back to the pool before the query,
+        # which may take up to its timeout when no worker answers.
+        await session.commit()
         live = await consultation_workflow.live_details(container.temporal, row.id)
     return ConsultationRequestOut.of(row, live)
 
@@ -157,7 +160,9 @@ async def get_request(
         "Send an `Idempotency-Key` to make retries safe: the same key from the same "
         "learner always names the same request, also when sent concurrently. A repeat "
         "after the request was stored answers 200 with it (submissions racing before "
-        "that all answer 201, with the same request). Reusing a key with a different "
+        "that all answer 201, with the same request, or 409 `submission-in-progress` "
+        "with `Retry-After` while the first copy is being stored; never "
+        "`slot-unavailable` for the slot the first copy holds). Reusing a key with a different "
         "body is refused with 409 (`request_id` names the original); without a "
         "preferred window the default window is not compared."
     ),
@@ -165,7 +170,11 @@ async def get_request(
         200: {"description": "Repeated Idempotency-Key: the request it created"},
         **problems(
             (404, "Unknown service type, slot or consultant"),
-            (409, "The slot is taken, or the key was used for another body"),
+            (
+                409,
+                "The slot is taken, the key was used for another body, or its first "
+                "submission is still being stored (retry after `Retry-After`)",
+            ),
             (422, "Invalid body, inactive service type, slot or window unusable"),
             (503, "Temporal is unreachable; nothing was started"),
             (504, "Started but not confirmed in time; retry with the same key"),

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import ContainerDep
+from db.event_feed import feed_lag
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
@@ -79,4 +80,14 @@ async def readyz(container: ContainerDep) -> JSONResponse:
     },
 )
 async def metrics(container: ContainerDep) -> Response:
+    feed = container.metrics.feed
+    try:
+        async with (
+            asyncio.timeout(READINESS_TIMEOUT_SECONDS),
+            container.session_factory() as session,
+        ):
+            feed.observe(await feed_lag(session))
+    except Exception as exc:  # a scrape never fails because the database is down
+        logger.warning("metrics: event feed lag unknown: %s", exc)
+        feed.unknown()
     return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)

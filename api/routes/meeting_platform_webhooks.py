@@ -1,30 +1,35 @@
 """``POST /v1/webhooks/meeting-platform``: signed attendance events become workflow signals.
 
 No bearer token: the HMAC signature is the authentication. Each event takes effect
-once: its id is recorded in ``inbound_webhook_events`` in a transaction that commits
-only after the workflow was signalled, so a platform retry after a failure signals
-again, and a retry after success is acknowledged without effect.
+once: its id is recorded ``received`` in ``inbound_webhook_events`` (committed at
+once), the workflow is signalled with no transaction open and within
+``SIGNAL_TIMEOUT``, and the record is then marked ``delivered``. A platform retry
+after a failure finds it still ``received`` and signals again; one after success
+is acknowledged without effect. Two copies arriving together may both signal: the
+workflow keeps the first time it is told of each thing (a start, a join, an end),
+so the event still takes effect once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, SettingsDep
 from api.errors import InvalidSignature, PayloadTooLarge, ServiceUnavailable
 from api.meeting_signals import signal_meeting_event
 from api.openapi import problems
-from db.models import InboundWebhookEvent, ScheduledSession
+from core.vocabulary import InboundEventState
+from db import inbound_events
 from integrations import meeting_webhooks
 from integrations.meeting_webhooks import MeetingPlatformEvent, SignatureError
 
@@ -33,6 +38,8 @@ router = APIRouter(tags=["inbound webhooks"])
 
 SOURCE = "meeting_platform"
 MAX_BODY_BYTES = 64 * 1024
+SIGNAL_TIMEOUT = timedelta(seconds=5)
+"""A signal is one quick RPC; far longer means Temporal is in trouble: answer 503."""
 
 MeetingSignaller = Callable[[uuid.UUID, MeetingPlatformEvent], Awaitable[bool]]
 """Tells a request's workflow about a meeting event; ``False``: the workflow has ended."""
@@ -117,40 +124,32 @@ async def receive_meeting_event(
         raise InvalidSignature(str(exc)) from exc
     event = _parse(body)
 
-    found = (
-        await session.execute(
-            select(ScheduledSession.id, ScheduledSession.consultation_request_id)
-            .where(ScheduledSession.meeting_platform_session_id == event.meeting_id)
-            .order_by(ScheduledSession.created_at.desc())
-            .limit(1)
-        )
-    ).one_or_none()
+    # Each step its own short transaction: nothing is held open across the signal,
+    # which may take long (the outbox feed waits for every open transaction).
+    found = await inbound_events.session_for_meeting(session, event.meeting_id)
     if found is None:
+        await session.commit()
         logger.info("meeting event %s for unknown meeting %s ignored", event.id, event.meeting_id)
         return InboundAck(status="ignored", reason="unknown_meeting")
-    session_id, request_id = found
-
-    # A concurrent copy of this event waits here until the first one commits or fails.
-    recorded = await session.scalar(
-        pg_insert(InboundWebhookEvent)
-        .values(
-            source=SOURCE,
-            external_id=event.id,
-            event_type=event.type.value,
-            scheduled_session_id=session_id,
-        )
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(InboundWebhookEvent.id)
+    state = await inbound_events.record_received(
+        session,
+        source=SOURCE,
+        external_id=event.id,
+        event_type=event.type.value,
+        session_id=found.session_id,
     )
-    if recorded is None:
+    await session.commit()
+    if state is InboundEventState.DELIVERED:
         response.status_code = status.HTTP_200_OK
         return InboundAck(status="duplicate")
     try:
-        delivered = await signal(request_id, event)
-    except (RPCError, RuntimeError) as exc:
-        # Not recorded (rolled back), so the platform's retry will signal again.
+        async with asyncio.timeout(SIGNAL_TIMEOUT.total_seconds()):
+            delivered = await signal(found.request_id, event)
+    except (RPCError, RuntimeError, TimeoutError) as exc:
+        # Still ``received``: the platform's retry signals again.
         logger.warning("meeting event %s not forwarded: %s", event.id, exc)
         raise ServiceUnavailable("The workflow service is unreachable; retry later.") from exc
+    await inbound_events.mark_delivered(session, source=SOURCE, external_id=event.id)
     await session.commit()
     if not delivered:
         return InboundAck(status="ignored", reason="request_finished")

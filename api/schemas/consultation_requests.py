@@ -21,6 +21,7 @@ from core.vocabulary import (
     SYSTEM_ONLY_CANCELLATION_REASONS,
     CancellationReason,
     DeclineReason,
+    MeetingStatus,
     RequestStatus,
     SessionStatus,
 )
@@ -206,6 +207,16 @@ class LiveDetails(BaseModel):
     session_start: datetime | None
     session_end: datetime | None
     meeting_ready: bool
+    meeting_status: MeetingStatus | None = Field(
+        default=None,
+        description="`pending` while the meeting platform is retried, `ready`, or "
+        "`needs_update` when the session moved and the platform still has the old time.",
+    )
+    meeting_deadline: datetime | None = Field(
+        default=None,
+        description="While the meeting is pending: without one by then the session is "
+        "cancelled (`meeting_platform_failure`).",
+    )
 
     @classmethod
     def of(cls, details: RequestDetails) -> LiveDetails:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.meetings import PLATFORM_UNAVAILABLE, MeetingActivities
-from core.vocabulary import ErrorType
+from core.vocabulary import CancellationReason, ErrorType, Party, SessionStatus, StatusReason
 from integrations.meetings.http import HttpMeetingPlatform
 from integrations.meetings.room_link import RoomLinkPlatform
 from tests.activities.builders import Backend, future
 from tests.activities.test_sessions import booked
-from workflows.contracts.activity_io import MeetingInput, MeetingRef
+from workflows.contracts.activity_io import CancelSessionInput, MeetingInput, MeetingRef
 
 BASE = "https://meet.example.test"
 
@@ -123,3 +124,70 @@ async def test_an_unreachable_platform_is_transient(backend: Backend) -> None:
         await activities.create_meeting(meeting_input(request_id, session_id))
     assert failed.value.type == PLATFORM_UNAVAILABLE
     assert not failed.value.non_retryable
+
+
+async def test_a_failing_create_with_a_deadline_announces_the_late_meeting_once(
+    backend: Backend,
+) -> None:
+    request_id, session_id, _, _ = await booked(backend)
+    activities = MeetingActivities(
+        backend.session_factory, http_platform(lambda request: httpx.Response(503))
+    )
+    deadline = future(hour=9, days=3)
+    retried = replace(meeting_input(request_id, session_id), deadline=deadline)
+
+    for _ in range(2):  # two failed attempts of the same call
+        with pytest.raises(ApplicationError):
+            await activities.create_meeting(retried)
+
+    pending = [
+        e for e in await backend.events(request_id) if e.event_type == "session.meeting_pending"
+    ]
+    assert len(pending) == 1
+    assert pending[0].scheduled_session_id == session_id
+    assert pending[0].payload == {
+        "start": retried.start.isoformat(),
+        "end": retried.end.isoformat(),
+        "deadline": deadline.isoformat(),
+    }
+
+
+async def test_a_call_with_a_fixed_budget_announces_nothing(backend: Backend) -> None:
+    request_id, session_id, _, _ = await booked(backend)
+    activities = MeetingActivities(
+        backend.session_factory, http_platform(lambda request: httpx.Response(503))
+    )
+    with pytest.raises(ApplicationError):
+        await activities.create_meeting(meeting_input(request_id, session_id))
+    assert "session.meeting_pending" not in await backend.event_types(request_id)
+
+
+async def test_a_room_made_for_a_session_cancelled_meanwhile_is_cancelled_again(
+    backend: Backend,
+) -> None:
+    request_id, session_id, consultant, _ = await booked(backend)
+    await backend.sessions.cancel_session(
+        CancelSessionInput(
+            request_id=request_id,
+            session_id=session_id,
+            party=Party.CONSULTANT,
+            actor_id=consultant,
+            reason=CancellationReason.ILLNESS,
+            session_status=SessionStatus.CANCELLED_BY_CONSULTANT,
+            status_reason=StatusReason.CANCELLED_BY_CONSULTANT,
+        )
+    )
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        if request.method == "DELETE":
+            return httpx.Response(204)
+        return httpx.Response(201, json={"id": "m-1", "join_url": "https://p.test/j/m-1"})
+
+    activities = MeetingActivities(backend.session_factory, http_platform(handler))
+    await activities.create_meeting(meeting_input(request_id, session_id))
+
+    assert seen == ["POST", "DELETE"]
+    assert (await backend.session_row(session_id)).meeting_platform_join_url is None
+    assert "session.meeting_ready" not in await backend.event_types(request_id)

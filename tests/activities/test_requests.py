@@ -8,13 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
 from activities.requests import RequestActivities
 from core.vocabulary import CancellationReason, DeclineReason, ErrorType, Party, StatusReason
 from db.drafts import stage_details
-from db.models import ConsultantProfile, DomainEvent
+from db.models import (
+    ConsultantProfile,
+    ConsultationRequest,
+    ConsultationRequestDraft,
+    DomainEvent,
+)
 from tests.activities.builders import Backend, future
 from workflows.contracts.activity_io import (
     CancelRequestInput,
@@ -116,6 +121,49 @@ async def test_staged_details_move_into_the_request_row(
         drafts = await connection.scalar(text("SELECT count(*) FROM consultation_request_drafts"))
     assert details == "I need help with linear algebra"
     assert drafts == 0
+
+
+async def test_persist_refuses_a_request_over_the_open_request_cap_and_drops_its_draft(
+    backend: Backend, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    service_type_id = await backend.service_type()
+    first = persist_input(service_type_id, open_request_cap=1)
+    await backend.requests.persist_request(first)
+    over = persist_input(
+        service_type_id, requester_id=first.requester_id, open_request_cap=1, details_staged=True
+    )
+    async with session_factory() as session, session.begin():
+        await stage_details(
+            session, request_id=over.request_id, requester_id=over.requester_id, details="x"
+        )
+
+    with pytest.raises(ApplicationError) as refused:
+        await backend.requests.persist_request(over)
+
+    assert refused.value.type == ErrorType.OPEN_REQUEST_LIMIT
+    assert refused.value.non_retryable
+    assert refused.value.details == (1, 1)
+    assert await backend.count(ConsultationRequest) == 1
+    assert await backend.count(ConsultationRequestDraft) == 0
+    # Another learner is not affected, and neither is a request without a cap.
+    assert await backend.requests.persist_request(
+        persist_input(service_type_id, open_request_cap=1)
+    )
+    assert await backend.requests.persist_request(
+        persist_input(service_type_id, requester_id=first.requester_id)
+    )
+
+
+async def test_a_request_whose_staged_details_are_gone_is_refused_not_stored_without(
+    backend: Backend,
+) -> None:
+    arg = persist_input(await backend.service_type(), details_staged=True)  # nothing staged
+    with pytest.raises(ApplicationError) as refused:
+        await backend.requests.persist_request(arg)
+    assert refused.value.type == ErrorType.INVALID_REQUEST
+    assert refused.value.non_retryable
+    assert await backend.count(ConsultationRequest) == 0
+    assert await backend.count(DomainEvent) == 0
 
 
 async def test_reject_releases_holds_and_emits_once(backend: Backend) -> None:

@@ -5,15 +5,19 @@ checks before anything starts, and the database view when Temporal is unreachabl
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client, Interceptor, OutboundInterceptor, QueryWorkflowInput
 
+from api.app import create_app
 from api.submissions import request_id_for
+from core.settings import Settings
 from core.vocabulary import Party, StatusReason
 from db.models import ConsultationRequest, ConsultationRequestDraft
 from tests.activities.builders import Backend, future
@@ -104,6 +108,43 @@ async def test_one_request_is_the_stored_view_when_temporal_is_unreachable(
         missing = assert_problem(await client.get(f"{URL}/{uuid.uuid4()}", headers=headers), 404)
         assert hidden["title"] == missing["title"]
     assert_problem(await client.get(f"{URL}/not-a-uuid", headers=tokens.headers("operator")), 422)
+
+
+class PoolProbe(Interceptor):
+    """Records how many pooled connections the API holds as each query goes out."""
+
+    def __init__(self) -> None:
+        self.in_use: Callable[[], int] = lambda: -1
+        self.at_query: list[int] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        probe = self
+
+        class Probing(OutboundInterceptor):
+            async def query_workflow(self, input: QueryWorkflowInput) -> Any:
+                probe.at_query.append(probe.in_use())
+                return await super().query_workflow(input)
+
+        return Probing(next)
+
+
+async def test_no_database_connection_is_held_during_the_live_query(
+    settings: Settings, clean_database: AsyncEngine, tokens: TokenFactory, backend: Backend
+) -> None:
+    probe = PoolProbe()
+    temporal = await Client.connect("127.0.0.1:1", lazy=True, interceptors=[probe])
+    app = create_app(settings, temporal=temporal)
+    learner = uuid.uuid4()
+    request_id = await _waiting_request(backend, learner)
+    async with app.router.lifespan_context(app):
+        probe.in_use = app.state.container.engine.pool.checkedout
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get(
+                f"{URL}/{request_id}", headers=tokens.headers("learner", sub=learner)
+            )
+    assert response.status_code == 200, response.text
+    assert probe.at_query == [0]
 
 
 # --- submitting ------------------------------------------------------------------------

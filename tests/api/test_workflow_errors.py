@@ -28,6 +28,7 @@ EXPECTED_STATUS = {
     ErrorType.DUPLICATE_IDEMPOTENCY_KEY: 409,
     ErrorType.INVALID_REQUEST: 422,
     ErrorType.MEETING_PLATFORM_REJECTED: 502,
+    ErrorType.OPEN_REQUEST_LIMIT: 429,
 }
 
 
@@ -38,6 +39,17 @@ def test_every_error_type_has_a_status() -> None:
         assert problem is not None
         assert problem.status == status, error_type
         assert problem.detail == "The reason."
+
+
+def test_the_open_request_limit_says_how_many_and_when_to_retry() -> None:
+    problem = refusal(
+        ApplicationError("over the cap", 5, 5, type=ErrorType.OPEN_REQUEST_LIMIT.value)
+    )
+    assert problem is not None
+    assert problem.status == 429
+    assert problem.extensions == {"open_requests": 5, "limit": 5}
+    assert problem.headers is not None
+    assert problem.headers["Retry-After"].isdigit()
 
 
 def test_only_typed_application_errors_are_refusals() -> None:

@@ -18,6 +18,13 @@ ASKED = [
     EventType.CONSULTATION_CONFIRMATION_REQUESTED,
 ]
 BOOKED = [*ASKED, EventType.SESSION_SCHEDULED, EventType.SESSION_MEETING_READY]
+# When the platform failed the first create, the late link is announced once before it comes.
+BOOKED_LATE = [
+    *ASKED,
+    EventType.SESSION_SCHEDULED,
+    EventType.SESSION_MEETING_PENDING,
+    EventType.SESSION_MEETING_READY,
+]
 CANCELLED = [*ASKED, EventType.CONSULTATION_CANCELLED]
 
 

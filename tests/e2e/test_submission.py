@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from api import submission_checks
+from api.submissions import request_id_for
 from db.models import ConsultationRequest, ConsultationRequestDraft, ScheduledSession
 from tests.e2e.support import (
     Service,
@@ -24,6 +26,8 @@ from tests.e2e.support import (
     wait_until,
 )
 from tests.support.problems import assert_problem
+from tests.workflows.support import make_input
+from tests.workflows.support import start as start_workflow
 from workflows.contracts.names import workflow_id_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
@@ -104,6 +108,92 @@ async def test_concurrent_submissions_with_one_key_make_one_request(
     description = await dev_env.client.get_workflow_handle(workflow_id_for(request_id)).describe()
     assert description.run_id  # one workflow, started once (REJECT_DUPLICATE forbids more)
     assert await _count(session_factory, ConsultationRequestDraft) == 0
+
+
+async def test_concurrent_retries_of_a_submission_holding_its_slot_get_that_request(
+    service: Service, session_factory: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first of ten copies stores the request and holds its slot while the others
+    are still checking it: a retry is never told its own slot is taken."""
+    service_type = await service.service_type()
+    consultant = await service.consultant()
+    start = days_ahead(3)
+    slot = await service.slot(consultant, start, start + timedelta(hours=1))
+    learner = service.learner()
+    body = {"service_type_id": service_type, "slot_id": slot, "details": "Sent ten times"}
+
+    # The race made certain: every copy but the first has looked for the stored
+    # request (not there yet) and goes on checking only once the slot is held.
+    real_check = submission_checks.bookable_service_type
+    first_through = asyncio.Event()
+
+    async def slot_held() -> bool:
+        return await service.slot_status(consultant, slot) == "held"
+
+    async def check_after_the_hold(session: AsyncSession, service_type_id: uuid.UUID) -> Any:
+        if first_through.is_set():
+            await wait_until(slot_held, bool, what="the first copy holds the slot")
+        first_through.set()
+        return await real_check(session, service_type_id)
+
+    monkeypatch.setattr(submission_checks, "bookable_service_type", check_after_the_hold)
+    responses = await asyncio.gather(
+        *(service.submit(learner, body, key="retried") for _ in range(10))
+    )
+
+    for response in responses:
+        if response.status_code == 409:  # still being stored: come back shortly
+            problem = assert_problem(response, 409)
+            assert problem["type"].endswith("/submission-in-progress"), problem
+            assert response.headers["retry-after"].isdigit()
+        else:
+            assert response.status_code in (200, 201), response.text
+    answered = [r.json()["id"] for r in responses if r.status_code != 409]
+    assert answered
+    assert len(set(answered)) == 1
+    mine = ConsultationRequest.requester_user_id == learner.user_id
+    assert await _count(session_factory, ConsultationRequest, mine) == 1
+    request = await service.wait_offered(answered[0], consultant)
+    assert request["requested_slot_id"] == str(slot)
+    assert await _count(session_factory, ConsultationRequestDraft) == 0
+
+
+async def test_a_retry_refused_while_its_first_copy_is_being_stored_is_told_to_come_back(
+    service: Service, dev_env: WorkflowEnvironment
+) -> None:
+    """The first copy's workflow runs but has not stored the request yet (no worker
+    polls its queue here) and the slot has become unavailable: the retry cannot know
+    yet how its request will fare, so it answers "in progress", not "slot taken"."""
+    service_type = await service.service_type()
+    consultant = await service.consultant()
+    start = days_ahead(3)
+    slot = await service.slot(consultant, start, start + timedelta(hours=1))
+    learner = service.learner()
+    key = "first-copy-still-starting"
+    request_id = request_id_for(learner.user_id, key)
+    now = await dev_env.get_current_time()
+    first_copy = make_input(now, request_id=request_id, requester_id=learner.user_id)
+    handle = await start_workflow(dev_env.client, first_copy, f"nobody-polls-{uuid.uuid4()}")
+    closed = await service.http.patch(
+        f"/v1/consultants/{consultant.user_id}/availability/{slot}",
+        json={"status": "unavailable"},
+        headers=service.operator.headers,
+    )
+    assert closed.status_code == 200, closed.text
+
+    retry = await service.submit(
+        learner, {"service_type_id": service_type, "slot_id": slot}, key=key
+    )
+    problem = assert_problem(retry, 409)
+    assert problem["type"].endswith("/submission-in-progress")
+    assert problem["request_id"] == str(request_id)
+    assert retry.headers["retry-after"] == "1"
+    # A new submission (another key) for that slot is refused as before.
+    other = await service.submit(
+        learner, {"service_type_id": service_type, "slot_id": slot}, key="another"
+    )
+    assert assert_problem(other, 409)["type"].endswith("/slot-unavailable")
+    await handle.terminate()
 
 
 async def test_thirty_requests_for_one_slot_book_it_once(

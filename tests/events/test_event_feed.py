@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tests.e2e.support import wait_until
 from tests.events.helpers import append_events, insert_event
 from tests.support.problems import assert_problem
 from tests.support.tokens import TokenFactory
@@ -236,3 +237,32 @@ async def test_events_read_grants_nothing_else(
     ]:
         response = await client.request(method, path, headers=reader, json={})
         assert_problem(response, 403)
+
+
+def _gauge(metrics: str, name: str) -> float:
+    (value,) = [line.split()[1] for line in metrics.splitlines() if line.startswith(name + " ")]
+    return float(value)
+
+
+async def test_the_feed_lag_is_a_metric(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with engine.connect() as open_connection:
+        open_transaction = await open_connection.begin()
+        await insert_event(open_connection, "consultation.requested")
+        await append_events(session_factory, ("consultation.assigned", None))
+        held_back = (await client.get("/metrics")).text
+        await open_transaction.commit()
+
+    assert _gauge(held_back, "booking_event_feed_lag_seconds") > 0
+    assert _gauge(held_back, "booking_event_feed_oldest_open_transaction_seconds") > 0
+
+    async def caught_up() -> str:
+        return (await client.get("/metrics")).text
+
+    settled = await wait_until(
+        caught_up, lambda text: _gauge(text, "booking_event_feed_lag_seconds") == 0
+    )
+    assert _gauge(settled, "booking_event_feed_oldest_open_transaction_seconds") == 0

@@ -41,9 +41,11 @@ from core.vocabulary import (
 )
 from db.models import DomainEvent
 from integrations.meetings.base import MeetingPlatformError, MeetingRoom, MeetingSpec
+from integrations.meetings.room_link import RoomLinkPlatform
 from integrations.webhooks.dispatcher import WebhookDispatcher
 from tests.activities.builders import Backend
 from tests.events.harness import (
+    ROOMS,
     SHORT_TIMINGS,
     ConsultationHandle,
     SessionFactory,
@@ -109,6 +111,7 @@ REJECTED = EventType.CONSULTATION_REJECTED
 REQUEST_CANCELLED = EventType.CONSULTATION_CANCELLED
 SCHEDULED = EventType.SESSION_SCHEDULED
 MEETING_READY = EventType.SESSION_MEETING_READY
+MEETING_PENDING = EventType.SESSION_MEETING_PENDING
 RESCHEDULED = EventType.SESSION_RESCHEDULED
 REMINDER = EventType.SESSION_REMINDER
 STARTED = EventType.SESSION_STARTED
@@ -137,6 +140,31 @@ class RefusingPlatform:
         raise MeetingPlatformError("not expected", permanent=True)
 
 
+class LatePlatform:
+    """Rooms as usual, but the first two create calls fail as a platform that is down
+    does (worth a retry)."""
+
+    def __init__(self) -> None:
+        self._rooms = RoomLinkPlatform(ROOMS)
+        self.failures_left = 2
+
+    @property
+    def reports_attendance(self) -> bool:
+        return False
+
+    async def create(self, spec: MeetingSpec) -> MeetingRoom:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise MeetingPlatformError("platform down", permanent=False)
+        return await self._rooms.create(spec)
+
+    async def reschedule(self, room: MeetingRoom, spec: MeetingSpec) -> MeetingRoom:
+        return await self._rooms.reschedule(room, spec)
+
+    async def cancel(self, room: MeetingRoom, session_id: uuid.UUID) -> None:
+        await self._rooms.cancel(room, session_id)
+
+
 class Outage:
     """Answers 503 on ``path`` for ``OUTAGE`` seconds from its first request, then 200."""
 
@@ -160,6 +188,7 @@ class Stage:
     client: Client
     task_queue: str
     refusing_queue: str
+    late_queue: str
     backend: Backend
     sessions: SessionFactory
     http: httpx.AsyncClient
@@ -467,6 +496,26 @@ async def meeting_platform_fails(stage: Stage) -> Walk:
     return Walk(request.request_id, [*ASKED, SCHEDULED, SESSION_CANCELLED, REQUEST_CANCELLED])
 
 
+@path
+async def meeting_late(stage: Stage) -> Walk:
+    """The platform is down for a moment: the session stays booked, its link is late."""
+    crew, consultant = await one_consultant(stage, stage.far)
+    request = stage.request(crew)
+    handle = await submit(stage.client, request, stage.late_queue)
+    await confirm(handle, consultant)
+    ready = await details_when(handle, lambda d: d.meeting_ready, within=WAIT)
+    assert ready.status is RequestStatus.SCHEDULED
+    await handle.execute_update(
+        ConsultationWorkflow.cancel,
+        CancelRequest(party=Party.REQUESTER, actor_id=request.requester_id),
+    )
+    await handle.result()
+    return Walk(
+        request.request_id,
+        [*BOOKED[:-1], MEETING_PENDING, MEETING_READY, SESSION_CANCELLED, REQUEST_CANCELLED],
+    )
+
+
 # --- running them all ----------------------------------------------------------------
 
 
@@ -506,6 +555,9 @@ async def run(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Run]:
         refusing_queue = await stack.enter_async_context(
             worker(env.client, sessions, settings, RefusingPlatform())
         )
+        late_queue = await stack.enter_async_context(
+            worker(env.client, sessions, settings, LatePlatform())
+        )
         http = await stack.enter_async_context(api(settings, env.client))
 
         receiver = Receiver(respond=Outage(FLAKY))
@@ -528,6 +580,7 @@ async def run(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Run]:
             client=env.client,
             task_queue=task_queue,
             refusing_queue=refusing_queue,
+            late_queue=late_queue,
             backend=Backend(sessions),
             sessions=sessions,
             http=http,
@@ -683,6 +736,14 @@ async def test_meeting_platform_failure_is_compensated(run: Run) -> None:
     assert (session["cancelled_by"], session["reason"]) == ("system", "meeting_platform_failure")
     assert session["session_status"] == "cancelled"
     assert request["status_reason"] == "meeting_platform_failure"
+
+
+async def test_a_late_meeting_is_announced_before_it_is_ready(run: Run) -> None:
+    envelopes = assert_emitted_and_delivered(run, run.walk("meeting_late"))
+    [pending], [ready] = data(envelopes, MEETING_PENDING), data(envelopes, MEETING_READY)
+    assert pending["start"] == ready["start"]
+    deadline = datetime.fromisoformat(pending["deadline"])
+    assert deadline == datetime.fromisoformat(pending["start"]) - timedelta(minutes=15)
 
 
 async def test_every_event_is_delivered_once_to_each_subscriber(run: Run) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
+from api.routes import meeting_platform_webhooks as webhook_route
 from api.routes.meeting_platform_webhooks import get_meeting_signaller
 from core.settings import Settings
 from db.models import (
@@ -42,10 +44,18 @@ class FakeSignaller:
     calls: list[tuple[uuid.UUID, MeetingPlatformEvent]] = field(default_factory=list)
     running: bool = True
     error: Exception | None = None
+    hangs: bool = False
+    # Called as the signal goes out: what the API holds of the database meanwhile.
+    probe: Callable[[], int] | None = None
+    probed: list[int] = field(default_factory=list)
 
     async def __call__(self, request_id: uuid.UUID, event: MeetingPlatformEvent) -> bool:
+        if self.probe is not None:
+            self.probed.append(self.probe())
         if self.error is not None:
             raise self.error
+        if self.hangs:
+            await asyncio.Event().wait()  # a signal that never returns
         self.calls.append((request_id, event))
         return self.running
 
@@ -119,6 +129,11 @@ async def _recorded(session_factory: async_sessionmaker[AsyncSession]) -> int:
     async with session_factory() as session:
         count = await session.scalar(select(func.count()).select_from(InboundWebhookEvent))
     return count or 0
+
+
+async def _states(session_factory: async_sessionmaker[AsyncSession]) -> list[str]:
+    async with session_factory() as session:
+        return list((await session.scalars(select(InboundWebhookEvent.state))).all())
 
 
 async def test_a_signed_event_signals_the_workflow_once(
@@ -245,13 +260,43 @@ async def test_temporal_unreachable_is_503_and_the_retry_takes_effect(
     event = _event()
     signaller.error = RPCError("unavailable", RPCStatusCode.UNAVAILABLE, b"")
     assert_problem(await _post(client, event), 503)
-    assert await _recorded(session_factory) == 0
+    assert await _states(session_factory) == ["received"]
 
     signaller.error = None
     response = await _post(client, event)
     assert response.status_code == 202
     assert response.json()["status"] == "accepted"
     assert len(signaller.calls) == 1
+    assert await _states(session_factory) == ["delivered"]
+    assert (await _post(client, event)).json()["status"] == "duplicate"
+
+
+async def test_no_database_connection_is_held_while_the_workflow_is_signalled(
+    app: FastAPI, client: httpx.AsyncClient, signaller: FakeSignaller, request_id: uuid.UUID
+) -> None:
+    signaller.probe = app.state.container.engine.pool.checkedout
+    response = await _post(client, _event())
+    assert response.status_code == 202, response.text
+    assert signaller.probed == [0]
+
+
+async def test_a_signal_that_hangs_is_503_and_the_retry_takes_effect(
+    client: httpx.AsyncClient,
+    signaller: FakeSignaller,
+    request_id: uuid.UUID,
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(webhook_route, "SIGNAL_TIMEOUT", timedelta(milliseconds=200))
+    event = _event()
+    signaller.hangs = True
+    assert_problem(await _post(client, event), 503)
+    assert await _states(session_factory) == ["received"]
+
+    signaller.hangs = False
+    assert (await _post(client, event)).status_code == 202
+    assert len(signaller.calls) == 1
+    assert await _states(session_factory) == ["delivered"]
 
 
 async def test_a_finished_request_is_acknowledged(

@@ -219,6 +219,7 @@ class AgedRows:
                     "source": "meeting_platform",
                     "external_id": f"evt_{uuid.uuid4().hex}",
                     "event_type": "meeting.started",
+                    "state": "delivered",
                     "received_at": received,
                 }
                 for _ in range(count)

@@ -51,15 +51,17 @@ class Call:
 @dataclass
 class FakeBooking:
     """Scriptable backend: which consultants have which slots, which slots another
-    request wins between ranking and holding, whether storing the request or the
-    meeting platform fails; records every call with the (possibly skipped) server
-    time at which it ran."""
+    request wins between ranking and holding, whether storing the request fails,
+    whether the meeting platform refuses for good (``meeting_fails``) or is down
+    until some moment (``platform_down_until``); records every call with the
+    (possibly skipped) server time at which it ran."""
 
     clock: Clock
     candidates: list[Candidate] = field(default_factory=list)
     lost_slots: set[uuid.UUID] = field(default_factory=set)
     persist_error: ErrorType | None = None
     meeting_fails: bool = False
+    platform_down_until: datetime | None = None
     reports_attendance: bool = False
     calls: list[Call] = field(default_factory=list)
 
@@ -92,6 +94,12 @@ class FakeBooking:
 
     async def _record(self, name: ActivityName, arg: Any) -> None:
         self.calls.append(Call(name=name, arg=arg, at=await self.clock()))
+
+    async def _platform_outage(self) -> None:
+        """Fail as an unreachable platform does (worth a retry) while it is down."""
+        down_until = self.platform_down_until
+        if down_until is not None and await self.clock() < down_until:
+            raise ApplicationError("the platform is down", type="MeetingPlatformUnavailable")
 
     @activity.defn(name=ActivityName.PERSIST_REQUEST)
     async def persist_request(self, arg: PersistRequestInput) -> PersistedRequest:
@@ -155,6 +163,7 @@ class FakeBooking:
     @activity.defn(name=ActivityName.CREATE_MEETING)
     async def create_meeting(self, arg: MeetingInput) -> MeetingCreated:
         await self._record(ActivityName.CREATE_MEETING, arg)
+        await self._platform_outage()
         if self.meeting_fails:
             raise ApplicationError(
                 "the platform refused the meeting",
@@ -166,6 +175,7 @@ class FakeBooking:
     @activity.defn(name=ActivityName.RESCHEDULE_MEETING)
     async def reschedule_meeting(self, arg: MeetingInput) -> None:
         await self._record(ActivityName.RESCHEDULE_MEETING, arg)
+        await self._platform_outage()
 
     @activity.defn(name=ActivityName.CANCEL_MEETING)
     async def cancel_meeting(self, arg: MeetingRef) -> None:

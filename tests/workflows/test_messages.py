@@ -18,6 +18,7 @@ from core.vocabulary import (
     CancellationReason,
     DeclineReason,
     ErrorType,
+    MeetingStatus,
     ParticipantRole,
     Party,
     RequestStatus,
@@ -430,6 +431,9 @@ async def test_reschedule_holds_the_new_slot_and_moves_session_and_meeting(
                 party=Party.REQUESTER, actor_id=request.requester_id, slot_id=later.slot_id
             ),
         )
+        # The answer does not wait for the platform: the meeting follows behind.
+        assert moved.meeting_status is MeetingStatus.NEEDS_UPDATE
+        await wait_for(handle, lambda d: d.meeting_status is MeetingStatus.READY)
         await operator_cancel(handle)
         await handle.result()
 

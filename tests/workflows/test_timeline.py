@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
@@ -12,17 +13,25 @@ from tests.workflows.support import DEFAULT_TIMINGS, make_input
 from workflows.contracts.activity_io import Attendance
 from workflows.contracts.workflow_input import LifecycleTimings
 from workflows.timeline import (
+    MEETING_MINIMUM_PATIENCE,
     absent_party,
     assignment_closes_at,
     ceil_to_minute,
     confirmation_deadline,
     earliest_start,
     hold_expiry,
+    meeting_deadline,
+    meeting_update_deadline,
     reminder_schedule,
 )
 
 TEST_SECRET = SecretStr("unit-test-secret-of-at-least-32-characters")
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+LEGACY_DEFAULT = next(
+    field.default
+    for field in fields(LifecycleTimings)
+    if field.name == "meeting_deadline_before_start_seconds"
+)
 
 
 def test_timings_come_from_the_settings_with_a_service_type_override() -> None:
@@ -84,3 +93,30 @@ def test_a_missing_consultant_is_named_before_a_missing_learner() -> None:
     assert absent_party(Attendance(consultant_joined_at=NOON)) is ParticipantRole.LEARNER
     both = Attendance(consultant_joined_at=NOON, learner_joined_at=NOON)
     assert absent_party(both) is None
+
+
+def test_the_meeting_deadline_comes_from_the_settings_and_its_default_matches() -> None:
+    settings = Settings(
+        environment=Environment.TEST,
+        jwt_secret=TEST_SECRET,
+        meeting_deadline_before_start=timedelta(minutes=30),
+    )
+    assert LifecycleTimings.from_settings(settings).meeting_deadline_before_start == timedelta(
+        minutes=30
+    )
+    # A workflow submitted before the setting existed falls back to the same default.
+    defaults = LifecycleTimings.from_settings(
+        Settings(environment=Environment.TEST, jwt_secret=TEST_SECRET)
+    )
+    assert defaults.meeting_deadline_before_start_seconds == LEGACY_DEFAULT
+
+
+def test_a_missing_meeting_is_retried_until_its_deadline_before_the_start() -> None:
+    start = NOON + timedelta(days=2)
+    before = DEFAULT_TIMINGS.meeting_deadline_before_start
+    assert meeting_deadline(start, DEFAULT_TIMINGS, NOON) == start - before
+    # Booked at short notice, the platform still gets its minimum patience.
+    soon = NOON + timedelta(minutes=2)
+    assert meeting_deadline(soon, DEFAULT_TIMINGS, NOON) == NOON + MEETING_MINIMUM_PATIENCE
+    assert meeting_update_deadline(start, NOON) == start
+    assert meeting_update_deadline(soon, NOON) == NOON + MEETING_MINIMUM_PATIENCE

@@ -43,6 +43,7 @@ class PersistRequestInput:
     company_id: uuid.UUID | None
     idempotency_key: str | None
     details_staged: bool
+    open_request_cap: int | None = None
 
     @classmethod
     def of(cls, request: ConsultationInput) -> PersistRequestInput:
@@ -177,10 +178,14 @@ class ReservedSession:
 
 @dataclass(frozen=True, kw_only=True)
 class MeetingInput:
+    """``deadline``: until when the workflow keeps retrying this call (``None`` from
+    workflows that gave the platform a fixed number of attempts instead)."""
+
     request_id: uuid.UUID
     session_id: uuid.UUID
     start: datetime
     end: datetime
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ from datetime import datetime
 from core.vocabulary import (
     CancellationReason,
     DeclineReason,
+    MeetingStatus,
     ParticipantRole,
     Party,
     RequestStatus,
@@ -114,3 +115,6 @@ class RequestDetails:
     session_end: datetime | None = None
     meeting_ready: bool = False
     finished_at: datetime | None = None
+    meeting_status: MeetingStatus | None = None
+    # While the meeting is pending: when the session is cancelled without one.
+    meeting_deadline: datetime | None = None

@@ -30,6 +30,8 @@ class LifecycleTimings:
     no_show_grace_seconds: float
     no_show_report_window_seconds: float
     requester_cancel_cutoff_seconds: float
+    # Workflows submitted before this setting existed get its default (15 min).
+    meeting_deadline_before_start_seconds: float = 900.0
 
     @classmethod
     def from_settings(
@@ -50,6 +52,7 @@ class LifecycleTimings:
             no_show_grace_seconds=_seconds(settings.no_show_grace),
             no_show_report_window_seconds=_seconds(settings.no_show_report_window),
             requester_cancel_cutoff_seconds=_seconds(settings.requester_cancel_cutoff),
+            meeting_deadline_before_start_seconds=_seconds(settings.meeting_deadline_before_start),
         )
 
     @property
@@ -88,6 +91,10 @@ class LifecycleTimings:
     def requester_cancel_cutoff(self) -> timedelta:
         return timedelta(seconds=self.requester_cancel_cutoff_seconds)
 
+    @property
+    def meeting_deadline_before_start(self) -> timedelta:
+        return timedelta(seconds=self.meeting_deadline_before_start_seconds)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ConsultationInput:
@@ -98,6 +105,8 @@ class ConsultationInput:
     ``idempotency_key`` is the client's key, kept for the unique (requester, key) row.
     ``details_staged`` says the API staged the request's details text under
     ``request_id`` for ``persist_request`` to move into the row (see ``activities``).
+    ``open_request_cap``: how many open requests the learner may have, this one
+    included; ``persist_request`` enforces it (``None``: no cap, as before it existed).
     """
 
     request_id: uuid.UUID
@@ -112,6 +121,7 @@ class ConsultationInput:
     company_id: uuid.UUID | None = None
     idempotency_key: str | None = None
     details_staged: bool = False
+    open_request_cap: int | None = None
 
     @property
     def duration(self) -> timedelta:

@@ -1,0 +1,102 @@
+"""Every connection of the API and the worker is bounded on the server: a statement
+that runs (or waits for a lock) too long is cancelled, and a transaction left idle
+is ended, so neither can hold locks or hold back the event feed indefinitely."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from api.app import create_app
+from core.settings import Settings
+from db.engine import create_engine
+from db.errors import sqlstate
+from tests.e2e.support import wait_until
+from tests.support.problems import assert_problem
+from tests.support.tokens import TokenFactory
+
+QUERY_CANCELED = "57014"
+SHORT = timedelta(milliseconds=300)
+
+
+@pytest.fixture
+async def bounded(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(
+        settings.model_copy(
+            update={
+                "database_statement_timeout": SHORT,
+                "database_idle_in_transaction_timeout": SHORT,
+            }
+        )
+    )
+    yield engine
+    await engine.dispose()
+
+
+async def test_the_default_bounds_are_set_on_each_connection(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            statement = await connection.scalar(text("SHOW statement_timeout"))
+            idle = await connection.scalar(text("SHOW idle_in_transaction_session_timeout"))
+    finally:
+        await engine.dispose()
+    assert (statement, idle) == ("30s", "1min")
+
+
+async def test_a_statement_over_its_timeout_is_cancelled(bounded: AsyncEngine) -> None:
+    async with bounded.connect() as connection:
+        with pytest.raises(DBAPIError) as cancelled:
+            await connection.execute(text("SELECT pg_sleep(5)"))
+    assert sqlstate(cancelled.value) == QUERY_CANCELED
+
+
+async def test_a_transaction_left_idle_is_ended_by_the_server(
+    bounded: AsyncEngine, clean_database: AsyncEngine
+) -> None:
+    async with bounded.connect() as connection:
+        await connection.begin()
+        pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+
+        async def gone() -> bool:
+            async with clean_database.connect() as observer:
+                found = await observer.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+                )
+            return bool(found == 0)
+
+        await wait_until(gone, bool, what="the idle transaction ended", every=0.1)
+        with pytest.raises(DBAPIError):
+            await connection.execute(text("SELECT 1"))
+
+
+async def test_a_statement_cancelled_by_its_timeout_answers_503(
+    settings: Settings,
+    clean_database: AsyncEngine,
+    unreachable_temporal: Client,
+    tokens: TokenFactory,
+) -> None:
+    app = create_app(
+        settings.model_copy(update={"database_statement_timeout": SHORT}),
+        temporal=unreachable_temporal,
+    )
+    async with app.router.lifespan_context(app), clean_database.connect() as blocker:
+        # Another transaction holds the table: the API's read waits, then is cancelled.
+        await blocker.begin()
+        await blocker.execute(
+            text("LOCK TABLE consultation_service_types IN ACCESS EXCLUSIVE MODE")
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get("/v1/service-types", headers=tokens.headers("learner"))
+        await blocker.rollback()
+    problem = assert_problem(response, 503)
+    assert response.headers["retry-after"] == "1"
+    assert "database" in problem["detail"]
