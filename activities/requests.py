@@ -24,6 +24,8 @@ from core.vocabulary import ErrorType, RequestStatus
 from db import requests
 from db.availability import holds
 from db.availability.candidates import rank_candidates
+from db.availability.holds import HeldTime
+from db.availability.offer import WHOLE_MINUTES, StartRules
 from db.drafts import take_details
 from db.outbox import PayloadValue, emit
 from db.requests import Fence
@@ -104,23 +106,26 @@ class RequestActivities:
                 )
             if fence is Fence.STALE:
                 return HoldResult(held=False)  # a stale attempt: the request moved on
-            times = await holds.hold(
+            held = await holds.hold(
                 session,
                 slot_id=arg.slot_id,
                 consultant_id=arg.consultant_id,
                 request_id=arg.request_id,
-                duration=timedelta(minutes=arg.duration_minutes),
-                not_before=arg.not_before,
-                window_end=arg.window_end,
+                rules=StartRules(
+                    duration=timedelta(minutes=arg.duration_minutes),
+                    step_minutes=arg.start_interval_minutes or WHOLE_MINUTES,
+                    not_before=arg.not_before,
+                    ends_by=arg.window_end,
+                ),
+                start=arg.start,
                 expires_at=arg.hold_expires_at,
                 retrying=fence is Fence.RETRY,
             )
-            if times is None:
+            if held is None:
                 return HoldResult(held=False)
-            start, end = times
             if step is not None:
-                await _assign(session, arg, step, start=start, end=end)
-            return HoldResult(held=True, start=start, end=end)
+                await _assign(session, arg, step, held)
+            return HoldResult(held=True, start=held.start, end=held.end, slot_id=held.slot_id)
 
     @activity.defn(name=ActivityName.RELEASE_HOLD)
     async def release_hold(self, arg: ReleaseHoldInput) -> None:
@@ -265,6 +270,7 @@ async def _store_request(session: AsyncSession, arg: PersistRequestInput) -> Per
             "service_type_id": arg.service_type_id,
             "preferred_consultant_id": arg.preferred_consultant_id,
             "requested_slot_id": arg.requested_slot_id,
+            "requested_start": arg.requested_start,
             "window_start": arg.window_start,
             "window_end": arg.window_end,
         },
@@ -325,12 +331,7 @@ async def _own_hold(session: AsyncSession, arg: FindCandidatesInput) -> Candidat
 
 
 async def _assign(
-    session: AsyncSession,
-    arg: HoldSlotInput,
-    step: AssignmentStep,
-    *,
-    start: datetime,
-    end: datetime,
+    session: AsyncSession, arg: HoldSlotInput, step: AssignmentStep, held: HeldTime
 ) -> None:
     await transition_request(
         session,
@@ -352,7 +353,7 @@ async def _assign(
         subject=arg.request_id,
         occurrence=(step.attempt,),
         request_id=arg.request_id,
-        payload={**common, "slot_id": arg.slot_id, "start": start, "end": end},
+        payload={**common, "slot_id": held.slot_id, "start": held.start, "end": held.end},
     )
     await emit(
         session,

@@ -111,6 +111,18 @@ class SlotUnavailable(Conflict):
     slug, title = "slot-unavailable", "The slot is not available"
 
 
+class StartUnavailable(Conflict):
+    """A chosen start that is on the grid but not free; ``reason`` says why."""
+
+    slug, title = "start-unavailable", "The start is not available"
+
+
+class StartOffGrid(Unprocessable):
+    """A chosen start between the starts the service type offers."""
+
+    slug, title = "start-off-grid", "Not one of the offered starts"
+
+
 class NoFittingSlot(Conflict):
     slug, title = "no-fitting-slot", "No free slot fits"
 

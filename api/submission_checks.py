@@ -13,11 +13,27 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import NotFound, RateLimited, SlotUnavailable, Unprocessable
+from api.errors import (
+    NotFound,
+    RateLimited,
+    SlotUnavailable,
+    StartOffGrid,
+    StartUnavailable,
+    Unprocessable,
+)
 from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
 from core.vocabulary import SlotStatus
 from db import requests
+from db.availability.offer import (
+    FreeSlot,
+    Refusal,
+    StartRules,
+    first_offered,
+    grid_for,
+    refusal,
+)
+from db.availability.slots import TimeRange, find_overlapping
 from db.models import AvailabilitySlot, ConsultantProfile, ServiceType
 
 # A learner over the cap may submit again once a request ends; a minute is a fair hint.
@@ -39,6 +55,12 @@ async def bookable_service_type(session: AsyncSession, service_type_id: uuid.UUI
     if not service_type.is_active:
         raise Unprocessable(f"Service type {service_type_id} is not offered any more.")
     return service_type
+
+
+def start_interval_minutes(service_type: ServiceType, settings: Settings) -> int:
+    """Minutes between the starts offered for ``service_type`` (its own step, or the
+    service-wide default)."""
+    return service_type.start_interval_minutes or settings.default_start_interval_minutes
 
 
 async def within_open_request_cap(session: AsyncSession, requester_id: uuid.UUID, cap: int) -> None:
@@ -92,13 +114,140 @@ async def slot_window(
             f"Slot {slot.id} is too soon: sessions are booked at least "
             f"{_ahead(settings.minimum_notice)} ahead."
         )
-    consultant = await session.get(ConsultantProfile, slot.consultant_user_id)
+    consultant = await _taking_bookings(
+        session, slot.consultant_user_id, service_type, f"The consultant of slot {slot.id}"
+    )
+    rules = start_rules(service_type, settings, now)
+    if first_offered(FreeSlot(slot.start_time, slot.end_time, consultant.time_zone), rules) is None:
+        grid = grid_for(rules, consultant.time_zone).describe()
+        raise Unprocessable(
+            f"No start of a {_minutes(duration)} session fits into slot {slot.id} "
+            f"(starts are {grid})."
+        )
+    return Window(start=slot.start_time, end=slot.end_time)
+
+
+async def chosen_start_window(
+    session: AsyncSession,
+    body: ConsultationRequestCreate,
+    service_type: ServiceType,
+    settings: Settings,
+    now: datetime,
+) -> Window:
+    """A start the learner chose, with the slot it was offered in or its consultant:
+    it must be one the search offers (on the grid, not too soon) and free (inside one
+    free piece of that slot, or of the consultant's time). The window is exactly the
+    session."""
+    assert body.start is not None
+    published: uuid.UUID | None = None
+    if body.slot_id is not None:
+        slot = await session.get(AvailabilitySlot, body.slot_id)
+        if slot is None:
+            raise NotFound(f"Slot {body.slot_id} does not exist.")
+        consultant_id = slot.consultant_user_id
+        published = slot.carved_from_slot_id or slot.id
+        if body.consultant_id not in (None, consultant_id):
+            raise Unprocessable(f"Slot {slot.id} belongs to another consultant.")
+    else:
+        assert body.consultant_id is not None
+        consultant_id = body.consultant_id
+        if await session.get(ConsultantProfile, consultant_id) is None:
+            raise NotFound(f"Consultant {consultant_id} has no profile.")
+    if body.preferred_consultant_id not in (None, consultant_id):
+        raise Unprocessable("The start belongs to another consultant than the preferred one.")
+    consultant = await _taking_bookings(
+        session, consultant_id, service_type, f"Consultant {consultant_id}"
+    )
+    return await start_on_offer(
+        session,
+        consultant=consultant,
+        start=body.start,
+        rules=start_rules(service_type, settings, now),
+        notice=settings.minimum_notice,
+        published_slot_id=published,
+    )
+
+
+async def start_on_offer(
+    session: AsyncSession,
+    *,
+    consultant: ConsultantProfile,
+    start: datetime,
+    rules: StartRules,
+    notice: timedelta,
+    published_slot_id: uuid.UUID | None,
+) -> Window:
+    """The session at ``start`` if the consultant offers it under ``rules`` (within the
+    slot published as ``published_slot_id``, if given); else the problem saying why:
+    ``start-off-grid`` (422) or ``start-unavailable`` (409, with a ``reason``)."""
+    end = start + rules.duration
+    zone = consultant.time_zone
+    why = refusal(start, rules, time_zone=zone)
+    if why is Refusal.OFF_GRID:
+        raise StartOffGrid(
+            f"{start.isoformat()} is not one of the offered starts: they are "
+            f"{grid_for(rules, zone).describe()}.",
+            start_interval_minutes=rules.step_minutes,
+            time_zone=zone,
+        )
+    if why is not None:
+        raise StartUnavailable(
+            f"{start.isoformat()} is too soon: sessions are booked at least "
+            f"{_ahead(notice)} ahead.",
+            reason="too_soon",
+        )
+    pieces = [
+        piece
+        for piece in await find_overlapping(
+            session, consultant.consultant_user_id, [TimeRange(start, end)]
+        )
+        if published_slot_id in (None, piece.carved_from_slot_id or piece.id)
+    ]
+    reason = _why_not_free(pieces, start, end)
+    if reason is not None:
+        raise StartUnavailable(_NOT_FREE[reason].format(start=start.isoformat()), reason=reason)
+    return Window(start=start, end=end)
+
+
+_NOT_FREE = {
+    "taken": "The consultant is already booked (or a booking is being confirmed) at "
+    "{start}; pick another start.",
+    "unavailable": "The consultant marked the time at {start} unavailable.",
+    "outside_slot": "A session at {start} does not lie within one free slot of the "
+    "consultant (the slot given, if any).",
+}
+
+
+def _why_not_free(pieces: list[AvailabilitySlot], start: datetime, end: datetime) -> str | None:
+    statuses = {piece.status for piece in pieces}
+    if statuses & {SlotStatus.HELD.value, SlotStatus.BOOKED.value}:
+        return "taken"
+    if SlotStatus.UNAVAILABLE.value in statuses:
+        return "unavailable"
+    if any(piece.start_time <= start and piece.end_time >= end for piece in pieces):
+        return None
+    return "outside_slot"
+
+
+def start_rules(service_type: ServiceType, settings: Settings, now: datetime) -> StartRules:
+    """What a start of ``service_type`` booked ``now`` must satisfy."""
+    return StartRules(
+        duration=timedelta(minutes=service_type.default_duration_minutes),
+        step_minutes=start_interval_minutes(service_type, settings),
+        not_before=now + settings.minimum_notice,
+    )
+
+
+async def _taking_bookings(
+    session: AsyncSession, consultant_id: uuid.UUID, service_type: ServiceType, who: str
+) -> ConsultantProfile:
+    consultant = await session.get(ConsultantProfile, consultant_id)
     required = service_type.required_specialization
     if consultant is None or not consultant.is_available_for_booking:
-        raise Unprocessable(f"The consultant of slot {slot.id} is not taking bookings.")
+        raise Unprocessable(f"{who} is not taking bookings.")
     if required is not None and required not in consultant.specializations:
-        raise Unprocessable(f"The consultant of slot {slot.id} does not offer {required!r}.")
-    return Window(start=slot.start_time, end=slot.end_time)
+        raise Unprocessable(f"{who} does not offer {required!r}.")
+    return consultant
 
 
 def preferred_window(

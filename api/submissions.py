@@ -128,13 +128,15 @@ def _same_submission(row: ConsultationRequest, body: ConsultationRequestCreate) 
     return window_matches and (
         row.consultation_service_type_id,
         row.requested_slot_id,
+        row.requested_start_time,
         row.preferred_consultant_user_id,
         row.company_id,
         row.request_details,
     ) == (
         body.service_type_id,
         body.slot_id,
-        body.preferred_consultant_id,
+        body.start,
+        body.preferred_consultant_id or body.consultant_id,
         body.company_id,
         body.details,
     )
@@ -156,7 +158,9 @@ async def _checked(
         session, principal.user_id, settings.max_open_requests_per_learner
     )
     duration = timedelta(minutes=service_type.default_duration_minutes)
-    if body.slot_id is not None:
+    if body.start is not None:
+        window = await checks.chosen_start_window(session, body, service_type, settings, now)
+    elif body.slot_id is not None:
         window = await checks.slot_window(session, body, service_type, settings, now)
     else:
         if body.preferred_consultant_id is not None:
@@ -171,11 +175,13 @@ async def _checked(
         window_end=window.end,
         timings=_timings(settings, service_type),
         requested_slot_id=body.slot_id,
-        preferred_consultant_id=body.preferred_consultant_id,
+        preferred_consultant_id=body.preferred_consultant_id or body.consultant_id,
         company_id=body.company_id,
         idempotency_key=idempotency_key,
         details_staged=body.details is not None,
         open_request_cap=settings.max_open_requests_per_learner,
+        requested_start=body.start,
+        start_interval_minutes=checks.start_interval_minutes(service_type, settings),
     )
 
 

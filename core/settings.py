@@ -177,6 +177,10 @@ class Settings(BaseSettings):
     recurrence_max_horizon: Duration = timedelta(days=366)
     max_slots_per_request: int = Field(default=1000, ge=1)
     search_max_window: Duration = timedelta(days=62)
+    # Offered starts are this far apart on the consultant's clock, from local midnight,
+    # for service types without a step of their own: whole minutes, 1 to 240 (a type's
+    # own step is 5 to 240; 1 minute, any whole minute, lets tests book a start now).
+    default_start_interval: Duration = timedelta(minutes=15)
 
     # Abuse limits. Per user and API process; a rate of 0 switches that limit off.
     rate_limit_read_per_second: float = Field(default=20.0, ge=0)
@@ -310,6 +314,11 @@ class Settings(BaseSettings):
             raise ValueError("BOOKING_PSEUDONYM_SECRET is the development placeholder")
         if len(self.pseudonym_secret.get_secret_value()) < 32:
             raise ValueError("BOOKING_PSEUDONYM_SECRET must be at least 32 characters")
+        interval = self.default_start_interval
+        if interval % timedelta(minutes=1) or not (
+            timedelta(minutes=1) <= interval <= timedelta(minutes=240)
+        ):
+            raise ValueError("BOOKING_DEFAULT_START_INTERVAL must be whole minutes, 1 to 240")
         return self
 
     def _check_retention(self) -> None:
@@ -330,6 +339,10 @@ class Settings(BaseSettings):
             self.jwt_secret is not None
             and self.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
         )
+
+    @property
+    def default_start_interval_minutes(self) -> int:
+        return self.default_start_interval // timedelta(minutes=1)
 
     def require_database_url(self) -> str:
         if self.database_url is None:

@@ -78,6 +78,10 @@ class ServiceType(Base):
             "confirmation_timeout_seconds IS NULL OR confirmation_timeout_seconds > 0",
             name="confirmation_timeout_positive",
         ),
+        CheckConstraint(
+            "start_interval_minutes IS NULL OR start_interval_minutes BETWEEN 5 AND 240",
+            name="start_interval_range",
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -87,6 +91,9 @@ class ServiceType(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     required_specialization: Mapped[str | None] = mapped_column(String(100))
     confirmation_timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Offered starts are this many minutes apart on the consultant's clock, from local
+    # midnight; null: the service-wide default (BOOKING_DEFAULT_START_INTERVAL).
+    start_interval_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -220,6 +227,8 @@ class ConsultationRequest(Base):
     )
     preferred_start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     preferred_end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The start the learner chose (the window is then exactly that session).
+    requested_start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     request_details: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(
         String(32), nullable=False, server_default=RequestStatus.PENDING_ASSIGNMENT.value

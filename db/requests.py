@@ -53,6 +53,8 @@ class NewRequest(Protocol):
     def company_id(self) -> uuid.UUID | None: ...
     @property
     def idempotency_key(self) -> str | None: ...
+    @property
+    def requested_start(self) -> datetime | None: ...
 
 
 class StoredRequest(NamedTuple):
@@ -137,6 +139,7 @@ async def insert_request(
                     preferred_start_time=request.window_start,
                     preferred_end_time=request.window_end,
                     requested_slot_id=request.requested_slot_id,
+                    requested_start_time=request.requested_start,
                     idempotency_key=request.idempotency_key,
                     request_details=details,
                     status=RequestStatus.PENDING_ASSIGNMENT.value,

@@ -183,3 +183,22 @@ def test_retention_defaults() -> None:
     settings = Settings()
     assert settings.retention_request_details == timedelta(days=180)
     assert settings.retention_inbound_events > settings.meeting_webhook_tolerance
+
+
+@pytest.mark.usefixtures("configured")
+@pytest.mark.parametrize(("raw", "minutes"), [("PT30M", 30), ("60", 1), ("PT4H", 240)])
+def test_the_default_start_interval_is_whole_minutes(
+    monkeypatch: pytest.MonkeyPatch, raw: str, minutes: int
+) -> None:
+    monkeypatch.setenv("BOOKING_DEFAULT_START_INTERVAL", raw)
+    assert Settings().default_start_interval_minutes == minutes
+
+
+@pytest.mark.usefixtures("configured")
+@pytest.mark.parametrize("raw", ["0", "PT241M", "PT90S"])
+def test_a_default_start_interval_off_the_range_is_refused(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("BOOKING_DEFAULT_START_INTERVAL", raw)
+    with pytest.raises(ValidationError, match="BOOKING_DEFAULT_START_INTERVAL"):
+        Settings()

@@ -187,8 +187,9 @@ class ConsultationWorkflow(ConsultationHandlers):
             window_end=request.window_end,
             requested_slot_id=operator.slot_id if operator else request.requested_slot_id,
             preferred_consultant_id=request.preferred_consultant_id,
-            only_consultant_id=operator.consultant_id if operator else None,
+            only_consultant_id=operator.consultant_id if operator else request.only_consultant_id,
             excluded_consultant_ids=() if operator else tuple(self._excluded),
+            start_interval_minutes=request.start_interval_minutes,
         )
         for _ in range(CLAIM_ROUNDS):
             found = await calls.find_candidates(query)
@@ -204,12 +205,13 @@ class ConsultationWorkflow(ConsultationHandlers):
                     window_end=request.window_end,
                     expires_at=hold_expiry(now, deadline, self._timings),
                     assignment=AssignmentStep(attempt=attempt, confirmation_deadline=deadline),
+                    start=request.requested_start,
                 )
                 if result.held and result.start is not None and result.end is not None:
                     self._attempt = attempt
                     self._hold = Hold(
                         consultant_id=candidate.consultant_id,
-                        slot_id=candidate.slot_id,
+                        slot_id=result.slot_id or candidate.slot_id,
                         start=result.start,
                         end=result.end,
                         deadline=deadline,
@@ -576,7 +578,9 @@ class ConsultationWorkflow(ConsultationHandlers):
             not_before=earliest_start(now, now, self._timings.minimum_notice),
             window_end=None,
             expires_at=hold_expiry(now, None, self._timings),
+            start=message.start,
         )
+        to_slot_id = held.slot_id or message.slot_id
         if not held.held or held.start is None or held.end is None:
             pending.fail(
                 rejection(
@@ -591,7 +595,7 @@ class ConsultationWorkflow(ConsultationHandlers):
                     request_id=self._request.request_id,
                     session_id=booking.session_id,
                     from_slot_id=booking.slot_id,
-                    to_slot_id=message.slot_id,
+                    to_slot_id=to_slot_id,
                     start=held.start,
                     end=held.end,
                     party=message.party,
@@ -599,14 +603,14 @@ class ConsultationWorkflow(ConsultationHandlers):
             )
         except ACTIVITY_FAILURES as err:
             await self._release_hold(
-                message.slot_id, booking.consultant_id, ReleaseOutcome.RESCHEDULE_ABANDONED
+                to_slot_id, booking.consultant_id, ReleaseOutcome.RESCHEDULE_ABANDONED
             )
             pending.fail(
                 business_error(err)
                 or rejection(ErrorType.INVALID_STATE, "the session could not be moved")
             )
             return
-        booking.slot_id = message.slot_id
+        booking.slot_id = to_slot_id
         booking.start = held.start
         booking.end = held.end
         booking.reminders = reminder_schedule(held.start, self._timings, now)
@@ -726,9 +730,11 @@ class ConsultationWorkflow(ConsultationHandlers):
         window_end: datetime | None,
         expires_at: datetime,
         assignment: AssignmentStep | None = None,
+        start: datetime | None = None,
     ) -> HoldResult:
-        """Hold ``slot_id`` for this request if the session still fits it from
-        ``not_before`` (and, with an assignment, assign its consultant)."""
+        """Hold the session's time for this request: ``start`` (a chosen one) or the
+        earliest start ``slot_id`` offers from ``not_before`` (and, with an
+        assignment, assign its consultant)."""
         return await calls.hold_slot(
             HoldSlotInput(
                 request_id=self._request.request_id,
@@ -739,6 +745,8 @@ class ConsultationWorkflow(ConsultationHandlers):
                 window_end=window_end,
                 hold_expires_at=expires_at,
                 assignment=assignment,
+                start=start,
+                start_interval_minutes=self._request.start_interval_minutes,
             )
         )
 

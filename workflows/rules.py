@@ -89,7 +89,8 @@ def check_reschedule(
 ) -> None:
     if booking is None or booking.status is not SessionStatus.SCHEDULED:
         raise rejection(ErrorType.INVALID_STATE, "only a scheduled session can be moved")
-    if message.slot_id == booking.slot_id:
+    if message.slot_id == booking.slot_id and message.start in (None, booking.start):
+        # With another start, the slot names the published block to move within.
         raise rejection(ErrorType.INVALID_REQUEST, "the session already uses that slot")
     if message.party is Party.REQUESTER:
         _require_requester(message.actor_id, requester_id)

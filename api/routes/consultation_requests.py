@@ -157,6 +157,10 @@ async def get_request(
     description=(
         "Stores the request and starts its process; answers once the request is stored "
         "(a GET right after sees it). A consultant is then assigned and asked to confirm.\n\n"
+        "Book a start from the availability search with its `start_time` as `start` and "
+        "its `slot_id` (or the consultant's id as `consultant_id`): exactly that time is "
+        "held and offered to that consultant alone. A `slot_id` without `start` books "
+        "the slot's earliest start; a preferred window lets the service choose.\n\n"
         "Send an `Idempotency-Key` to make retries safe: the same key from the same "
         "learner always names the same request, also when sent concurrently. A repeat "
         "after the request was stored answers 200 with it (submissions racing before "
@@ -172,10 +176,15 @@ async def get_request(
             (404, "Unknown service type, slot or consultant"),
             (
                 409,
-                "The slot is taken, the key was used for another body, or its first "
+                "The slot is taken, the chosen start is not free (`start-unavailable`, "
+                "with a `reason`), the key was used for another body, or its first "
                 "submission is still being stored (retry after `Retry-After`)",
             ),
-            (422, "Invalid body, inactive service type, slot or window unusable"),
+            (
+                422,
+                "Invalid body, inactive service type, slot or window unusable, a start "
+                "that is not one of the offered starts (`start-off-grid`)",
+            ),
             (503, "Temporal is unreachable; nothing was started"),
             (504, "Started but not confirmed in time; retry with the same key"),
         ),

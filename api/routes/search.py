@@ -1,22 +1,34 @@
-"""Search for bookable times: where a session of a service type fits into free slots."""
+"""Search for bookable times: the starts free slots offer for a session of a service type."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from itertools import groupby
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep, SettingsDep, SignedIn
 from api.errors import Unprocessable
 from api.openapi import problems
-from api.pagination import Page, PageQuery, decode_slot_cursor, encode_slot_cursor, keyset_page
+from api.pagination import (
+    Page,
+    PageQuery,
+    decode_slot_cursor,
+    decode_time_cursor,
+    encode_slot_cursor,
+    encode_time_cursor,
+    keyset_page,
+)
+from api.schemas.consultants import TimeZoneName
 from api.schemas.fields import IsoAwareDatetime, StorableText
-from api.schemas.search import BookableTimeOut
-from api.submission_checks import bookable_service_type
+from api.schemas.search import BookableDay, BookableDays, BookableTimeOut
+from api.submission_checks import bookable_service_type, start_interval_minutes
 from core.settings import Settings
-from db.availability.search import SearchCriteria, search_bookable_times
+from db.availability.offer import consultant_zone
+from db.availability.search import SearchCriteria, search_bookable_starts, search_bookable_times
 from db.models import ServiceType
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"])
@@ -57,18 +69,40 @@ def _specializations(service_type: ServiceType, requested: str | None) -> tuple[
     return tuple(sorted(s for s in wanted if s))
 
 
+def _by_day(page: Page[BookableTimeOut], time_zone: str) -> BookableDays:
+    zone = consultant_zone(time_zone)
+
+    def day_of(item: BookableTimeOut) -> date:
+        return item.start_time.astimezone(zone).date()
+
+    days = [BookableDay(date=day, items=list(items)) for day, items in groupby(page.items, day_of)]
+    return BookableDays(time_zone=time_zone, days=days, next_cursor=page.next_cursor)
+
+
 @router.get(
     "/search",
     summary="Find bookable times",
     description=(
-        "For each free slot of a consultant who takes bookings (and has the "
-        "specializations), the earliest time a session of the service type fits, with "
-        "the whole session inside [`from`, `to`). `from` is moved up to now plus the "
-        "minimum notice. Ordered by slot start, then slot id."
+        "Every start a learner can book for a session of the service type, with the "
+        "whole session inside [`from`, `to`), ordered by start, then slot id: the "
+        "starts lie on the service type's start grid (every `start_interval_minutes`, "
+        "counted from midnight on the consultant's clock, also across daylight-saving "
+        "changes) inside free slots of consultants who take bookings (and have the "
+        "specializations). `from` is moved up to now plus the minimum notice. Submit "
+        "an item's `slot_id` and `start_time` as `slot_id` and `start` to book it.\n\n"
+        "`group_by=day` answers the same page grouped by the day each start falls on "
+        "in `time_zone` (UTC unless given; pass the consultant's zone with "
+        "`consultant_id` for their days, or the learner's for a calendar of theirs). "
+        "`earliest_only=true` answers one item per free slot instead, its earliest "
+        "start, ordered by slot start, then slot id."
     ),
     responses=problems(
         (404, "No such service type"),
-        (422, "Invalid parameters, a window too long or reversed, an inactive service type"),
+        (
+            422,
+            "Invalid parameters, a window too long or reversed, an inactive service type, "
+            "`group_by` with `earliest_only`",
+        ),
     ),
 )
 async def search_availability(
@@ -94,8 +128,20 @@ async def search_availability(
             description="Also require this specialization (the type's own always applies).",
         ),
     ] = None,
-) -> Page[BookableTimeOut]:
+    group_by: Annotated[
+        Literal["day"] | None,
+        Query(description="`day`: the page's starts grouped by day (see `time_zone`)."),
+    ] = None,
+    time_zone: Annotated[
+        TimeZoneName, Query(description="IANA zone whose days `group_by=day` uses.")
+    ] = "UTC",
+    earliest_only: Annotated[
+        bool, Query(description="One item per free slot: its earliest start.")
+    ] = False,
+) -> Page[BookableTimeOut] | BookableDays:
     _check_window(window_start, window_end, settings)
+    if earliest_only and group_by is not None:
+        raise Unprocessable("`group_by` groups every start; leave out `earliest_only`.")
     service_type = await bookable_service_type(session, service_type_id)
     criteria = SearchCriteria(
         window_start=_earliest_start(window_start, settings),
@@ -103,13 +149,24 @@ async def search_availability(
         duration=timedelta(minutes=service_type.default_duration_minutes),
         specializations=_specializations(service_type, specialization),
         consultant_id=consultant_id,
-        after=decode_slot_cursor(page.cursor) if page.cursor else None,
         limit=page.limit + 1,
+        start_interval_minutes=start_interval_minutes(service_type, settings),
     )
-    times = await search_bookable_times(session, criteria)
-    return keyset_page(
-        times,
+    if earliest_only:
+        after_slot = decode_slot_cursor(page.cursor) if page.cursor else None
+        earliest = await search_bookable_times(session, replace(criteria, after=after_slot))
+        return keyset_page(
+            earliest,
+            page.limit,
+            BookableTimeOut.of,
+            lambda last: encode_slot_cursor(last.slot_start, last.slot_id),
+        )
+    after = decode_time_cursor(page.cursor) if page.cursor else None
+    starts = await search_bookable_starts(session, criteria, after=after)
+    found = keyset_page(
+        starts,
         page.limit,
-        BookableTimeOut.model_validate,
-        lambda last: encode_slot_cursor(last.slot_start, last.slot_id),
+        BookableTimeOut.of,
+        lambda last: encode_time_cursor(last.start_time, last.slot_id),
     )
+    return found if group_by is None else _by_day(found, time_zone)

@@ -5,8 +5,8 @@ Who may do what:
 
 - cancel: the learner (until the cancellation cutoff before the start), the
   session's consultant (with a reason code), an operator;
-- reschedule: the same three, the learner until the cutoff; the new slot must be a
-  free slot of the same consultant (the new slot is held before the old is freed);
+- reschedule: the same three, the learner until the cutoff; the new time is a start
+  a free slot of the same consultant offers (held before the old time is freed);
 - no-show: the session's consultant (reporting the learner) or an operator (either
   party), from the grace period after the start until the report window closes.
 """
@@ -14,6 +14,7 @@ Who may do what:
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Body, Query
@@ -22,16 +23,18 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from api import consultation_workflow
 from api.auth import Principal, Role
-from api.deps import ConsultantOrOperator, ContainerDep, SessionDep, SignedIn
+from api.deps import ConsultantOrOperator, ContainerDep, SessionDep, SettingsDep, SignedIn
 from api.errors import Forbidden, InvalidState, NotFound, Unprocessable
 from api.openapi import problems
 from api.pagination import Page, PageQuery, decode_time_cursor, encode_time_cursor, keyset_page
 from api.schemas.consultation_requests import CancelBody
 from api.schemas.fields import IsoAwareDatetime
 from api.schemas.sessions import NoShowBody, RescheduleBody, SessionDetail, SessionOut
+from api.submission_checks import start_on_offer, start_rules
 from api.visibility import is_requester, visible_row, visible_to
+from core.settings import Settings
 from core.vocabulary import ParticipantRole, Party, SessionStatus
-from db.models import AvailabilitySlot, ScheduledSession
+from db.models import AvailabilitySlot, ConsultantProfile, ScheduledSession, ServiceType
 from workflows.consultation import ConsultationWorkflow
 from workflows.contracts.messages import (
     CancelRequest,
@@ -190,16 +193,24 @@ async def cancel_session(
     "/{session_id}/reschedule",
     summary="Move a session to another free slot of its consultant",
     description=(
-        "The session moves to the earliest time in the slot at which it fits (at least "
-        "the minimum notice ahead). The learner may do so until the cancellation cutoff; "
-        "the consultant and operators until the start."
+        "The session moves to `start` in the slot (one the search offers), or without "
+        "a `start` to the earliest start the slot offers (at least the minimum notice "
+        "ahead). The learner may do so until the cancellation cutoff; the consultant "
+        "and operators until the start."
     ),
-    responses={**WORKFLOW_PROBLEMS, **problems((422, "The slot is another consultant's"))},
+    responses={
+        **WORKFLOW_PROBLEMS,
+        **problems(
+            (409, "Not possible now, or the start is not free (`start-unavailable`)"),
+            (422, "The slot is another consultant's, or the start is not an offered one"),
+        ),
+    },
 )
 async def reschedule_session(
     session_id: uuid.UUID,
     body: RescheduleBody,
     session: SessionDep,
+    settings: SettingsDep,
     principal: SignedIn,
     container: ContainerDep,
 ) -> SessionDetail:
@@ -211,12 +222,38 @@ async def reschedule_session(
     if slot.consultant_user_id != row.consultant_user_id:
         raise Unprocessable("A session moves only to a slot of its own consultant.")
     _require_status(row, _NOT_STARTED)
+    if body.start is not None:
+        await _require_start_on_offer(session, settings, row, slot, body.start)
     return await _change(
         session,
         container,
         row,
         ConsultationWorkflow.reschedule,
-        RescheduleRequest(party=party, actor_id=principal.user_id, slot_id=body.slot_id),
+        RescheduleRequest(
+            party=party, actor_id=principal.user_id, slot_id=body.slot_id, start=body.start
+        ),
+    )
+
+
+async def _require_start_on_offer(
+    session: SessionDep,
+    settings: Settings,
+    row: ScheduledSession,
+    slot: AvailabilitySlot,
+    start: datetime,
+) -> None:
+    """The same checks as a submitted start (the workflow's hold decides in the end)."""
+    service_type = await session.get(ServiceType, row.consultation_service_type_id)
+    consultant = await session.get(ConsultantProfile, row.consultant_user_id)
+    if service_type is None or consultant is None:  # neither is ever deleted
+        raise NotFound(f"Session {row.id} lost its service type or consultant.")
+    await start_on_offer(
+        session,
+        consultant=consultant,
+        start=start,
+        rules=start_rules(service_type, settings, datetime.now(UTC)),
+        notice=settings.minimum_notice,
+        published_slot_id=slot.carved_from_slot_id or slot.id,
     )
 
 

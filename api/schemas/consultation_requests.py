@@ -55,9 +55,10 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 class ConsultationRequestCreate(BaseModel):
-    """Either ``slot_id`` (a bookable time from the availability search) or a
-    preferred window; with neither, any time from now plus the minimum notice
-    through the default request window."""
+    """A chosen ``start`` (a bookable time from the availability search, with its
+    ``slot_id`` or its ``consultant_id``), a ``slot_id`` alone (its earliest start),
+    or a preferred window; with none of them, any time from now plus the minimum
+    notice through the default request window."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -65,10 +66,15 @@ class ConsultationRequestCreate(BaseModel):
             "examples": [
                 {
                     "service_type_id": "8d0f1f0e-3c1a-4c2e-9a55-2b7c9f1e0a11",
+                    "slot_id": "6f0c1c0e-8a43-4a59-9c61-0d8f3c1f2b7a",
+                    "start": "2026-12-07T10:00:00Z",
+                    "details": "I would like feedback on my project plan.",
+                },
+                {
+                    "service_type_id": "8d0f1f0e-3c1a-4c2e-9a55-2b7c9f1e0a11",
                     "preferred_start": "2026-12-07T08:00:00Z",
                     "preferred_end": "2026-12-11T18:00:00Z",
-                    "details": "I would like feedback on my project plan.",
-                }
+                },
             ]
         },
     )
@@ -76,9 +82,22 @@ class ConsultationRequestCreate(BaseModel):
     service_type_id: uuid.UUID = Field(description="An active service type.")
     slot_id: uuid.UUID | None = Field(
         default=None,
-        description="Book this free slot (a `slot_id` from /v1/availability/search); "
-        "its consultant is asked, and only that slot serves the request: after a "
-        "decline it waits for an operator or is rejected. Excludes the preferred window.",
+        description="Book in this free slot (a `slot_id` from /v1/availability/search): "
+        "at `start` if given, else at the earliest start it offers. Its consultant is "
+        "asked, and only that slot serves the request: after a decline it waits for an "
+        "operator or is rejected. Excludes the preferred window.",
+    )
+    start: IsoAwareDatetime | None = Field(
+        default=None,
+        description="Book exactly this start (a `start_time` from the search), with its "
+        "`slot_id` or its `consultant_id`. Not one of the offered starts: 422 "
+        "`start-off-grid`; not free (taken, outside the slot, too soon): 409 "
+        "`start-unavailable` with a `reason`.",
+    )
+    consultant_id: uuid.UUID | None = Field(
+        default=None,
+        description="With `start` instead of `slot_id`: the consultant whose start it is; "
+        "only they serve the request (stored as its preferred consultant).",
     )
     preferred_start: IsoAwareDatetime | None = Field(
         default=None, description="Earliest start of the session (with an offset)."
@@ -97,7 +116,7 @@ class ConsultationRequestCreate(BaseModel):
     )
     company_id: uuid.UUID | None = Field(default=None, description="The learner's company.")
 
-    @field_validator("preferred_start", "preferred_end")
+    @field_validator("preferred_start", "preferred_end", "start")
     @classmethod
     def _in_utc(cls, value: datetime | None) -> datetime | None:
         return _utc(value)
@@ -109,6 +128,16 @@ class ConsultationRequestCreate(BaseModel):
             raise ValueError("give both preferred_start and preferred_end, or neither")
         if self.slot_id is not None and has_window:
             raise ValueError("give either slot_id or a preferred window, not both")
+        if self.start is not None and has_window:
+            raise ValueError("give either start or a preferred window, not both")
+        if self.start is not None and self.slot_id is None and self.consultant_id is None:
+            raise ValueError("give start with the slot_id or the consultant_id it belongs to")
+        if self.consultant_id is not None and self.start is None:
+            raise ValueError(
+                "consultant_id goes with start; to prefer a consultant, use preferred_consultant_id"
+            )
+        if self.consultant_id is not None and self.preferred_consultant_id is not None:
+            raise ValueError("give either consultant_id or preferred_consultant_id, not both")
         if (
             self.preferred_start is not None
             and self.preferred_end is not None
@@ -237,6 +266,7 @@ class ConsultationRequestOut(BaseModel):
                     "details": "I would like feedback on my project plan.",
                     "preferred_start": "2026-12-07T08:00:00Z",
                     "preferred_end": "2026-12-11T18:00:00Z",
+                    "requested_start": None,
                     "requested_slot_id": None,
                     "preferred_consultant_id": None,
                     "company_id": None,
@@ -265,6 +295,10 @@ class ConsultationRequestOut(BaseModel):
         description="The window the session must fit in (from the request or its slot).",
     )
     preferred_end: datetime | None = Field(validation_alias="preferred_end_time")
+    requested_start: datetime | None = Field(
+        validation_alias="requested_start_time",
+        description="The start the learner chose (the window is then exactly the session).",
+    )
     requested_slot_id: uuid.UUID | None
     preferred_consultant_id: uuid.UUID | None = Field(
         validation_alias="preferred_consultant_user_id"

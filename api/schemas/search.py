@@ -2,36 +2,86 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from db.availability.offer import consultant_zone
+from db.availability.search import BookableTime
+
+
+class LocalTimes(BaseModel):
+    """A session's start and end on someone's wall clock."""
+
+    time_zone: str = Field(description="IANA time zone.", examples=["Europe/Berlin"])
+    start_time: datetime = Field(description="With that zone's offset at the start.")
+    end_time: datetime = Field(description="With that zone's offset at the end.")
+
 
 class BookableTimeOut(BaseModel):
-    """The earliest time a session of the service type fits into one free slot."""
+    """A start a free slot offers for a session of the service type."""
 
     model_config = ConfigDict(
-        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
                     "slot_id": "6f0c1c0e-8a43-4a59-9c61-0d8f3c1f2b7a",
                     "consultant_user_id": "0b7e6a52-5d0c-4c87-a1b4-54c2b1f3e9d0",
-                    "start_time": "2026-12-07T09:00:00Z",
-                    "end_time": "2026-12-07T09:45:00Z",
+                    "start_time": "2026-12-07T09:15:00Z",
+                    "end_time": "2026-12-07T10:00:00Z",
                     "slot_start": "2026-12-07T08:00:00Z",
                     "slot_end": "2026-12-07T11:00:00Z",
+                    "consultant_local": {
+                        "time_zone": "Europe/Berlin",
+                        "start_time": "2026-12-07T10:15:00+01:00",
+                        "end_time": "2026-12-07T11:00:00+01:00",
+                    },
                 }
             ]
         },
     )
 
-    slot_id: uuid.UUID = Field(description="Request this slot to book the time.")
+    slot_id: uuid.UUID = Field(description="Submit it with `start` to book this time.")
     consultant_user_id: uuid.UUID
     start_time: datetime = Field(
-        description="The later of the slot's start and the window's (effective) start, UTC."
+        description="On the service type's start grid on the consultant's clock, UTC."
     )
     end_time: datetime = Field(description="start_time plus the service type's duration, UTC.")
     slot_start: datetime = Field(description="The whole free slot's start, UTC.")
     slot_end: datetime = Field(description="The whole free slot's end, UTC.")
+    consultant_local: LocalTimes = Field(description="The same times on the consultant's clock.")
+
+    @classmethod
+    def of(cls, found: BookableTime) -> BookableTimeOut:
+        zone = consultant_zone(found.time_zone)
+        return cls(
+            slot_id=found.slot_id,
+            consultant_user_id=found.consultant_user_id,
+            start_time=found.start_time,
+            end_time=found.end_time,
+            slot_start=found.slot_start,
+            slot_end=found.slot_end,
+            consultant_local=LocalTimes(
+                time_zone=found.time_zone,
+                start_time=found.start_time.astimezone(zone),
+                end_time=found.end_time.astimezone(zone),
+            ),
+        )
+
+
+class BookableDay(BaseModel):
+    date: dt.date = Field(description="A day in the page's `time_zone`.")
+    items: list[BookableTimeOut] = Field(description="Its starts in this page, in order.")
+
+
+class BookableDays(BaseModel):
+    """A page of bookable starts (``group_by=day``), grouped by the day they start on
+    in ``time_zone``; a day may go on in the next page."""
+
+    time_zone: str
+    days: list[BookableDay]
+    next_cursor: str | None = Field(
+        default=None, description="Opaque; absent on the last page.", examples=[None]
+    )

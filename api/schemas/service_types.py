@@ -19,6 +19,15 @@ SPECIALIZATION = Field(
     description="Only consultants with this specialization are assigned.",
     examples=["careers"],
 )
+START_INTERVAL = Field(
+    default=None,
+    ge=5,
+    le=240,
+    description="Offered starts are this many minutes apart, counted from midnight on "
+    "the consultant's clock (15: 09:00, 09:15, …). Null: the service-wide default "
+    "(`BOOKING_DEFAULT_START_INTERVAL`, 15 minutes).",
+    examples=[30],
+)
 CONFIRMATION_TIMEOUT = Field(
     default=None,
     gt=0,
@@ -37,6 +46,7 @@ class ServiceTypeCreate(BaseModel):
     is_active: JsonBool = True
     required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
+    start_interval_minutes: JsonInt | None = START_INTERVAL
 
 
 class ServiceTypePatch(BaseModel):
@@ -53,6 +63,7 @@ class ServiceTypePatch(BaseModel):
     is_active: JsonBool | SkipJsonSchema[None] = None
     required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
+    start_interval_minutes: JsonInt | None = START_INTERVAL
 
 
 class ServiceTypeOut(BaseModel):
@@ -65,5 +76,8 @@ class ServiceTypeOut(BaseModel):
     is_active: bool
     required_specialization: str | None
     confirmation_timeout_seconds: int | None
+    start_interval_minutes: int | None = Field(
+        description="Minutes between offered starts; null: the service-wide default."
+    )
     created_at: datetime
     updated_at: datetime

@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
+from api.schemas.fields import IsoAwareDatetime
 from core.vocabulary import ParticipantRole, SessionStatus
 
 
 class RescheduleBody(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"slot_id": "6f0c1c0e-8a43-4a59-9c61-0d8f3c1f2b7a"}]},
+        json_schema_extra={
+            "examples": [
+                {"slot_id": "6f0c1c0e-8a43-4a59-9c61-0d8f3c1f2b7a", "start": "2026-12-08T14:30:00Z"}
+            ]
+        },
     )
 
     slot_id: uuid.UUID = Field(
-        description="A free slot of the session's consultant that fits the session; the "
-        "session moves to its earliest fitting time."
+        description="A free slot of the session's consultant (a `slot_id` from the search)."
     )
+    start: IsoAwareDatetime | None = Field(
+        default=None,
+        description="Move to exactly this start in the slot (a `start_time` from the "
+        "search); without it, to the earliest start the slot offers. Not an offered "
+        "start: 422 `start-off-grid`; not free: 409 `start-unavailable`.",
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
 
 
 class NoShowBody(BaseModel):

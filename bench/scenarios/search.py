@@ -1,10 +1,17 @@
 """search: availability search at a million slots, alone and through the API.
 
 Loads 1,000,000 slots over 5,000 consultants (bench/catalog.py), then each round
-runs the same seeded mix of searches, one at a time:
+runs the same seeded mix of searches, one at a time, in two forms:
 
-* the query alone: ``db.availability.search.search_bookable_times`` in a session of its own, as
-  the route runs it (time of the call: BEGIN, ``SET LOCAL``, the SELECT);
+* every start (the search's default): each start on the service types' 15-minute
+  grid in a week's window, ``db.availability.search.search_bookable_starts``;
+* earliest fit, the reference: one item per free slot (``earliest_only=true``,
+  ``search_bookable_times``), windows of 1 to 31 days;
+
+and for each:
+
+* the query alone, in a session of its own, as the route runs it (time of the call:
+  BEGIN, ``SET LOCAL``, the SELECTs of the walk, the grid in Python);
 * the same searches through ``GET /v1/availability/search`` (HTTP, JWT, the route);
 * the API's reference: ``GET /v1/service-types/{id}``, the cheapest authenticated
   call (one primary-key read), so the HTTP/auth share of a search is visible;
@@ -25,7 +32,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,7 +49,12 @@ from bench.results import Better, ScenarioResult, number
 from bench.stack import Component, asyncpg_dsn
 from bench.stats import latencies_ms, percentile
 from booking.tokens import Role
-from db.availability.search import SearchCriteria, search_bookable_times, search_statement
+from db.availability.search import (
+    SearchCriteria,
+    search_bookable_starts,
+    search_bookable_times,
+    search_statement,
+)
 
 SEARCH_PATH = "/v1/availability/search"
 SEARCH_INDEX = "ix_availability_slots_available_start"
@@ -53,6 +65,8 @@ PAGE_SIZE = 50  # the route's default page; it asks the query for one more
 USERS = 200
 TARGET_P99_MS = 20.0
 TARGET_SLOTS = 1_000_000
+START_INTERVAL_MINUTES = 15  # the catalog's types have none: the service-wide default
+STARTS_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class SearchCase:
     window_end: datetime
     specialization: str | None = None
     consultant_id: uuid.UUID | None = None
+    every_start: bool = False
 
     def query_params(self) -> dict[str, str]:
         params = {
@@ -88,6 +103,8 @@ class SearchCase:
             "from": self.window_start.isoformat(),
             "to": self.window_end.isoformat(),
         }
+        if not self.every_start:
+            params["earliest_only"] = "true"
         if self.specialization is not None:
             params["specialization"] = self.specialization
         if self.consultant_id is not None:
@@ -108,7 +125,27 @@ class SearchCase:
             specializations=tuple(sorted(wanted)),
             consultant_id=self.consultant_id,
             limit=PAGE_SIZE + 1,
+            start_interval_minutes=START_INTERVAL_MINUTES,
         )
+
+    def walk_criteria(self) -> SearchCriteria:
+        """The first query of the search's walk (what EXPLAIN looks at): the every-start
+        search reads twice the page in its first batch."""
+        criteria = self.criteria()
+        return replace(criteria, limit=criteria.limit * (2 if self.every_start else 1))
+
+    def every_start_case(self) -> SearchCase:
+        """The same search for every start in a week from the same moment."""
+        return replace(self, every_start=True, window_end=self.window_start + STARTS_WINDOW)
+
+
+async def run_query(session: AsyncSession, case: SearchCase) -> list[tuple[str, str]]:
+    """The search the route runs for ``case``: (slot id, start) of the first page."""
+    if case.every_start:
+        found = await search_bookable_starts(session, case.criteria())
+    else:
+        found = await search_bookable_times(session, case.criteria())
+    return [(str(f.slot_id), f.start_time.isoformat()) for f in found[:PAGE_SIZE]]
 
 
 # kind → (weight, service type key, extra specialization, one consultant)
@@ -166,6 +203,7 @@ def _compile_explain_analyze(element: ExplainAnalyze, compiler: SQLCompiler, **k
 
 
 async def explain_analyze(session: AsyncSession, criteria: SearchCriteria) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of one query of a search's walk (give ``walk_criteria()``)."""
     # As search_bookable_times plans: with the actual values, never a generic plan.
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     raw = (await session.execute(ExplainAnalyze(search_statement(criteria)))).scalar_one()
@@ -225,10 +263,9 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 async def time_query_alone(sessions: Sessions, case: SearchCase) -> int:
-    criteria = case.criteria()
     async with sessions() as session:
         began = time.perf_counter_ns()
-        await search_bookable_times(session, criteria)
+        await run_query(session, case)
         return time.perf_counter_ns() - began
 
 
@@ -246,11 +283,14 @@ async def time_in_one_transaction(
         if drop_index:
             await session.execute(text(f"DROP INDEX {SEARCH_INDEX}"))
         for case in cases:
-            criteria = case.criteria()
             began = time.perf_counter_ns()
-            await search_bookable_times(session, criteria)
+            await run_query(session, case)
             samples.append(time.perf_counter_ns() - began)
-        plan = plan_summary(await explain_analyze(session, cases[0].criteria())) if cases else None
+        plan = (
+            plan_summary(await explain_analyze(session, cases[0].walk_criteria()))
+            if cases
+            else None
+        )
         await session.rollback()
     return samples, plan
 
@@ -270,12 +310,20 @@ async def time_get(
 
 
 @dataclass
-class RoundSamples:
+class FormSamples:
+    """One form of the search (earliest fit or every start) in one round."""
+
     query: list[int] = field(default_factory=list)
     api: list[int] = field(default_factory=list)
-    reference: list[int] = field(default_factory=list)
     api_by_kind: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     full_pages: int = 0
+
+
+@dataclass
+class RoundSamples:
+    earliest: FormSamples = field(default_factory=FormSamples)
+    starts: FormSamples = field(default_factory=FormSamples)
+    reference: list[int] = field(default_factory=list)
 
 
 async def time_round(
@@ -285,20 +333,25 @@ async def time_round(
     reference_path: str,
     users: list[Headers],
 ) -> RoundSamples:
-    """Each search alone, then through the API, then the API's reference call.
+    """Each search alone, then through the API, as earliest fit and as every start,
+    then the API's reference call.
 
-    Interleaved one by one, so a burst of noise on the machine falls on all three
+    Interleaved one by one, so a burst of noise on the machine falls on all of them
     alike and their ratios stay meaningful.
     """
     samples = RoundSamples()
-    for index, case in enumerate(cases):
+    for index, earliest in enumerate(cases):
         user = users[index % len(users)]
-        samples.query.append(await time_query_alone(sessions, case))
-        elapsed, response = await time_get(http, SEARCH_PATH, user, case.query_params())
-        samples.api.append(elapsed)
-        samples.api_by_kind[case.kind].append(elapsed)
-        if response.json()["next_cursor"] is not None:
-            samples.full_pages += 1
+        for case, form in (
+            (earliest, samples.earliest),
+            (earliest.every_start_case(), samples.starts),
+        ):
+            form.query.append(await time_query_alone(sessions, case))
+            elapsed, response = await time_get(http, SEARCH_PATH, user, case.query_params())
+            form.api.append(elapsed)
+            form.api_by_kind[case.kind].append(elapsed)
+            if response.json()["next_cursor"] is not None:
+                form.full_pages += 1
         samples.reference.append((await time_get(http, reference_path, user))[0])
     return samples
 
@@ -308,14 +361,17 @@ async def compare_paths(
 ) -> list[str]:
     """Cases where the API and the query alone disagree (there should be none)."""
     mismatches = []
-    for index, case in enumerate(cases):
+    both = [form for case in cases for form in (case, case.every_start_case())]
+    for index, case in enumerate(both):
         user = users[index % len(users)]
         _, response = await time_get(http, SEARCH_PATH, user, case.query_params())
-        api_ids = [item["slot_id"] for item in response.json()["items"]]
+        from_api = [
+            (item["slot_id"], datetime.fromisoformat(item["start_time"]).isoformat())
+            for item in response.json()["items"]
+        ]
         async with sessions() as session:
-            times = await search_bookable_times(session, case.criteria())
-        query_ids = [str(found.slot_id) for found in times[:PAGE_SIZE]]
-        if api_ids != query_ids:
+            from_query = await run_query(session, case)
+        if from_api != from_query:
             mismatches.append(f"{case.kind} {case.query_params()}")
     return mismatches
 
@@ -374,6 +430,8 @@ async def _measure(
         "no_index_sample_per_round": params.sample,
         "kinds": {kind: weight for kind, (weight, *_) in KINDS.items()},
         "window_days": list(WINDOW_DAYS),
+        "every_start_window_days": STARTS_WINDOW.days,
+        "start_interval_minutes": START_INTERVAL_MINUTES,
         "page_size": PAGE_SIZE,
         "api_reference": "GET /v1/service-types/{id}",
         "learners": USERS,
@@ -389,30 +447,40 @@ async def _measure(
     gc.freeze()
 
     figures: dict[str, list[float]] = defaultdict(list)
-    kind_samples: dict[str, list[int]] = defaultdict(list)
-    full_pages = 0
+    kind_samples: dict[str, dict[str, list[int]]] = {
+        "earliest": defaultdict(list),
+        "starts": defaultdict(list),
+    }
+    full_pages = {"earliest": 0, "starts": 0}
     for round_number in ctx.round_numbers():
         samples = await time_round(http, sessions, cases, reference_path, users)
-        query = latencies_ms(samples.query)
-        api = latencies_ms(samples.api)
         reference = latencies_ms(samples.reference)
         indexed, _ = await time_in_one_transaction(sessions, sample, drop_index=False)
         without, _ = await time_in_one_transaction(sessions, sample, drop_index=True)
-        full_pages += samples.full_pages
-        for kind, timings in samples.api_by_kind.items():
-            kind_samples[kind] += timings
-        figures["query.p50"].append(query.p50)
-        figures["query.p99"].append(query.p99)
-        figures["api.p50"].append(api.p50)
-        figures["api.p95"].append(api.p95)
-        figures["api.p99"].append(api.p99)
+        line = []
+        for name, prefix, form in (
+            ("earliest", "", samples.earliest),
+            ("starts", "starts.", samples.starts),
+        ):
+            query, api = latencies_ms(form.query), latencies_ms(form.api)
+            full_pages[name] += form.full_pages
+            for kind, timings in form.api_by_kind.items():
+                kind_samples[name][kind] += timings
+            figures[f"{prefix}query.p50"].append(query.p50)
+            figures[f"{prefix}query.p99"].append(query.p99)
+            figures[f"{prefix}api.p50"].append(api.p50)
+            figures[f"{prefix}api.p95"].append(api.p95)
+            figures[f"{prefix}api.p99"].append(api.p99)
+            line.append(
+                f"{name}: query p50 {query.p50:.2f} p99 {query.p99:.2f} ms, "
+                f"API p50 {api.p50:.2f} p99 {api.p99:.2f} ms"
+            )
         figures["reference.p50"].append(reference.p50)
         figures["reference.p99"].append(reference.p99)
         figures["sample.indexed.p50"].append(latencies_ms(indexed).p50)
         figures["sample.no_index.p50"].append(latencies_ms(without).p50)
         ctx.say(
-            f"search: round {round_number}: query p50 {query.p50:.2f} p99 {query.p99:.2f} ms; "
-            f"API p50 {api.p50:.2f} p99 {api.p99:.2f} ms; reference call p99 "
+            f"search: round {round_number}: {'; '.join(line)}; reference call p99 "
             f"{reference.p99:.2f} ms; sample {figures['sample.indexed.p50'][-1]:.2f} ms with "
             f"the index, {figures['sample.no_index.p50'][-1]:.1f} ms without"
         )
@@ -425,18 +493,28 @@ async def _measure(
         if first is None:
             continue
         async with sessions() as session:
-            plans[kind] = plan_summary(await explain_analyze(session, first.criteria()))
+            plans[kind] = plan_summary(await explain_analyze(session, first.walk_criteria()))
+        async with sessions() as session:
+            plans[f"{kind} (every start)"] = plan_summary(
+                await explain_analyze(session, first.every_start_case().walk_criteria())
+            )
     typical = [next(case for case in cases if case.kind != "one_consultant")]
     _, no_index_plan = await time_in_one_transaction(sessions, typical, drop_index=True)
 
     n = params.searches
     size = len(sample)
+    week = f"every start, {STARTS_WINDOW.days}-day window"
     for key, label in (
-        ("query.p50", "query alone, p50"),
-        ("query.p99", "query alone, p99"),
-        ("api.p50", "through the API, p50"),
-        ("api.p95", "through the API, p95"),
-        ("api.p99", "through the API, p99"),
+        ("query.p50", "earliest fit: query alone, p50"),
+        ("query.p99", "earliest fit: query alone, p99"),
+        ("api.p50", "earliest fit: through the API, p50"),
+        ("api.p95", "earliest fit: through the API, p95"),
+        ("api.p99", "earliest fit: through the API, p99"),
+        ("starts.query.p50", f"{week}: query alone, p50"),
+        ("starts.query.p99", f"{week}: query alone, p99"),
+        ("starts.api.p50", f"{week}: through the API, p50"),
+        ("starts.api.p95", f"{week}: through the API, p95"),
+        ("starts.api.p99", f"{week}: through the API, p99"),
         ("reference.p50", "API reference call (GET a service type), p50"),
         ("reference.p99", "API reference call (GET a service type), p99"),
         ("sample.indexed.p50", f"sample of {size} searches in one transaction, p50"),
@@ -451,35 +529,59 @@ async def _measure(
         "how many times slower the searches are without the partial index",
     )
     result.ratio(
-        "search.api_over_query.p99",
-        "API p99 / query-alone p99",
+        "search.starts_over_earliest.p99",
+        "every-start API p99 / earliest-fit API p99",
+        "search.starts.api.p99_ms",
         "search.api.p99_ms",
-        "search.query.p99_ms",
+        "what returning every start on the grid costs against one item per slot",
+    )
+    result.ratio(
+        "search.api_over_query.p99",
+        "every-start API p99 / query-alone p99",
+        "search.starts.api.p99_ms",
+        "search.starts.query.p99_ms",
         "what HTTP, the token and the route add around the query",
     )
     result.ratio(
         "search.api_over_reference.p99",
-        "search p99 / reference call p99",
-        "search.api.p99_ms",
+        "every-start p99 / reference call p99",
+        "search.starts.api.p99_ms",
         "search.reference.p99_ms",
         "a search against the cheapest authenticated call of the same API",
     )
+
+    def median(key: str) -> str:
+        return number(result.figures[key].spread.median)
+
     result.target(
-        f"search p99 ≤ {TARGET_P99_MS:g} ms at one million slots",
+        f"every-start search p99 ≤ {TARGET_P99_MS:g} ms at one million slots "
+        f"({STARTS_WINDOW.days}-day window, {START_INTERVAL_MINUTES}-minute step)",
+        "search.starts.api.p99_ms",
+        "<=",
+        TARGET_P99_MS,
+        applies=catalog.slots >= TARGET_SLOTS,
+        reason=f"only {catalog.slots:,} slots (--quick)",
+        context=(
+            f"earliest-fit API p99 {median('search.api.p99_ms')} ms, query alone p99 "
+            f"{median('search.starts.query.p99_ms')} ms, API reference call p99 "
+            f"{median('search.reference.p99_ms')} ms"
+        ),
+    )
+    result.target(
+        f"earliest-fit search p99 ≤ {TARGET_P99_MS:g} ms at one million slots",
         "search.api.p99_ms",
         "<=",
         TARGET_P99_MS,
         applies=catalog.slots >= TARGET_SLOTS,
         reason=f"only {catalog.slots:,} slots (--quick)",
         context=(
-            f"query alone p99 {number(result.median('search.query.p99_ms'))} ms,"
-            f" API reference call p99 "
-            f"{number(result.median('search.reference.p99_ms'))} ms"
+            f"query alone p99 {median('search.query.p99_ms')} ms, API reference call p99 "
+            f"{median('search.reference.p99_ms')} ms"
         ),
     )
 
     for kind, summary in plans.items():
-        if kind == "one_consultant":
+        if kind.startswith("one_consultant"):
             continue  # the planner may rightly start from that consultant's own index
         if ctx.quick:
             # A toy table may be hashed and sorted instead; only the index is required.
@@ -497,27 +599,35 @@ async def _measure(
     result.check(
         "the API returns exactly what the query alone returns",
         not mismatches,
-        f"{len(cases) - len(mismatches)} of {len(cases)} searches agree"
+        f"{2 * len(cases) - len(mismatches)} of {2 * len(cases)} searches agree"
         + (f"; first mismatch: {mismatches[0]}" if mismatches else ""),
     )
     per_kind = {
-        kind: {
-            "searches": len(samples),
-            "p50_ms": round(percentile([s / 1e6 for s in samples], 50), 3),
-            "p99_ms": round(percentile([s / 1e6 for s in samples], 99), 3),
+        name: {
+            kind: {
+                "searches": len(timings),
+                "p50_ms": round(percentile([t / 1e6 for t in timings], 50), 3),
+                "p99_ms": round(percentile([t / 1e6 for t in timings], 99), 3),
+            }
+            for kind, timings in by_kind.items()
         }
-        for kind, samples in kind_samples.items()
+        for name, by_kind in kind_samples.items()
     }
     result.evidence.update(
         {
             "plans": plans,
             "plan_without_index": no_index_plan,
             "api_by_kind_all_rounds": per_kind,
-            "full_pages_share": round(full_pages / (n * ctx.rounds), 3),
+            "full_pages_share": {
+                name: round(pages / (n * ctx.rounds), 3) for name, pages in full_pages.items()
+            },
         }
     )
     result.notes.append(
-        "Reference for the query: the same searches with the partial index dropped in a "
+        "Every search runs twice per round: as every start on the 15-minute grid in a "
+        "week from the case's window start, and as the earliest-fit search (one item per "
+        "slot, the case's own window) as its reference. Reference for the query: the "
+        "earliest-fit searches with the partial index dropped in a "
         "rolled-back transaction, measured in the same round. Reference for the API: "
         "GET /v1/service-types/{id} on the same connection, same round. Searches run one "
         "at a time (latency without queueing)."

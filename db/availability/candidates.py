@@ -1,8 +1,10 @@
 """Ranking the consultants who could take a request.
 
 Eligible: available for booking, the service type's specialization (if any), not
-excluded for this request (declined or timed out), and a free slot in which the
-session fits between ``not_before`` and the window's end (or the requested slot).
+excluded for this request (declined or timed out), and a free slot that offers a
+start (``db.availability.offer``: on the grid, from ``not_before``, the session
+ending by the window's end); with a requested slot, a free piece of that slot as it
+was published (another request may have carved it meanwhile).
 Order: the preferred consultant first when eligible, then the earliest fit, then
 the fewest sessions in the week around that fit, then the least recently assigned
 (never assigned first).
@@ -16,6 +18,7 @@ available slots; the week's load is counted per candidate on
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
 
@@ -23,12 +26,18 @@ from sqlalchemy import DateTime, Interval, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.availability.search import SearchCriteria, search_statement
+from db.availability.holds import published_slot_id
+from db.availability.offer import WHOLE_MINUTES, first_offered
+from db.availability.search import FreeSlotRow, SearchCriteria, search_statement
 from db.models import AvailabilitySlot, ServiceType
 
 SEARCH_DEPTH = 200
 """Free slots read, earliest first; enough to see every consultant who could
 compete for the first places."""
+
+PREFERRED_DEPTH = 20
+"""Free slots of the preferred consultant read when the first places went to others:
+their earliest one may offer no start on the grid, a later one does."""
 
 HALF_WEEK = timedelta(days=3, hours=12)
 
@@ -75,6 +84,8 @@ class CandidateQuery(Protocol):
     def excluded_consultant_ids(self) -> tuple[uuid.UUID, ...]: ...
     @property
     def limit(self) -> int: ...
+    @property
+    def start_interval_minutes(self) -> int | None: ...
 
 
 class Candidate(NamedTuple):
@@ -107,7 +118,9 @@ async def rank_candidates(session: AsyncSession, query: CandidateQuery) -> list[
         and preferred not in query.excluded_consultant_ids
         and query.only_consultant_id in (None, preferred)
     ):
-        earliest.update(await _earliest_fits(session, query, specialization, preferred, depth=1))
+        earliest.update(
+            await _earliest_fits(session, query, specialization, preferred, depth=PREFERRED_DEPTH)
+        )
     if not earliest:
         return []
     loads = await _week_loads(session, list(earliest.values()))
@@ -132,31 +145,60 @@ async def _earliest_fits(
     *,
     depth: int = SEARCH_DEPTH,
 ) -> dict[uuid.UUID, Candidate]:
-    """Each consultant's earliest fitting free slot, in the order of those fits."""
+    """Each consultant's earliest offered start, in the order of those starts."""
     duration = timedelta(minutes=query.duration_minutes)
-    statement = search_statement(
-        SearchCriteria(
-            window_start=query.not_before,
-            window_end=query.window_end,
-            duration=duration,
-            specializations=(specialization,) if specialization else (),
-            consultant_id=consultant_id,
-            limit=depth,
-        )
+    criteria = SearchCriteria(
+        window_start=query.not_before,
+        window_end=query.window_end,
+        duration=duration,
+        specializations=(specialization,) if specialization else (),
+        consultant_id=consultant_id,
+        limit=depth,
+        start_interval_minutes=query.start_interval_minutes or WHOLE_MINUTES,
     )
+    published: uuid.UUID | None = None
+    if query.requested_slot_id is not None:
+        requested = await _published_slot(session, query.requested_slot_id)
+        if requested is None or consultant_id not in (None, requested[0]):
+            return {}
+        criteria = replace(criteria, consultant_id=requested[0])
+        published = requested[1]
+    statement = search_statement(criteria)
     if query.excluded_consultant_ids:
         statement = statement.where(
             AvailabilitySlot.consultant_user_id.not_in(query.excluded_consultant_ids)
         )
-    if query.requested_slot_id is not None:
-        statement = statement.where(AvailabilitySlot.id == query.requested_slot_id)
+    if published is not None:
+        statement = statement.where(published_slot_id() == published)
+    rules = criteria.rules
     fits: dict[uuid.UUID, Candidate] = {}
-    for slot_id, consultant, _slot_start, _slot_end, start in await session.execute(statement):
-        if consultant not in fits:
-            fits[consultant] = Candidate(
-                consultant_id=consultant, slot_id=slot_id, start=start, end=start + duration
+    for row in await session.execute(statement):
+        slot = FreeSlotRow(*row)
+        if slot.consultant_id in fits:
+            continue
+        start = first_offered(slot.free, rules)
+        if start is not None:
+            fits[slot.consultant_id] = Candidate(
+                consultant_id=slot.consultant_id,
+                slot_id=slot.slot_id,
+                start=start,
+                end=start + duration,
             )
     return fits
+
+
+async def _published_slot(
+    session: AsyncSession, slot_id: uuid.UUID
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The consultant of a slot and the slot it was published as."""
+    row = (
+        await session.execute(
+            select(AvailabilitySlot.consultant_user_id, published_slot_id()).where(
+                AvailabilitySlot.id == slot_id
+            )
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 async def _week_loads(

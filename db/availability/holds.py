@@ -1,39 +1,31 @@
 """How a slot is held for a request, booked, and given back.
 
-A workflow holds a free slot for its request while the consultant decides
-(``hold``), books the held slot when they confirm (``book``: the slot is carved to
-the session's time, the rest stays free) and frees it again on decline, expiry or
-cancellation (``release``, ``release_all``, ``free``).
+A workflow holds exactly one session's time for its request while the consultant
+decides (``hold``: the free slot is carved into the held session and free pieces
+before and after it), books the held slot when they confirm (``book``) and frees it
+again on decline, expiry or cancellation (``release``, ``release_all``, ``free``),
+where it merges back with the free pieces beside it.
 
-Every change is conditional on the state it expects (``WHERE status = ... AND
-held_by_request_id = ...``), so concurrent requests racing for one slot are
-decided by PostgreSQL's row lock: the first update wins, the others re-check the
-condition after it commits and change nothing.
+Every change starts from the slot's row locked in the state it expects, so
+concurrent requests racing for one slot are decided by PostgreSQL's row lock: the
+first one wins, the others re-read the row after it committed and change nothing.
+The exclusion constraint stays the guarantee that no two slots overlap.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import (
-    ColumnElement,
-    DateTime,
-    and_,
-    delete,
-    exists,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.vocabulary import RequestStatus, SlotStatus
-from db.models import AvailabilitySlot, ConsultationRequest
+from db.availability.offer import FreeSlot, StartRules, first_offered, refusal
+from db.availability.slots import MAX_SLOT_LENGTH
+from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
 
 Slot = AvailabilitySlot
 
@@ -62,54 +54,180 @@ async def held_for_confirmation(session: AsyncSession, request_id: uuid.UUID) ->
     return None if row is None else HeldSlot(*row)
 
 
+class HeldTime(NamedTuple):
+    """A hold: the slot (now exactly the session's time) and the session's times."""
+
+    slot_id: uuid.UUID
+    start: datetime
+    end: datetime
+
+
 async def hold(
     session: AsyncSession,
     *,
     slot_id: uuid.UUID,
     consultant_id: uuid.UUID,
     request_id: uuid.UUID,
-    duration: timedelta,
-    not_before: datetime,
-    window_end: datetime | None,
+    rules: StartRules,
+    start: datetime | None = None,
     expires_at: datetime,
     retrying: bool = False,
-) -> tuple[datetime, datetime] | None:
-    """Hold the slot for the request if a session of ``duration`` still fits in it
-    from ``not_before`` (and before ``window_end``); returns that session's times.
+) -> HeldTime | None:
+    """Hold exactly one session's time for the request: ``start`` if given, else the
+    earliest start the slot offers under ``rules``. The slot is carved in this
+    transaction, ``[before][held][after]``, like a booking carves it: the held part
+    keeps the slot's id, the rest stays free (and merges back on release).
 
-    Idempotent: holding a slot this request already holds succeeds again (and with
+    With a ``start`` the slot is the free piece containing that session among the
+    pieces of ``slot_id``'s published slot, so a learner's chosen start is still found
+    after another request carved a different part of the same slot meanwhile.
+
+    Idempotent: holding what this request already holds succeeds again (and with
     ``retrying`` only that does). A hold past its expiry is fair game (its workflow
-    is gone; a live one never lets it lapse).
+    is gone; a live one never lets it lapse). Concurrent holds of one slot queue on
+    its row lock; each re-reads the row once the one before it committed.
     """
-    held_by_us = and_(Slot.status == SlotStatus.HELD.value, Slot.held_by_request_id == request_id)
-    claimable = or_(
-        Slot.status == SlotStatus.AVAILABLE.value,
-        held_by_us,
-        and_(Slot.status == SlotStatus.HELD.value, Slot.hold_expires_at < func.now()),
+    session_end = None if start is None else start + rules.duration
+    piece = await _lock_piece(
+        session,
+        slot_id,
+        consultant_id=consultant_id,
+        within=None if start is None or session_end is None else (start, session_end),
     )
-    start: ColumnElement[datetime] = func.greatest(
-        Slot.start_time, literal(not_before, DateTime(timezone=True))
-    )
-    limit: ColumnElement[datetime] = Slot.end_time.expression
-    if window_end is not None:
-        limit = func.least(Slot.end_time, literal(window_end, DateTime(timezone=True)))
-    statement = (
-        update(Slot)
-        .where(
-            Slot.id == slot_id,
-            Slot.consultant_user_id == consultant_id,
-            held_by_us if retrying else claimable,
-            start + duration <= limit,
-        )
-        .values(
-            status=SlotStatus.HELD.value, held_by_request_id=request_id, hold_expires_at=expires_at
-        )
-        .returning(start)
-    )
-    held_start: datetime | None = (await session.execute(statement)).scalar_one_or_none()
-    if held_start is None:
+    if piece is None:
         return None
-    return held_start, held_start + duration
+    held_by_us = piece.status == SlotStatus.HELD.value and piece.held_by_request_id == request_id
+    lapsed = (
+        piece.status == SlotStatus.HELD.value
+        and piece.hold_expires_at is not None
+        and piece.hold_expires_at < piece.now
+    )
+    claimable = piece.status == SlotStatus.AVAILABLE.value or held_by_us or lapsed
+    if not (held_by_us if retrying else claimable):
+        return None
+    free = FreeSlot(piece.start_time, piece.end_time, piece.time_zone)
+    if start is None:
+        start = first_offered(free, rules)
+    elif refusal(start, rules, time_zone=piece.time_zone, slot=free) is not None:
+        start = None
+    if start is None:
+        return None
+    end = start + rules.duration
+    await _carve(
+        session,
+        piece,
+        start,
+        end,
+        status=SlotStatus.HELD.value,
+        held_by_request_id=request_id,
+        hold_expires_at=expires_at,
+    )
+    return HeldTime(piece.id, start, end)
+
+
+CARVES_FOLLOWED = 16
+"""How many concurrent carves of the same published slot a hold of a chosen start
+follows before it gives up (each one means another request committed meanwhile)."""
+
+
+class _Piece(NamedTuple):
+    id: uuid.UUID
+    consultant_user_id: uuid.UUID
+    status: str
+    held_by_request_id: uuid.UUID | None
+    hold_expires_at: datetime | None
+    start_time: datetime
+    end_time: datetime
+    carved_from_slot_id: uuid.UUID | None
+    time_zone: str
+    now: datetime
+
+
+def published_slot_id() -> ColumnElement[uuid.UUID]:
+    """The slot a piece was published as: its own id, or the one it was carved from."""
+    return func.coalesce(Slot.carved_from_slot_id, Slot.id)
+
+
+async def _lock_piece(
+    session: AsyncSession,
+    slot_id: uuid.UUID,
+    *,
+    consultant_id: uuid.UUID | None = None,
+    within: tuple[datetime, datetime] | None = None,
+) -> _Piece | None:
+    """Lock a slot (of ``consultant_id``, if given): ``slot_id`` itself, or the piece
+    of its published slot that contains the session ``within``."""
+    statement = (
+        select(
+            Slot.id,
+            Slot.consultant_user_id,
+            Slot.status,
+            Slot.held_by_request_id,
+            Slot.hold_expires_at,
+            Slot.start_time,
+            Slot.end_time,
+            Slot.carved_from_slot_id,
+            ConsultantProfile.time_zone,
+            func.now(),
+        )
+        .join(ConsultantProfile, ConsultantProfile.consultant_user_id == Slot.consultant_user_id)
+        .with_for_update(of=Slot)
+    )
+    if consultant_id is not None:
+        statement = statement.where(Slot.consultant_user_id == consultant_id)
+    if within is None:
+        row = (await session.execute(statement.where(Slot.id == slot_id))).one_or_none()
+        return None if row is None else _Piece._make(row)
+    start, end = within
+    named = aliased(Slot)
+    published = (
+        select(func.coalesce(named.carved_from_slot_id, named.id))
+        .where(named.id == slot_id)
+        .scalar_subquery()
+    )
+    containing = select(Slot.id).where(
+        published_slot_id() == published,
+        Slot.start_time <= start,
+        Slot.start_time >= end - MAX_SLOT_LENGTH,
+        Slot.end_time >= end,
+    )
+    if consultant_id is not None:
+        containing = containing.where(Slot.consultant_user_id == consultant_id)
+    # Find the piece, then lock it and look again: a concurrent hold may have carved it
+    # while this transaction waited for the lock, and the pieces it split off are only
+    # visible to the next statement. Each round follows one such carve.
+    for _ in range(CARVES_FOLLOWED):
+        piece_id = await session.scalar(containing)
+        if piece_id is None:
+            return None
+        row = (await session.execute(statement.where(Slot.id == piece_id))).one_or_none()
+        if row is not None and row.start_time <= start and row.end_time >= end:
+            return _Piece._make(row)
+    return None
+
+
+async def _carve(
+    session: AsyncSession, piece: _Piece, start: datetime, end: datetime, **values: object
+) -> None:
+    """Shrink ``piece`` to ``[start, end)`` with ``values`` and make what is left before
+    and after it new free slots that remember the published slot. Shrunk first, so the
+    no-overlap constraint holds at every statement."""
+    await session.execute(
+        update(Slot).where(Slot.id == piece.id).values(start_time=start, end_time=end, **values)
+    )
+    published = piece.carved_from_slot_id or piece.id
+    parts = [
+        {
+            "consultant_user_id": piece.consultant_user_id,
+            "start_time": a,
+            "end_time": b,
+            "carved_from_slot_id": published,
+        }
+        for a, b in ((piece.start_time, start), (end, piece.end_time))
+        if a < b
+    ]
+    if parts:
+        await session.execute(insert(Slot), parts)
 
 
 async def release(session: AsyncSession, *, slot_id: uuid.UUID, request_id: uuid.UUID) -> bool:
@@ -150,60 +268,26 @@ async def book(
     start: datetime,
     end: datetime,
 ) -> bool:
-    """Turn the request's hold into a booking of exactly ``[start, end)``: the slot
-    shrinks to the booked part and what is left before and after becomes new
-    available slots, in this transaction. False if the request no longer holds it.
-
-    The slot keeps its id (the session points at it); it is shrunk before the
-    remainders are inserted, so the no-overlap constraint holds at every statement.
-    The remainders remember the slot as it was published, so that they merge back
-    with the booked part once it is freed.
-    """
-    row = (
-        await session.execute(
-            select(
-                Slot.status,
-                Slot.held_by_request_id,
-                Slot.start_time,
-                Slot.end_time,
-                Slot.carved_from_slot_id,
-            )
-            .where(Slot.id == slot_id)
-            .with_for_update()
-        )
-    ).one_or_none()
-    if row is None or row.status != SlotStatus.HELD.value or row.held_by_request_id != request_id:
+    """Turn the request's hold into a booking of exactly ``[start, end)``. A hold is
+    exactly the session's time already; one taken before holds carved (the whole
+    slot) is carved now, as a hold is. False if the request no longer holds it.
+    The slot keeps its id: the session points at it."""
+    piece = await _lock_piece(session, slot_id)
+    if piece is None or piece.status != SlotStatus.HELD.value:
         return False
-    if start < row.start_time or end > row.end_time:
+    if piece.held_by_request_id != request_id:
         return False
-    consultant_id = (
-        await session.execute(
-            update(Slot)
-            .where(Slot.id == slot_id)
-            .values(
-                start_time=start,
-                end_time=end,
-                status=SlotStatus.BOOKED.value,
-                held_by_request_id=None,
-                hold_expires_at=None,
-            )
-            .returning(Slot.consultant_user_id)
-        )
-    ).scalar_one()
-    remainders = [(row.start_time, start), (end, row.end_time)]
-    published = row.carved_from_slot_id or slot_id
-    parts = [
-        {
-            "consultant_user_id": consultant_id,
-            "start_time": a,
-            "end_time": b,
-            "carved_from_slot_id": published,
-        }
-        for a, b in remainders
-        if a < b
-    ]
-    if parts:
-        await session.execute(insert(Slot), parts)
+    if start < piece.start_time or end > piece.end_time:
+        return False
+    await _carve(
+        session,
+        piece,
+        start,
+        end,
+        status=SlotStatus.BOOKED.value,
+        held_by_request_id=None,
+        hold_expires_at=None,
+    )
     return True
 
 

@@ -1,18 +1,29 @@
-"""Bookable times: free slots that can fit a session inside a window.
+"""Bookable times: the starts free slots offer for a session inside a window.
 
 The query is shaped for ``ix_availability_slots_available_start`` (start_time, id)
 WHERE status = 'available' INCLUDE (end_time, consultant_user_id): the planner walks
 that index in start order over a bounded start-time range, checks the end from the
 index tuple, looks up each consultant by primary key and stops at the page size. It
 never sorts: a page costs the slots it reads, not the size of the table.
+
+Which starts a slot offers is ``db.availability.offer``'s rule (the grid on the
+consultant's clock, the notice, the window). Two searches read the walk:
+
+- ``search_bookable_starts``: every offered start, ordered by (start, slot id). Slots
+  come in start order and offer no start before their own start, so the starts of
+  the slots read so far are merged, and each is final once the walk has passed it.
+- ``search_bookable_times``: the earliest offered start of each slot, in slot order
+  (the search before starts had a grid; automatic assignment ranks by it).
 """
 
 from __future__ import annotations
 
+import heapq
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, DateTime, Select, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +31,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
+from core.start_grid import StartGrid
 from core.vocabulary import SlotStatus
+from db.availability.offer import WHOLE_MINUTES, FreeSlot, StartRules, grid_for, offered_starts
 from db.availability.slots import MAX_SLOT_LENGTH
 from db.models import AvailabilitySlot, ConsultantProfile
 
@@ -34,13 +47,23 @@ class SearchCriteria:
     duration: timedelta
     specializations: tuple[str, ...] = ()
     consultant_id: uuid.UUID | None = None
-    after: tuple[datetime, uuid.UUID] | None = None  # keyset: (slot start, slot id)
+    after: tuple[datetime, uuid.UUID] | None = None  # keyset of the walk: (slot start, slot id)
     limit: int = 50
+    start_interval_minutes: int = WHOLE_MINUTES
+
+    @property
+    def rules(self) -> StartRules:
+        return StartRules(
+            duration=self.duration,
+            step_minutes=self.start_interval_minutes,
+            not_before=self.window_start,
+            ends_by=self.window_end,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class BookableTime:
-    """The earliest time a session fits into one free slot."""
+    """A start a free slot offers, and the slot."""
 
     slot_id: uuid.UUID
     consultant_user_id: uuid.UUID
@@ -48,18 +71,34 @@ class BookableTime:
     end_time: datetime
     slot_start: datetime
     slot_end: datetime
+    time_zone: str
+    """The consultant's (the grid is on their clock)."""
 
 
-SearchSelect = Select[uuid.UUID, uuid.UUID, datetime, datetime, datetime]
-"""slot id, consultant, slot start, slot end, bookable start."""
+SearchSelect = Select[uuid.UUID, uuid.UUID, datetime, datetime, str]
+"""slot id, consultant, slot start, slot end, consultant's time zone."""
+
+
+class FreeSlotRow(NamedTuple):
+    slot_id: uuid.UUID
+    consultant_id: uuid.UUID
+    slot_start: datetime
+    slot_end: datetime
+    time_zone: str
+
+    @property
+    def free(self) -> FreeSlot:
+        return FreeSlot(self.slot_start, self.slot_end, self.time_zone)
 
 
 def search_statement(criteria: SearchCriteria) -> SearchSelect:
+    """Free slots that could offer a session in the window, in (start, id) order; a
+    superset of those that do (the grid is applied to the rows)."""
     slot, profile = AvailabilitySlot, ConsultantProfile
     window_start = literal(criteria.window_start, DateTime(timezone=True))
     bookable_start: ColumnElement[datetime] = func.greatest(slot.start_time, window_start)
     statement = (
-        select(slot.id, slot.consultant_user_id, slot.start_time, slot.end_time, bookable_start)
+        select(slot.id, slot.consultant_user_id, slot.start_time, slot.end_time, profile.time_zone)
         .join(profile, profile.consultant_user_id == slot.consultant_user_id)
         .where(
             # Inline, not a parameter: a generic plan could not otherwise prove the
@@ -98,27 +137,147 @@ def _lowest_start(criteria: SearchCriteria) -> datetime:
     return lowest
 
 
+FIRST_BATCH = 128
+"""Free slots read by the first query of a search; each further query reads
+``BATCH_GROWTH`` times as many (up to ``MAX_BATCH``), so that a search that must read
+many slots needs few round trips."""
+BATCH_GROWTH = 2
+MAX_BATCH = 4096
+STARTS_FIRST_BATCH_PAGES = (2, 4)
+"""Pages of slots the every-start search reads first, with and without a filter by
+specialization or consultant: unfiltered, a busy hour has hundreds of slots running
+across the window's start, and all of them must be read before its first start is
+final; a filter leaves few of them, and reading far ahead would walk the index for
+nothing."""
+
+
+async def _plan_with_actual_values(session: AsyncSession) -> None:
+    # After a few executions PostgreSQL may reuse a generic plan for a prepared
+    # statement, which must guess the window's width and how rare a specialization
+    # is; for this query it then guesses "a handful of rows" and sorts a
+    # consultant-by-consultant scan instead of walking the index. Planning costs a
+    # fraction of a millisecond.
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+async def free_slots(
+    session: AsyncSession, criteria: SearchCriteria, *, first_batch: int = FIRST_BATCH
+) -> AsyncIterator[FreeSlotRow]:
+    """The rows of ``search_statement`` one by one, read in batches of growing size
+    (the caller stops reading when it has what it needs)."""
+    batch = max(first_batch, 1)
+    after = criteria.after
+    while True:
+        statement = search_statement(replace(criteria, after=after, limit=batch))
+        rows = [FreeSlotRow(*row) for row in await session.execute(statement)]
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        after = (rows[-1].slot_start, rows[-1].slot_id)
+        batch = min(batch * BATCH_GROWTH, MAX_BATCH)
+
+
 async def search_bookable_times(
     session: AsyncSession, criteria: SearchCriteria
 ) -> list[BookableTime]:
-    # Plan with the actual values, always. After a few executions PostgreSQL may reuse a
-    # generic plan for a prepared statement, which must guess the window's width and
-    # how rare a specialization is; for this query it then guesses "a handful of rows"
-    # and sorts a consultant-by-consultant scan instead of walking the index. Planning
-    # costs a fraction of a millisecond.
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    rows = (await session.execute(search_statement(criteria))).all()
-    return [
-        BookableTime(
-            slot_id=slot_id,
-            consultant_user_id=consultant_id,
-            start_time=start,
-            end_time=start + criteria.duration,
-            slot_start=slot_start,
-            slot_end=slot_end,
-        )
-        for slot_id, consultant_id, slot_start, slot_end, start in rows
-    ]
+    """The earliest start each free slot offers, in slot order (start, id); at most
+    ``criteria.limit``."""
+    await _plan_with_actual_values(session)
+    rules = criteria.rules
+    grids = _Grids(rules)
+    found: list[BookableTime] = []
+    async for row in free_slots(session, criteria, first_batch=criteria.limit):
+        start = next(offered_starts(row.free, rules, grid=grids[row.time_zone]), None)
+        if start is not None:
+            found.append(_bookable(row, start, criteria.duration))
+            if len(found) >= criteria.limit:
+                break
+    return found
+
+
+async def search_bookable_starts(
+    session: AsyncSession,
+    criteria: SearchCriteria,
+    *,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[BookableTime]:
+    """Every start the free slots offer, ordered by (start, slot id), after ``after``
+    (the last start and slot of the page before); at most ``criteria.limit``.
+
+    A slot offers no start before its own start, and slots are read in (start, id)
+    order; so once the walk has read a slot ``(s, id)``, every start ordered at or
+    before ``(s, id)`` that any slot will ever offer is among the slots read: those
+    are final. A slot is at most a day long, so a page starts reading at most a day
+    before its first start (the index range of ``search_statement``).
+    """
+    await _plan_with_actual_values(session)
+    if after is not None:
+        criteria = replace(criteria, window_start=max(criteria.window_start, after[0]))
+    criteria = replace(criteria, after=None)
+    rules = criteria.rules
+    grids = _Grids(rules)
+    # (start, slot id, its later starts, slot). A slot read is queued at the earliest
+    # its first start can be (its own start or the window's) with no starts computed
+    # yet (None); they are computed when it reaches the head of the queue, so the many
+    # slots read only to be sure nothing comes before the page's starts cost little.
+    pending: list[tuple[datetime, uuid.UUID, Iterator[datetime] | None, FreeSlotRow]] = []
+    found: list[BookableTime] = []
+
+    def settle(position: tuple[datetime, uuid.UUID] | None) -> bool:
+        """Take the pending starts up to ``position`` (all of them at the end of the
+        walk) in order; True once the page is full."""
+        while pending and (position is None or pending[0][:2] <= position):
+            start, slot_id, later, row = heapq.heappop(pending)
+            if later is None:  # not yet computed: queue its first start instead
+                later = offered_starts(row.free, rules, grid=grids[row.time_zone])
+                first = next(later, None)
+                if first is not None:
+                    heapq.heappush(pending, (first, slot_id, later, row))
+                continue
+            if after is None or (start, slot_id) > after:
+                found.append(_bookable(row, start, criteria.duration))
+                if len(found) >= criteria.limit:
+                    return True
+            following = next(later, None)
+            if following is not None:
+                heapq.heappush(pending, (following, slot_id, later, row))
+        return False
+
+    window_start = criteria.window_start
+    filtered, unfiltered = STARTS_FIRST_BATCH_PAGES
+    pages = filtered if criteria.specializations or criteria.consultant_id else unfiltered
+    async for row in free_slots(session, criteria, first_batch=pages * criteria.limit):
+        earliest = row.slot_start if row.slot_start > window_start else window_start
+        heapq.heappush(pending, (earliest, row.slot_id, None, row))
+        if settle((row.slot_start, row.slot_id)):
+            return found
+    settle(None)
+    return found
+
+
+class _Grids(dict[str, StartGrid]):
+    """The start grid of each consultant zone met in one search, built once."""
+
+    def __init__(self, rules: StartRules) -> None:
+        super().__init__()
+        self._rules = rules
+
+    def __missing__(self, time_zone: str) -> StartGrid:
+        grid = self[time_zone] = grid_for(self._rules, time_zone)
+        return grid
+
+
+def _bookable(row: FreeSlotRow, start: datetime, duration: timedelta) -> BookableTime:
+    return BookableTime(
+        slot_id=row.slot_id,
+        consultant_user_id=row.consultant_id,
+        start_time=start,
+        end_time=start + duration,
+        slot_start=row.slot_start,
+        slot_end=row.slot_end,
+        time_zone=row.time_zone,
+    )
 
 
 class Explain(Executable, ClauseElement):

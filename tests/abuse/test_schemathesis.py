@@ -14,7 +14,8 @@ What the checks may not flag, and why:
 - A schema-valid request answered 400 or 422 by a rule the schema cannot express: an
   opaque cursor the API did not issue, ``to`` before ``from``, an unknown IANA zone,
   an RRULE the grammar refuses, ``count`` and ``until`` together, a webhook URL that
-  is not http(s), text that strips to nothing. Each such operation is listed below
+  is not http(s), text that strips to nothing, a session id taken from a request's
+  ``session_id`` while it is still null. Each such operation is listed below
   with its rule; elsewhere a 400 or 422 for valid data fails the run.
 """
 
@@ -151,6 +152,13 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         ["422"],
         "what a request names must fit (slot, window, notice); the slot is the consultant's; "
         "a consultant cancelling gives a reason",
+    ),
+    (
+        r"^[A-Z]+ /v1/sessions/\{session_id\}(/.*)?$",
+        "positive_data_acceptance",
+        ["422"],
+        "a stateful sequence may follow the `session_id` of a request that has none yet "
+        "(null) into the path, which then is no UUID",
     ),
 ]
 

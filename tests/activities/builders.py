@@ -47,7 +47,12 @@ class Backend:
         self.sessions = SessionActivities(sessions)
 
     async def service_type(
-        self, *, specialization: str | None = None, active: bool = True, minutes: int = 60
+        self,
+        *,
+        specialization: str | None = None,
+        active: bool = True,
+        minutes: int = 60,
+        step: int | None = None,
     ) -> uuid.UUID:
         return await self._insert(
             ServiceType,
@@ -56,6 +61,7 @@ class Backend:
             default_duration_minutes=minutes,
             required_specialization=specialization,
             is_active=active,
+            start_interval_minutes=step,
         )
 
     async def consultant(
@@ -64,6 +70,7 @@ class Backend:
         specializations: tuple[str, ...] = (),
         available: bool = True,
         last_assigned_at: datetime | None = None,
+        time_zone: str = "UTC",
     ) -> uuid.UUID:
         return await self._insert(
             ConsultantProfile,
@@ -72,6 +79,7 @@ class Backend:
             specializations=list(specializations),
             is_available_for_booking=available,
             last_assigned_at=last_assigned_at,
+            time_zone=time_zone,
         )
 
     async def slot(
@@ -115,6 +123,8 @@ class Backend:
         not_before: datetime,
         attempt: int | None = 1,
         minutes: int = 60,
+        start: datetime | None = None,
+        step: int | None = None,
     ) -> HoldResult:
         deadline = datetime.now(UTC) + timedelta(hours=24)
         return await self.requests.hold_slot(
@@ -131,6 +141,8 @@ class Backend:
                     if attempt is not None
                     else None
                 ),
+                start=start,
+                start_interval_minutes=step,
             )
         )
 

@@ -358,8 +358,15 @@ async def test_hold_moves_the_request_to_pending_confirmation(backend: Backend) 
     assert (row.status, row.attempts) == ("pending_confirmation", 1)
     assert row.assigned_consultant_user_id == consultant
     assert row.confirmation_deadline is not None
-    (slot_row,) = await backend.slots_of(consultant)
-    assert (slot_row.status, slot_row.held_by_request_id) == ("held", request_id)
+    # The hold carved the slot: the held part keeps its id, the hour before stays free.
+    pieces = [
+        (s.id == slot, s.start_time, s.status, s.held_by_request_id, s.carved_from_slot_id)
+        for s in await backend.slots_of(consultant)
+    ]
+    assert pieces == [
+        (False, start, "available", None, slot),
+        (True, start + timedelta(hours=1), "held", request_id, None),
+    ]
     async with backend.session_factory() as session:
         assigned_at = await session.scalar(
             select(ConsultantProfile.last_assigned_at).where(

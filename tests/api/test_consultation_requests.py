@@ -403,3 +403,127 @@ async def test_decisions_are_checked_against_the_stored_request_first(
     # Allowed by the stored request, so it goes to the workflow, which is unreachable.
     assert_problem(await act(offered, "confirm", "consultant", sub=consultant), 503)
     assert_problem(await act(offered, "cancel", "learner", sub=learner, reason="illness"), 503)
+
+
+async def test_a_chosen_start_is_checked_before_anything_starts(
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    backend: Backend,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Off the grid is a 422 naming the grid; on it but not free a 409 saying why."""
+    service_type = str(await backend.service_type(minutes=30, step=15))
+    consultant = await backend.consultant(time_zone="Europe/Berlin")
+    other = await backend.consultant()
+    day = future(3, hour=0)
+    block = await backend.slot(consultant, day + timedelta(hours=8), hours=3)
+    later = await backend.slot(consultant, day + timedelta(hours=13), hours=1)
+    await backend.slot(consultant, day + timedelta(hours=11), hours=1, status="unavailable")
+    taken_by = await backend.request(
+        uuid.UUID(service_type), window_start=day, window_end=day + timedelta(days=1)
+    )
+    held = await backend.hold(
+        taken_by, block, consultant, not_before=day, minutes=30, start=day + timedelta(hours=10)
+    )
+    assert held.held
+    soon_slot = await backend.slot(
+        other, datetime.now(UTC).replace(second=0, microsecond=0), hours=3
+    )
+
+    def body(start: datetime, **where: Any) -> dict[str, Any]:
+        return {"service_type_id": service_type, "start": start.isoformat(), **where}
+
+    at_slot = {"slot_id": str(block)}
+    cases: list[tuple[dict[str, Any], int, str | None]] = [
+        (body(day + timedelta(hours=8, minutes=10), **at_slot), 422, None),
+        (body(day + timedelta(hours=10), **at_slot), 409, "taken"),
+        (body(day + timedelta(hours=10, minutes=15), **at_slot), 409, "taken"),  # overlaps it
+        (body(day + timedelta(hours=10, minutes=45), **at_slot), 409, "outside_slot"),
+        (body(day + timedelta(hours=13), **at_slot), 409, "outside_slot"),  # another slot
+        (body(day + timedelta(hours=11), consultant_id=str(consultant)), 409, "unavailable"),
+        (body(day + timedelta(hours=15), consultant_id=str(consultant)), 409, "outside_slot"),
+        (
+            body(
+                datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1),
+                slot_id=str(soon_slot),
+            ),
+            409,
+            "too_soon",
+        ),
+        (body(day + timedelta(hours=9), consultant_id=str(uuid.uuid4())), 404, None),
+        (body(day + timedelta(hours=9), slot_id=str(uuid.uuid4())), 404, None),
+        (body(day + timedelta(hours=13), slot_id=str(later), consultant_id=str(other)), 422, None),
+        (body(day + timedelta(hours=9)), 422, None),  # whose start?
+        (
+            body(
+                day + timedelta(hours=9),
+                slot_id=str(block),
+                preferred_start=_iso(day),
+                preferred_end=_iso(day + timedelta(days=1)),
+            ),
+            422,
+            None,
+        ),
+        ({"service_type_id": service_type, "consultant_id": str(consultant)}, 422, None),
+    ]
+    for case, status, reason in cases:
+        problem = assert_problem(await _submit(client, tokens, case), status)
+        if reason is not None:
+            assert problem["type"].endswith("/start-unavailable"), problem
+            assert problem["reason"] == reason, (case, problem)
+    off_grid = assert_problem(
+        await _submit(client, tokens, body(day + timedelta(hours=8, minutes=10), **at_slot)), 422
+    )
+    assert off_grid["type"].endswith("/start-off-grid")
+    assert (off_grid["start_interval_minutes"], off_grid["time_zone"]) == (15, "Europe/Berlin")
+    assert "every 15 minutes from midnight, Europe/Berlin time" in off_grid["detail"]
+    async with session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(ConsultationRequest)) == 1
+
+
+async def test_a_free_chosen_start_goes_on_to_the_workflow(
+    client: httpx.AsyncClient, tokens: TokenFactory, backend: Backend
+) -> None:
+    """Both ways of naming a free start pass the checks (then Temporal, unreachable here)."""
+    service_type = str(await backend.service_type(minutes=30, step=15))
+    consultant = await backend.consultant(time_zone="Asia/Kathmandu")
+    day = future(3, hour=0)
+    block = await backend.slot(consultant, day + timedelta(hours=8), hours=3)
+    start = (day + timedelta(hours=9, minutes=15)).isoformat()  # 15:00 in Kathmandu
+
+    for where in ({"slot_id": str(block)}, {"consultant_id": str(consultant)}):
+        body = {"service_type_id": service_type, "start": start, **where}
+        assert_problem(await _submit(client, tokens, body), 503)
+
+
+async def test_a_stored_chosen_start_answers_its_key(
+    client: httpx.AsyncClient, tokens: TokenFactory, backend: Backend
+) -> None:
+    learner = uuid.uuid4()
+    service_type = await backend.service_type(minutes=30)
+    consultant = await backend.consultant()
+    start = future(3, hour=9)
+    request_id = request_id_for(learner, "chosen")
+    await backend.request(
+        service_type,
+        window_start=start,
+        window_end=start + timedelta(minutes=30),
+        requester_id=learner,
+        request_id=request_id,
+        idempotency_key="chosen",
+        preferred_consultant_id=consultant,
+        requested_start=start,
+    )
+    body = {
+        "service_type_id": str(service_type),
+        "start": _iso(start),
+        "consultant_id": str(consultant),
+    }
+
+    again = await _submit(client, tokens, body, learner=learner, key="chosen")
+    later = {**body, "start": _iso(start + timedelta(minutes=15))}
+    other = await _submit(client, tokens, later, learner=learner, key="chosen")
+
+    assert again.status_code == 200, again.text
+    assert again.json()["requested_start"] == start.isoformat().replace("+00:00", "Z")
+    assert assert_problem(other, 409)["request_id"] == str(request_id)

@@ -42,6 +42,25 @@ async def test_openapi_documents_the_api(client: httpx.AsyncClient) -> None:
     assert "/v1/consultants/{consultant_user_id}" in spec["paths"]
 
 
+async def test_openapi_documents_chosen_starts(client: httpx.AsyncClient) -> None:
+    """Every field and problem type of starts on a grid is in the document."""
+    spec = (await client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    search = spec["paths"]["/v1/availability/search"]["get"]
+    assert {"group_by", "time_zone", "earliest_only"} <= {p["name"] for p in search["parameters"]}
+    assert "consultant_local" in schemas["BookableTimeOut"]["properties"]
+    assert {"time_zone", "days"} <= set(schemas["BookableDays"]["properties"])
+    assert {"start", "consultant_id"} <= set(schemas["ConsultationRequestCreate"]["properties"])
+    assert "requested_start" in schemas["ConsultationRequestOut"]["properties"]
+    assert "start" in schemas["RescheduleBody"]["properties"]
+    assert "start_interval_minutes" in schemas["ServiceTypeCreate"]["properties"]
+    submit = spec["paths"]["/v1/consultation-requests"]["post"]["responses"]
+    assert "start-unavailable" in submit["409"]["description"]
+    assert "start-off-grid" in submit["422"]["description"]
+    reschedule = spec["paths"]["/v1/sessions/{session_id}/reschedule"]["post"]["responses"]
+    assert "start-unavailable" in reschedule["409"]["description"]
+
+
 async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/nope")
     assert response.status_code == 404

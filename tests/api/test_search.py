@@ -109,7 +109,7 @@ def summary(items: list[dict[str, Any]]) -> list[tuple[str, datetime, datetime]]
     ]
 
 
-async def test_finds_where_the_session_fits_in_slot_order(
+async def test_earliest_only_finds_where_the_session_fits_in_slot_order(
     client: httpx.AsyncClient, tokens: TokenFactory, session_factory: Sessions
 ) -> None:
     service_type = await add_service_type(session_factory)
@@ -132,7 +132,9 @@ async def test_finds_where_the_session_fits_in_slot_order(
     await add_slots(session_factory, f, (at(8.25), at(9)))  # ends as the window opens
 
     response = await client.get(
-        SEARCH, params=params(service_type, at(9), at(18)), headers=tokens.headers("learner")
+        SEARCH,
+        params=params(service_type, at(9), at(18), earliest_only="true"),
+        headers=tokens.headers("learner"),
     )
 
     assert response.status_code == 200, response.text
@@ -179,8 +181,17 @@ async def test_filters_by_consultant_and_narrows_by_specialization(
     assert await consultants(type=open_type, specialization="finance") == {str(b)}
 
 
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [({}, 7 * 3 * 3), ({"earliest_only": "true"}, 7 * 3)],
+    ids=["every start", "earliest only"],
+)
 async def test_pages_through_every_bookable_time_once(
-    client: httpx.AsyncClient, tokens: TokenFactory, session_factory: Sessions
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    session_factory: Sessions,
+    mode: dict[str, str],
+    expected: int,
 ) -> None:
     service_type = await add_service_type(session_factory, minutes=30)
     for _ in range(3):
@@ -188,12 +199,12 @@ async def test_pages_through_every_bookable_time_once(
         # Same start times for everyone: the slot id breaks the ties.
         await add_slots(session_factory, consultant, *((at(h), at(h + 1)) for h in range(8, 15)))
     headers = tokens.headers("operator")
-    query = params(service_type, at(0), at(24))
+    query = params(service_type, at(0), at(24), **mode)
 
     whole = await client.get(SEARCH, params=query | {"limit": 200}, headers=headers)
-    expected = [item["slot_id"] for item in whole.json()["items"]]
-    assert len(expected) == 21
-    seen: list[str] = []
+    expected_items = [(i["start_time"], i["slot_id"]) for i in whole.json()["items"]]
+    assert len(expected_items) == expected
+    seen: list[tuple[str, str]] = []
     cursor = None
     while True:
         page = (
@@ -203,13 +214,17 @@ async def test_pages_through_every_bookable_time_once(
                 headers=headers,
             )
         ).json()
-        seen += [item["slot_id"] for item in page["items"]]
+        seen += [(item["start_time"], item["slot_id"]) for item in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert seen == expected
-    starts = [datetime.fromisoformat(i["slot_start"]) for i in whole.json()["items"]]
-    assert starts == sorted(starts)
+    assert seen == expected_items
+    order = [(datetime.fromisoformat(start), slot) for start, slot in seen]
+    if mode:
+        starts = [datetime.fromisoformat(i["slot_start"]) for i in whole.json()["items"]]
+        assert starts == sorted(starts)
+    else:
+        assert order == sorted(order)
 
 
 async def test_times_sooner_than_the_minimum_notice_are_not_offered(
@@ -231,11 +246,13 @@ async def test_times_sooner_than_the_minimum_notice_are_not_offered(
         headers=tokens.headers("learner"),
     )
 
-    [item] = response.json()["items"]
-    start = datetime.fromisoformat(item["start_time"])
-    assert now + timedelta(hours=2) <= start <= now + timedelta(hours=2, minutes=6)
-    assert start.minute % 5 == 0
+    items = response.json()["items"]
+    start = datetime.fromisoformat(items[0]["start_time"])
+    assert now + timedelta(hours=2) <= start < now + timedelta(hours=2, minutes=20)
+    assert start.minute % 15 == 0  # the default start grid
     assert start.second == 0
+    last = datetime.fromisoformat(items[-1]["start_time"])
+    assert last + timedelta(minutes=30) <= now + timedelta(hours=5)
 
 
 async def test_search_errors_are_problems(

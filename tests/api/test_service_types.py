@@ -161,3 +161,25 @@ async def test_invalid_bodies_are_422(client: httpx.AsyncClient, tokens: TokenFa
 
 async def test_malformed_id_is_422(client: httpx.AsyncClient, tokens: TokenFactory) -> None:
     assert_problem(await client.get(f"{URL}/not-a-uuid", headers=tokens.headers("learner")), 422)
+
+
+async def test_a_start_interval_is_5_to_240_minutes_or_the_default(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    default = await _create(client, tokens, "Default step")
+    stepped = await _create(client, tokens, "Half-hourly", start_interval_minutes=30)
+    assert default["start_interval_minutes"] is None
+    assert stepped["start_interval_minutes"] == 30
+
+    operator = tokens.headers("operator")
+    for wrong in (4, 241, "15", 12.5):
+        body = {"name": f"Step {wrong}", "default_duration_minutes": 30}
+        refused = await client.post(
+            URL, json=body | {"start_interval_minutes": wrong}, headers=operator
+        )
+        assert_problem(refused, 422)
+    cleared = await client.patch(
+        f"{URL}/{stepped['id']}", json={"start_interval_minutes": None}, headers=operator
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["start_interval_minutes"] is None

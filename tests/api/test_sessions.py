@@ -146,3 +146,27 @@ async def test_changes_are_checked_against_the_stored_session_first(
         503,
     )
     assert_problem(await act(session_id, "cancel", "operator", sub=uuid.uuid4()), 503)
+
+
+async def test_a_reschedule_to_a_chosen_start_is_checked_like_a_submitted_one(
+    client: httpx.AsyncClient, tokens: TokenFactory, backend: Backend
+) -> None:
+    learner = uuid.uuid4()
+    consultant = await backend.consultant()
+    session_id = await _session(backend, learner, consultant, days=3)
+    block = await backend.slot(consultant, future(6), hours=3)
+    elsewhere = await backend.slot(consultant, future(6, hour=14), hours=2)
+    headers = tokens.headers("learner", sub=learner)
+
+    async def move(slot: uuid.UUID, start: Any) -> httpx.Response:
+        body = {"slot_id": str(slot), "start": start.isoformat()}
+        return await client.post(f"{URL}/{session_id}/reschedule", json=body, headers=headers)
+
+    off_grid = assert_problem(await move(block, future(6) + timedelta(minutes=20)), 422)
+    assert off_grid["type"].endswith("/start-off-grid")
+    outside = assert_problem(await move(block, future(6, hour=14)), 409)  # the other slot's
+    assert outside["type"].endswith("/start-unavailable")
+    assert outside["reason"] == "outside_slot"
+    # On offer: on to the workflow, which is unreachable here.
+    assert_problem(await move(elsewhere, future(6, hour=14) + timedelta(minutes=30)), 503)
+    assert_problem(await move(block, future(6) + timedelta(hours=1, minutes=45)), 503)

@@ -141,11 +141,13 @@ def test_quick_floor_and_search_on_a_fresh_stack(tmp_path: Path) -> None:
     assert floor["evidence"]["history_events"] == {"empty": 5, "five_noops": 35}
     assert search["config"]["slots"] == 10_000
     assert search["ratios"]["search.index_speedup"]["median"] > 0
-    [target] = search["targets"]
-    assert target["applies"] is False  # 10,000 slots cannot judge a million-slot target
-    assert search["evidence"]["plans"]["open"]["slot_indexes"] == [
-        "ix_availability_slots_available_start"
-    ]
+    # 10,000 slots cannot judge the million-slot targets (every start, earliest fit).
+    assert [target["applies"] for target in search["targets"]] == [False, False]
+    assert search["ratios"]["search.starts_over_earliest.p99"]["median"] > 0
+    for kind in ("open", "open (every start)"):
+        assert search["evidence"]["plans"][kind]["slot_indexes"] == [
+            "ix_availability_slots_available_start"
+        ]
 
     summary = (results / "SUMMARY.md").read_text()
     assert "## floor (quick)" in summary

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.vocabulary import DeliveryStatus, RequestStatus, SessionStatus, SlotStatus
 from db.base import Base
-from db.errors import EXCLUSION_VIOLATION, sqlstate
+from db.errors import CHECK_VIOLATION, EXCLUSION_VIOLATION, sqlstate
 from tests.support.database import (
     alembic_config,
     create_scratch_database,
@@ -200,3 +200,39 @@ async def test_updated_at_is_maintained_by_the_database(database_url: str) -> No
                 text("DELETE FROM consultation_service_types WHERE name = :name"), {"name": name}
             )
         await engine.dispose()
+
+
+async def _insert_service_type(url: str, start_interval_minutes: int | None) -> int | None:
+    """Insert a service type with that step in a transaction that is rolled back;
+    returns the step as stored."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection, connection.begin() as transaction:
+            stored: int | None = await connection.scalar(
+                text(
+                    "INSERT INTO consultation_service_types (name, default_duration_minutes, "
+                    "start_interval_minutes) VALUES (:name, 30, :minutes) "
+                    "RETURNING start_interval_minutes"
+                ),
+                {"name": f"step-{uuid.uuid4()}", "minutes": start_interval_minutes},
+            )
+            await transaction.rollback()
+            return stored
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("minutes", [None, 5, 240])
+async def test_a_start_interval_of_5_to_240_minutes_is_stored(
+    database_url: str, minutes: int | None
+) -> None:
+    assert await _insert_service_type(database_url, minutes) == minutes
+
+
+@pytest.mark.parametrize("minutes", [4, 241])
+async def test_a_start_interval_outside_5_to_240_minutes_is_refused(
+    database_url: str, minutes: int
+) -> None:
+    with pytest.raises(IntegrityError) as refused:
+        assert await _insert_service_type(database_url, minutes) == minutes
+    assert sqlstate(refused.value) == CHECK_VIOLATION

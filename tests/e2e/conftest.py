@@ -3,8 +3,8 @@
 One Temporal dev server serves the whole test session (``dev_env``); each test gets
 a task queue and an in-process worker of its own, so workflows a test leaves
 running never touch the next test's (emptied) database. Durations are short so a
-lifecycle takes seconds: the minimum notice is a second, and sessions booked days
-ahead keep every cutoff and reminder out of the way.
+lifecycle takes seconds: the minimum notice is a second, starts default to any whole
+minute, and sessions booked days ahead keep every cutoff and reminder out of the way.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def settings(settings: Settings) -> Settings:
         update={
             "confirmation_timeout": timedelta(seconds=60),
             "minimum_notice": timedelta(seconds=1),
+            # Any whole minute, so a session can start right away; the tests of the
+            # start grid give their service types a step of their own.
+            "default_start_interval": timedelta(minutes=1),
             "no_show_grace": timedelta(seconds=1),
             # Long, so nothing is re-assigned behind a test's back; an operator's
             # assign wakes a waiting request at once anyway.

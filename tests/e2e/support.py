@@ -106,11 +106,17 @@ class Service:
     # --- catalog (operator) -----------------------------------------------------------
 
     async def service_type(
-        self, *, minutes: int = 60, confirmation_timeout_seconds: int | None = None
+        self,
+        *,
+        minutes: int = 60,
+        confirmation_timeout_seconds: int | None = None,
+        start_interval_minutes: int | None = None,
     ) -> uuid.UUID:
         body: Json = {"name": f"Consultation {uuid.uuid4()}", "default_duration_minutes": minutes}
         if confirmation_timeout_seconds is not None:
             body["confirmation_timeout_seconds"] = confirmation_timeout_seconds
+        if start_interval_minutes is not None:
+            body["start_interval_minutes"] = start_interval_minutes
         created = await self.http.post(
             "/v1/service-types", json=body, headers=self.operator.headers
         )

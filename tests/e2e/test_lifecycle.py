@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
 
 
 async def test_happy_path_from_search_to_a_session_with_a_join_link(service: Service) -> None:
-    service_type = await service.service_type(minutes=45)
+    service_type = await service.service_type(minutes=45, start_interval_minutes=15)
     consultant = await service.consultant()
     start = days_ahead(3)
     slot = await service.slot(consultant, start, start + timedelta(hours=2))
@@ -40,12 +40,22 @@ async def test_happy_path_from_search_to_a_session_with_a_join_link(service: Ser
         headers=learner.headers,
     )
     assert found.status_code == 200, found.text
-    (offer,) = found.json()["items"]
-    assert offer["slot_id"] == str(slot)
+    offers = found.json()["items"]
+    # Every quarter hour at which the 45 minutes fit into the two hours.
+    assert [o["start_time"] for o in offers] == [
+        (start + n * timedelta(minutes=15)).isoformat().replace("+00:00", "Z") for n in range(6)
+    ]
+    assert {o["slot_id"] for o in offers} == {str(slot)}
+    offer = offers[0]
 
     submitted = await service.submit(
         learner,
-        {"service_type_id": service_type, "slot_id": slot, "details": "Career change advice"},
+        {
+            "service_type_id": service_type,
+            "slot_id": offer["slot_id"],
+            "start": offer["start_time"],
+            "details": "Career change advice",
+        },
     )
     assert submitted.status_code == 201, submitted.text
     request = submitted.json()

@@ -59,6 +59,8 @@ class FakeBooking:
     clock: Clock
     candidates: list[Candidate] = field(default_factory=list)
     lost_slots: set[uuid.UUID] = field(default_factory=set)
+    carved_pieces: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    """Slot asked for → the piece a hold ends up in (another request carved it)."""
     persist_error: ErrorType | None = None
     meeting_fails: bool = False
     platform_down_until: datetime | None = None
@@ -132,9 +134,12 @@ class FakeBooking:
         slot = next((c for c in self.candidates if c.slot_id == arg.slot_id), None)
         if slot is None or arg.slot_id in self.lost_slots:
             return HoldResult(held=False)
-        start = max(slot.start, arg.not_before)
+        start = arg.start or max(slot.start, arg.not_before)
         return HoldResult(
-            held=True, start=start, end=start + timedelta(minutes=arg.duration_minutes)
+            held=True,
+            start=start,
+            end=start + timedelta(minutes=arg.duration_minutes),
+            slot_id=self.carved_pieces.get(arg.slot_id),
         )
 
     @activity.defn(name=ActivityName.RELEASE_HOLD)

@@ -44,6 +44,7 @@ class PersistRequestInput:
     idempotency_key: str | None
     details_staged: bool
     open_request_cap: int | None = None
+    requested_start: datetime | None = None
 
     @classmethod
     def of(cls, request: ConsultationInput) -> PersistRequestInput:
@@ -61,7 +62,8 @@ class PersistedRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class FindCandidatesInput:
-    """Rank consultants with a free slot fitting ``[not_before, window_end]``."""
+    """Rank consultants with a free slot offering a start in ``[not_before,
+    window_end]`` on a grid of ``start_interval_minutes`` (None: any whole minute)."""
 
     request_id: uuid.UUID
     service_type_id: uuid.UUID
@@ -73,6 +75,7 @@ class FindCandidatesInput:
     only_consultant_id: uuid.UUID | None = None
     excluded_consultant_ids: tuple[uuid.UUID, ...] = ()
     limit: int = 5
+    start_interval_minutes: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,9 +101,11 @@ class AssignmentStep:
 
 @dataclass(frozen=True, kw_only=True)
 class HoldSlotInput:
-    """Hold ``slot_id`` for the request if it still fits the earliest start in
-    ``[not_before, window_end]``; with ``assignment`` the request moves to
-    ``pending_confirmation`` in the same transaction."""
+    """Hold exactly one session's time for the request: ``start`` (a start the
+    learner chose, in ``slot_id`` or a piece carved from the same published slot) or
+    else the earliest start ``slot_id`` offers in ``[not_before, window_end]``, on a
+    grid of ``start_interval_minutes`` (None: any whole minute). With ``assignment``
+    the request moves to ``pending_confirmation`` in the same transaction."""
 
     request_id: uuid.UUID
     slot_id: uuid.UUID
@@ -110,15 +115,20 @@ class HoldSlotInput:
     window_end: datetime | None
     hold_expires_at: datetime
     assignment: AssignmentStep | None = None
+    start: datetime | None = None
+    start_interval_minutes: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class HoldResult:
-    """``held`` is false when another request won the slot (or it no longer fits)."""
+    """``held`` is false when another request won the slot (or it no longer fits).
+    ``slot_id`` is the slot now held (exactly the session's time); None in results
+    recorded before holds could move to a carved piece: the slot asked for."""
 
     held: bool
     start: datetime | None = None
     end: datetime | None = None
+    slot_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

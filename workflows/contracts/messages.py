@@ -47,9 +47,13 @@ class CancelRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class RescheduleRequest:
+    """Move to ``start`` in ``slot_id`` (or a piece carved from the same published
+    slot); without a start, to the earliest start the slot offers."""
+
     party: Party
     actor_id: uuid.UUID
     slot_id: uuid.UUID
+    start: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

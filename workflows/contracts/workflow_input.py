@@ -101,7 +101,12 @@ class ConsultationInput:
     """Start argument of one request's workflow.
 
     ``window_start``/``window_end`` bound when the session may take place (the API
-    fills them from the preferred window, the requested slot, or the default window).
+    fills them from the preferred window, the requested slot, the requested start,
+    or the default window). ``requested_start`` is a start the learner chose: the
+    window is then exactly that session, only its consultant (the requested slot's,
+    or else the preferred one) serves it, and exactly that time is held.
+    ``start_interval_minutes`` is the service type's start step at submission (None
+    in requests from before starts had a grid: any whole minute).
     ``idempotency_key`` is the client's key, kept for the unique (requester, key) row.
     ``details_staged`` says the API staged the request's details text under
     ``request_id`` for ``persist_request`` to move into the row (see ``activities``).
@@ -122,7 +127,17 @@ class ConsultationInput:
     idempotency_key: str | None = None
     details_staged: bool = False
     open_request_cap: int | None = None
+    requested_start: datetime | None = None
+    start_interval_minutes: int | None = None
 
     @property
     def duration(self) -> timedelta:
         return timedelta(minutes=self.duration_minutes)
+
+    @property
+    def only_consultant_id(self) -> uuid.UUID | None:
+        """Who alone may serve the request: with a requested start but no slot, the
+        consultant it was chosen with (a requested slot binds by itself)."""
+        if self.requested_start is None or self.requested_slot_id is not None:
+            return None
+        return self.preferred_consultant_id
