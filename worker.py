@@ -14,16 +14,23 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.registry import build_activities
+from activities.erasure import ErasureActivities
+from activities.export import ExportActivities
+from activities.meetings import MeetingActivities
+from activities.requests import RequestActivities
+from activities.retention import RetentionActivities
+from activities.sessions import SessionActivities
 from core.settings import Settings
 from db import drafts
 from db.engine import create_engine, create_session_factory
+from integrations.meetings import MeetingPlatform, build_meeting_platform
 from integrations.temporal_client import wait_for_temporal
 from integrations.webhooks.dispatcher import run_dispatcher
 from workflows.bytecode import keep_workflow_bytecode
@@ -36,6 +43,60 @@ WORKER_SHUTDOWN_GRACE = timedelta(seconds=20)
 
 DATABASE_APPLICATION_NAME = "booking-worker"
 """How the worker's connections show in ``pg_stat_activity``."""
+
+
+# --- the activities this worker runs ---------------------------------------------------
+
+
+def build_activities(
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    meeting_platform: MeetingPlatform | None = None,
+) -> list[Callable[..., Any]]:
+    """Every activity of the service, as bound methods of their dependency holders.
+
+    ``meeting_platform`` replaces the configured one (tests, demos).
+    """
+    requests = RequestActivities(session_factory)
+    sessions = SessionActivities(session_factory)
+    meetings = MeetingActivities(
+        session_factory, meeting_platform or build_meeting_platform(settings)
+    )
+    retention = RetentionActivities(session_factory)
+    export = ExportActivities(session_factory)
+    erasure = ErasureActivities(session_factory)
+    return [
+        requests.persist_request,
+        requests.find_candidates,
+        requests.hold_slot,
+        requests.release_hold,
+        requests.remind_confirmation,
+        requests.reject_request,
+        requests.cancel_request,
+        sessions.reserve,
+        sessions.reschedule_session,
+        sessions.cancel_session,
+        sessions.send_reminder,
+        sessions.start_session,
+        sessions.complete_session,
+        sessions.mark_no_show,
+        meetings.create_meeting,
+        meetings.reschedule_meeting,
+        meetings.cancel_meeting,
+        retention.sweep_batch,
+        export.collect_page,
+        export.finish,
+        erasure.record_step,
+        erasure.close_for_booking,
+        erasure.open_requests,
+        erasure.settle_request,
+        erasure.forget_workflows,
+        erasure.delete_free_text,
+        erasure.pseudonymise_events,
+        erasure.pseudonymise_rows,
+        erasure.finish,
+    ]
 
 
 # --- housekeeping beside the workflows -------------------------------------------------

@@ -24,7 +24,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.database import SessionFactory, transaction
+from activities import SessionFactory, transaction
 from core.vocabulary import (
     FINAL_REQUEST_STATUSES,
     CancellationReason,

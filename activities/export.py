@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.database import SessionFactory, transaction
+from activities import SessionFactory, transaction
 from db import exports, personal_data
 from workflows.contracts.export import (
     CollectedPage,

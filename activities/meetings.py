@@ -19,7 +19,7 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.database import SessionFactory, transaction
+from activities import SessionFactory, transaction
 from core.events import EventType
 from core.vocabulary import ErrorType
 from db import sessions

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.database import DATABASE_CONFLICT, SessionFactory, business_failure, transaction
+from activities import DATABASE_CONFLICT, SessionFactory, business_failure, transaction
 from core.events import EventType
 from core.vocabulary import ErrorType, RequestStatus
 from db import requests

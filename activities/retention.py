@@ -6,7 +6,7 @@ import logging
 
 from temporalio import activity
 
-from activities.database import SessionFactory, transaction
+from activities import SessionFactory, transaction
 from db import retention
 from workflows.contracts.retention import RetentionActivity, SweepBatchInput, SweepBatchResult
 

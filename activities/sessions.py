@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from activities.database import SessionFactory, business_failure, transaction
+from activities import SessionFactory, business_failure, transaction
 from core.events import EventType
 from core.vocabulary import (
     ErrorType,

@@ -11,7 +11,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.exceptions import ApplicationError
 
-from activities.database import DATABASE_CONFLICT, transaction
+from activities import DATABASE_CONFLICT, transaction
 from core.vocabulary import ErrorType
 from db.models import AvailabilitySlot
 from tests.activities.builders import Backend, future

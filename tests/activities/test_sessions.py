@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.database import UNEXPECTED_STATE
+from activities import UNEXPECTED_STATE
 from core.vocabulary import (
     CancellationReason,
     ErrorType,

@@ -22,7 +22,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.registry import build_activities
 from api.app import create_app
 from core.settings import Settings
 from core.vocabulary import ErrorType
@@ -34,6 +33,7 @@ from tests.activities.builders import Backend
 from tests.events.conftest import MEETING_SECRET
 from tests.support.database import truncate_all_sql
 from tests.support.temporal import installed_binary
+from worker import build_activities
 from workflows.consultation import ConsultationWorkflow
 from workflows.contracts.messages import RequestDetails, SubmitRequest
 from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings

@@ -12,13 +12,13 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.registry import build_activities
 from core.settings import Environment, Settings
 from core.vocabulary import CancellationReason, Party, RequestStatus, SessionStatus
 from integrations.meetings.room_link import RoomLinkPlatform
 from tests.activities.builders import Backend, future
 from tests.workflows.support import event_types, make_input, wait_for
 from tests.workflows.test_messages import HAPPY_PATH_EVENT_BUDGET, submit
+from worker import build_activities
 from workflows.consultation import ConsultationWorkflow
 from workflows.contracts.messages import CancelRequest, ConfirmRequest
 

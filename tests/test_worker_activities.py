@@ -6,10 +6,10 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.activity import _Definition
 
-from activities.registry import build_activities
 from core.settings import Environment, MeetingProvider, Settings
 from integrations.meetings.factory import build_meeting_platform
 from integrations.meetings.http import HttpMeetingPlatform
+from worker import build_activities
 from workflows.contracts.erasure import ErasureActivity
 from workflows.contracts.export import ExportActivity
 from workflows.contracts.names import ActivityName
