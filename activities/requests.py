@@ -23,9 +23,10 @@ from core.events import EventType
 from core.vocabulary import ErrorType, RequestStatus
 from db import requests
 from db.availability import holds
-from db.availability.candidates import rank_candidates
+from db.availability.candidates import policy_in_the_way, rank_candidates
 from db.availability.holds import HeldTime
-from db.availability.offer import WHOLE_MINUTES, StartRules
+from db.availability.offer import WHOLE_MINUTES, Refusal, StartRules
+from db.availability.policy import hold_policy
 from db.drafts import take_details
 from db.outbox import PayloadValue, emit
 from db.requests import Fence
@@ -91,6 +92,11 @@ class RequestActivities:
             if own is not None:
                 return CandidateList(candidates=(own,))
             ranked = await rank_candidates(session, arg)
+            if not ranked and arg.only_consultant_id is not None:
+                in_the_way = await policy_in_the_way(session, arg)
+                return CandidateList(
+                    candidates=(), refusal=None if in_the_way is None else in_the_way.value
+                )
             return CandidateList(candidates=tuple(Candidate(**fit._asdict()) for fit in ranked))
 
     @activity.defn(name=ActivityName.HOLD_SLOT)
@@ -120,9 +126,14 @@ class RequestActivities:
                 start=arg.start,
                 expires_at=arg.hold_expires_at,
                 retrying=fence is Fence.RETRY,
+                policy=await hold_policy(
+                    session, request_id=arg.request_id, consultant_id=arg.consultant_id
+                ),
             )
             if held is None:
                 return HoldResult(held=False)
+            if isinstance(held, Refusal):
+                return HoldResult(held=False, refusal=held.value)
             if step is not None:
                 await _assign(session, arg, step, held)
             return HoldResult(held=True, start=held.start, end=held.end, slot_id=held.slot_id)
@@ -321,7 +332,7 @@ async def _own_hold(session: AsyncSession, arg: FindCandidatesInput) -> Candidat
         return None
     if arg.only_consultant_id not in (None, held.consultant_id):
         return None
-    start = max(held.slot_start, arg.not_before)
+    start = max(held.session_start, arg.not_before)
     return Candidate(
         consultant_id=held.consultant_id,
         slot_id=held.slot_id,

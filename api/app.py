@@ -27,6 +27,7 @@ from api.routes import (
     meeting_platform_webhooks,
     personal_data,
     search,
+    service_limits,
     service_types,
     sessions,
     webhook_deliveries,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     for module in (
         service_types,
         consultants,
+        service_limits,
         availability,
         search,
         consultation_requests,

@@ -39,6 +39,7 @@ from api.errors import (
     ProblemError,
     RateLimited,
     RequestFinished,
+    SchedulingPolicyRefused,
     ServiceUnavailable,
     SlotUnavailable,
     Unprocessable,
@@ -78,6 +79,7 @@ _REFUSALS: dict[ErrorType, type[ProblemError]] = {
     ErrorType.DUPLICATE_IDEMPOTENCY_KEY: IdempotencyKeyReused,
     ErrorType.MEETING_PLATFORM_REJECTED: MeetingPlatformRejected,
     ErrorType.OPEN_REQUEST_LIMIT: RateLimited,
+    ErrorType.SCHEDULING_POLICY: SchedulingPolicyRefused,
 }
 
 
@@ -95,6 +97,8 @@ def refusal(cause: BaseException | None) -> ProblemError | None:
     if cause.type == ErrorType.OPEN_REQUEST_LIMIT and len(cause.details) == 2:
         open_requests, cap = cause.details
         return open_request_limit(int(open_requests), int(cap))
+    if cause.type == ErrorType.SCHEDULING_POLICY and cause.details:
+        return problem(f"{detail}.", policy=str(cause.details[0]))
     return problem(f"{detail}.")
 
 

@@ -127,6 +127,13 @@ class NoFittingSlot(Conflict):
     slug, title = "no-fitting-slot", "No free slot fits"
 
 
+class SchedulingPolicyRefused(Conflict):
+    """A time a scheduling policy forbids; ``policy`` names it (``buffer``,
+    ``daily_cap``, ``weekly_cap``, ``beyond_horizon``)."""
+
+    slug, title = "scheduling-policy", "A scheduling policy forbids this time"
+
+
 class IdempotencyKeyReused(Conflict):
     slug, title = "idempotency-key-reused", "Idempotency-Key already used"
 

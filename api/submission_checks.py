@@ -25,14 +25,18 @@ from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
 from core.vocabulary import SlotStatus
 from db import requests
+from db.availability.caps import caps_of, ledgers
 from db.availability.offer import (
     FreeSlot,
     Refusal,
     StartRules,
+    buffered,
+    consultant_zone,
     first_offered,
     grid_for,
     refusal,
 )
+from db.availability.policy import ServicePolicy
 from db.availability.slots import TimeRange, find_overlapping
 from db.models import AvailabilitySlot, ConsultantProfile, ServiceType
 
@@ -109,15 +113,23 @@ async def slot_window(
     latest_start = slot.end_time - duration
     if latest_start < slot.start_time:
         raise Unprocessable(f"A {_minutes(duration)} session does not fit into slot {slot.id}.")
-    if latest_start < now + settings.minimum_notice:
+    policy = service_policy(service_type, settings)
+    if latest_start < now + policy.minimum_notice:
         raise Unprocessable(
             f"Slot {slot.id} is too soon: sessions are booked at least "
-            f"{_ahead(settings.minimum_notice)} ahead."
+            f"{_ahead(policy.minimum_notice)} ahead."
+        )
+    starts_by = policy.starts_by(now)
+    if starts_by is not None and slot.start_time > starts_by:
+        raise StartUnavailable(
+            f"Slot {slot.id} is beyond the booking horizon: sessions of this type are "
+            f"booked at most {_days(policy.horizon)} ahead.",
+            reason=Refusal.BEYOND_HORIZON.value,
         )
     consultant = await _taking_bookings(
         session, slot.consultant_user_id, service_type, f"The consultant of slot {slot.id}"
     )
-    rules = start_rules(service_type, settings, now)
+    rules = start_rules(service_type, settings, now).with_buffers(*consultant_buffers(consultant))
     if first_offered(FreeSlot(slot.start_time, slot.end_time, consultant.time_zone), rules) is None:
         grid = grid_for(rules, consultant.time_zone).describe()
         raise Unprocessable(
@@ -163,7 +175,8 @@ async def chosen_start_window(
         consultant=consultant,
         start=body.start,
         rules=start_rules(service_type, settings, now),
-        notice=settings.minimum_notice,
+        policy=service_policy(service_type, settings),
+        service_type_id=service_type.id,
         published_slot_id=published,
     )
 
@@ -174,12 +187,17 @@ async def start_on_offer(
     consultant: ConsultantProfile,
     start: datetime,
     rules: StartRules,
-    notice: timedelta,
+    policy: ServicePolicy,
+    service_type_id: uuid.UUID,
     published_slot_id: uuid.UUID | None,
+    request_id: uuid.UUID | None = None,
 ) -> Window:
-    """The session at ``start`` if the consultant offers it under ``rules`` (within the
-    slot published as ``published_slot_id``, if given); else the problem saying why:
-    ``start-off-grid`` (422) or ``start-unavailable`` (409, with a ``reason``)."""
+    """The session at ``start`` if the consultant offers it under ``rules`` (and their
+    own buffers and caps; within the slot published as ``published_slot_id``, if
+    given); else the problem saying why: ``start-off-grid`` (422) or
+    ``start-unavailable`` (409, with a ``reason``). ``request_id``: a request moving
+    its session (its own booking does not count towards the caps)."""
+    rules = rules.with_buffers(*consultant_buffers(consultant))
     end = start + rules.duration
     zone = consultant.time_zone
     why = refusal(start, rules, time_zone=zone)
@@ -190,23 +208,70 @@ async def start_on_offer(
             start_interval_minutes=rules.step_minutes,
             time_zone=zone,
         )
+    if why is Refusal.BEYOND_HORIZON:
+        raise StartUnavailable(
+            f"{start.isoformat()} is beyond the booking horizon: sessions of this type are "
+            f"booked at most {_days(policy.horizon)} ahead.",
+            reason=why.value,
+        )
     if why is not None:
         raise StartUnavailable(
             f"{start.isoformat()} is too soon: sessions are booked at least "
-            f"{_ahead(notice)} ahead.",
+            f"{_ahead(policy.minimum_notice)} ahead.",
             reason="too_soon",
         )
+    taken_from, taken_until = buffered(start, end, rules)
     pieces = [
         piece
         for piece in await find_overlapping(
-            session, consultant.consultant_user_id, [TimeRange(start, end)]
+            session, consultant.consultant_user_id, [TimeRange(taken_from, taken_until)]
         )
         if published_slot_id in (None, piece.carved_from_slot_id or piece.id)
     ]
-    reason = _why_not_free(pieces, start, end)
+    reason = _why_not_free(pieces, start, end, taken_from, taken_until)
     if reason is not None:
         raise StartUnavailable(_NOT_FREE[reason].format(start=start.isoformat()), reason=reason)
+    capped = await _cap_refusal(session, consultant, start, service_type_id, request_id)
+    if capped is not None:
+        raise StartUnavailable(
+            f"The consultant takes no more sessions at {start.isoformat()}: {capped.explanation}.",
+            reason=capped.value,
+        )
     return Window(start=start, end=end)
+
+
+def consultant_buffers(consultant: ConsultantProfile) -> tuple[timedelta, timedelta]:
+    return (
+        timedelta(minutes=consultant.buffer_before_minutes or 0),
+        timedelta(minutes=consultant.buffer_after_minutes or 0),
+    )
+
+
+async def _cap_refusal(
+    session: AsyncSession,
+    consultant: ConsultantProfile,
+    start: datetime,
+    service_type_id: uuid.UUID,
+    request_id: uuid.UUID | None,
+) -> Refusal | None:
+    """The caps' verdict as a hold would count them now (the hold decides in the end)."""
+    consultant_id = consultant.consultant_user_id
+    found = await caps_of(session, (consultant_id,), service_type_id)
+    if not found:
+        return None
+    zone = consultant_zone(consultant.time_zone)
+    ledger = (
+        await ledgers(
+            session,
+            found,
+            {consultant_id: zone},
+            start,
+            start,
+            service_type_id=service_type_id,
+            excluding_request=request_id,
+        )
+    )[consultant_id]
+    return ledger.refusal(start)
 
 
 _NOT_FREE = {
@@ -215,27 +280,55 @@ _NOT_FREE = {
     "unavailable": "The consultant marked the time at {start} unavailable.",
     "outside_slot": "A session at {start} does not lie within one free slot of the "
     "consultant (the slot given, if any).",
+    "buffer": "The time the consultant keeps free around a session at {start} is not "
+    "free (another session's buffer, or outside their published time).",
 }
 
 
-def _why_not_free(pieces: list[AvailabilitySlot], start: datetime, end: datetime) -> str | None:
-    statuses = {piece.status for piece in pieces}
+def _why_not_free(
+    pieces: list[AvailabilitySlot],
+    start: datetime,
+    end: datetime,
+    taken_from: datetime,
+    taken_until: datetime,
+) -> str | None:
+    """``pieces``: the slots overlapping the session with its buffers."""
+    session_pieces = [p for p in pieces if p.start_time < end and p.end_time > start]
+    statuses = {piece.status for piece in session_pieces}
     if statuses & {SlotStatus.HELD.value, SlotStatus.BOOKED.value}:
         return "taken"
     if SlotStatus.UNAVAILABLE.value in statuses:
         return "unavailable"
-    if any(piece.start_time <= start and piece.end_time >= end for piece in pieces):
+    containing = [p for p in session_pieces if p.start_time <= start and p.end_time >= end]
+    if not containing:
+        return "outside_slot"
+    (piece,) = containing
+    if piece.status != SlotStatus.AVAILABLE.value:
+        return "unavailable"
+    if piece.start_time <= taken_from and piece.end_time >= taken_until:
         return None
-    return "outside_slot"
+    return "buffer"
+
+
+def service_policy(service_type: ServiceType, settings: Settings) -> ServicePolicy:
+    """The type's scheduling policy, the settings filling what it leaves open."""
+    return ServicePolicy.of(
+        service_type,
+        minimum_notice=settings.minimum_notice,
+        cancel_cutoff=settings.requester_cancel_cutoff,
+    )
 
 
 def start_rules(service_type: ServiceType, settings: Settings, now: datetime) -> StartRules:
-    """What a start of ``service_type`` booked ``now`` must satisfy."""
-    return StartRules(
+    """What a start of ``service_type`` booked ``now`` must satisfy (besides the
+    consultant's own buffers and caps)."""
+    policy = service_policy(service_type, settings)
+    rules = StartRules(
         duration=timedelta(minutes=service_type.default_duration_minutes),
         step_minutes=start_interval_minutes(service_type, settings),
-        not_before=now + settings.minimum_notice,
+        not_before=now + policy.minimum_notice,
     )
+    return policy.rules(rules, now=now)
 
 
 async def _taking_bookings(
@@ -251,10 +344,37 @@ async def _taking_bookings(
 
 
 def preferred_window(
-    body: ConsultationRequestCreate, duration: timedelta, settings: Settings, now: datetime
+    body: ConsultationRequestCreate,
+    duration: timedelta,
+    settings: Settings,
+    now: datetime,
+    policy: ServicePolicy | None = None,
 ) -> Window:
+    """The window the session may take place in; the type's horizon caps it (a
+    window starting beyond it is refused)."""
+    window = _asked_window(body, duration, settings, now, policy)
+    starts_by = None if policy is None else policy.starts_by(now)
+    if starts_by is None or window.end - duration <= starts_by:
+        return window
+    if window.start > starts_by:
+        raise StartUnavailable(
+            "The preferred window is beyond the booking horizon: sessions of this type "
+            f"are booked at most {_days(policy.horizon if policy else None)} ahead.",
+            reason=Refusal.BEYOND_HORIZON.value,
+        )
+    return Window(start=window.start, end=starts_by + duration)
+
+
+def _asked_window(
+    body: ConsultationRequestCreate,
+    duration: timedelta,
+    settings: Settings,
+    now: datetime,
+    policy: ServicePolicy | None,
+) -> Window:
+    notice = settings.minimum_notice if policy is None else policy.minimum_notice
     if body.preferred_start is None or body.preferred_end is None:
-        start = now + settings.minimum_notice
+        start = now + notice
         return Window(start=start, end=start + settings.default_request_window)
     window = Window(start=body.preferred_start, end=body.preferred_end)
     if window.end - window.start > settings.search_max_window:
@@ -263,10 +383,10 @@ def preferred_window(
         )
     if window.end - window.start < duration:
         raise Unprocessable(f"A {_minutes(duration)} session does not fit into the window.")
-    if window.end - duration < now + settings.minimum_notice:
+    if window.end - duration < now + notice:
         raise Unprocessable(
             "The preferred window ends too soon: sessions are booked at least "
-            f"{_ahead(settings.minimum_notice)} ahead."
+            f"{_ahead(notice)} ahead."
         )
     return window
 
@@ -282,3 +402,8 @@ def _ahead(duration: timedelta) -> str:
     if seconds % 60 == 0:
         return f"{seconds // 60} min"
     return f"{seconds} s"
+
+
+def _days(duration: timedelta | None) -> str:
+    days = 0 if duration is None else duration.days
+    return f"{days} day" if days == 1 else f"{days} days"

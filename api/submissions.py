@@ -19,7 +19,7 @@ workflow starts (``activities.drafts``), so they never enter workflow history.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -165,7 +165,9 @@ async def _checked(
     else:
         if body.preferred_consultant_id is not None:
             await checks.existing_consultant(session, body.preferred_consultant_id)
-        window = checks.preferred_window(body, duration, settings, now)
+        window = checks.preferred_window(
+            body, duration, settings, now, checks.service_policy(service_type, settings)
+        )
     return ConsultationInput(
         request_id=request_id,
         requester_id=principal.user_id,
@@ -241,8 +243,16 @@ async def _discard_draft(session: AsyncSession, request: ConsultationInput) -> N
 
 
 def _timings(settings: Settings, service_type: ServiceType) -> LifecycleTimings:
+    """The settings' timings with the service type's overrides: its confirmation
+    timeout, minimum notice and requester cutoffs."""
     override = service_type.confirmation_timeout_seconds
-    return LifecycleTimings.from_settings(
-        settings,
-        confirmation_timeout_override=timedelta(seconds=override) if override else None,
+    policy = checks.service_policy(service_type, settings)
+    return replace(
+        LifecycleTimings.from_settings(
+            settings,
+            confirmation_timeout_override=timedelta(seconds=override) if override else None,
+        ),
+        minimum_notice_seconds=policy.minimum_notice.total_seconds(),
+        requester_cancel_cutoff_seconds=policy.cancel_cutoff.total_seconds(),
+        requester_reschedule_cutoff_seconds=policy.reschedule_cutoff.total_seconds(),
     )

@@ -152,6 +152,51 @@ class ErrorType(StrEnum):
     MEETING_PLATFORM_REJECTED = "MeetingPlatformRejected"
     REQUEST_FINISHED = "RequestFinished"
     OPEN_REQUEST_LIMIT = "OpenRequestLimit"
+    # A scheduling policy forbids the time (details: the ``StartRefusal`` value).
+    SCHEDULING_POLICY = "SchedulingPolicy"
+
+
+class StartRefusal(StrEnum):
+    """Why a session start is not offered (``db.availability.offer``)."""
+
+    OFF_GRID = "off_grid"
+    TOO_SOON = "too_soon"
+    BEYOND_HORIZON = "beyond_horizon"
+    OUTSIDE_WINDOW = "outside_window"
+    OUTSIDE_SLOT = "outside_slot"
+    BUFFER = "buffer"
+    DAILY_CAP = "daily_cap"
+    WEEKLY_CAP = "weekly_cap"
+
+    @property
+    def is_policy(self) -> bool:
+        """A scheduling policy of the service type or the consultant, not the time
+        itself (taken, off the grid, outside the window)."""
+        return self in _POLICY_REFUSALS
+
+    @property
+    def explanation(self) -> str:
+        return _EXPLANATIONS[self]
+
+
+_POLICY_REFUSALS = frozenset(
+    {
+        StartRefusal.BEYOND_HORIZON,
+        StartRefusal.BUFFER,
+        StartRefusal.DAILY_CAP,
+        StartRefusal.WEEKLY_CAP,
+    }
+)
+_EXPLANATIONS = {
+    StartRefusal.OFF_GRID: "it is not on the service type's start grid",
+    StartRefusal.TOO_SOON: "it is sooner than the minimum notice",
+    StartRefusal.BEYOND_HORIZON: "it is beyond the service type's booking horizon",
+    StartRefusal.OUTSIDE_WINDOW: "the session would end after the request's window",
+    StartRefusal.OUTSIDE_SLOT: "the session does not fit in a free slot",
+    StartRefusal.BUFFER: "the buffer kept free around the session is not free",
+    StartRefusal.DAILY_CAP: "the consultant has reached their cap of sessions that day",
+    StartRefusal.WEEKLY_CAP: "the consultant has reached their cap of sessions that week",
+}
 
 
 def no_show_status(absent: ParticipantRole) -> SessionStatus:
@@ -206,6 +251,9 @@ class AuditAction(StrEnum):
     CONSULTANT_PROFILE_CREATED = "consultant_profile.created"
     CONSULTANT_PROFILE_REPLACED = "consultant_profile.replaced"
     CONSULTANT_PROFILE_UPDATED = "consultant_profile.updated"
+    # Caps on one service type: the target is the consultant's profile.
+    CONSULTANT_SERVICE_LIMIT_SET = "consultant_profile.service_limit_set"
+    CONSULTANT_SERVICE_LIMIT_REMOVED = "consultant_profile.service_limit_removed"
     AVAILABILITY_PUBLISHED = "availability.published"
     AVAILABILITY_SLOT_CHANGED = "availability.slot_changed"
     AVAILABILITY_SLOT_DELETED = "availability.slot_deleted"

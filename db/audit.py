@@ -29,6 +29,7 @@ from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
     ConsultantProfile,
+    ConsultantServiceLimit,
     ServiceType,
     WebhookDelivery,
     WebhookSubscription,
@@ -45,6 +46,13 @@ AUDITED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
         "is_active",
         "required_specialization",
         "confirmation_timeout_seconds",
+        "start_interval_minutes",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+        "minimum_notice_minutes",
+        "booking_horizon_days",
+        "cancel_cutoff_minutes",
+        "reschedule_cutoff_minutes",
     ),
     ConsultantProfile: (
         "display_name",
@@ -52,6 +60,15 @@ AUDITED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
         "specializations",
         "is_available_for_booking",
         "time_zone",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+        "max_sessions_per_day",
+        "max_sessions_per_week",
+    ),
+    ConsultantServiceLimit: (
+        "consultation_service_type_id",
+        "max_sessions_per_day",
+        "max_sessions_per_week",
     ),
     AvailabilitySlot: ("consultant_user_id", "start_time", "end_time", "status"),
     # Never ``secret`` or ``previous_secret``: a rotation shows as the new expiry of
@@ -89,7 +106,7 @@ def changes(
 
 
 async def locked_snapshot(
-    session: AsyncSession, model: type[Base], primary_key: uuid.UUID
+    session: AsyncSession, model: type[Base], primary_key: uuid.UUID | tuple[uuid.UUID, ...]
 ) -> Snapshot | None:
     """The audited columns of one row, locked until the caller's transaction ends;
     ``None`` if there is no such row."""

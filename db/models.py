@@ -82,6 +82,30 @@ class ServiceType(Base):
             "start_interval_minutes IS NULL OR start_interval_minutes BETWEEN 5 AND 240",
             name="start_interval_range",
         ),
+        CheckConstraint(
+            "buffer_before_minutes IS NULL OR buffer_before_minutes BETWEEN 0 AND 240",
+            name="buffer_before_range",
+        ),
+        CheckConstraint(
+            "buffer_after_minutes IS NULL OR buffer_after_minutes BETWEEN 0 AND 240",
+            name="buffer_after_range",
+        ),
+        CheckConstraint(
+            "minimum_notice_minutes IS NULL OR minimum_notice_minutes BETWEEN 0 AND 527040",
+            name="minimum_notice_range",
+        ),
+        CheckConstraint(
+            "booking_horizon_days IS NULL OR booking_horizon_days BETWEEN 1 AND 730",
+            name="booking_horizon_range",
+        ),
+        CheckConstraint(
+            "cancel_cutoff_minutes IS NULL OR cancel_cutoff_minutes BETWEEN 0 AND 527040",
+            name="cancel_cutoff_range",
+        ),
+        CheckConstraint(
+            "reschedule_cutoff_minutes IS NULL OR reschedule_cutoff_minutes BETWEEN 0 AND 527040",
+            name="reschedule_cutoff_range",
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -94,6 +118,14 @@ class ServiceType(Base):
     # Offered starts are this many minutes apart on the consultant's clock, from local
     # midnight; null: the service-wide default (BOOKING_DEFAULT_START_INTERVAL).
     start_interval_minutes: Mapped[int | None] = mapped_column(Integer)
+    # Scheduling policies; each null means the service-wide behaviour (no buffer, no
+    # horizon, the notice and cutoffs of the settings).
+    buffer_before_minutes: Mapped[int | None] = mapped_column(Integer)
+    buffer_after_minutes: Mapped[int | None] = mapped_column(Integer)
+    minimum_notice_minutes: Mapped[int | None] = mapped_column(Integer)
+    booking_horizon_days: Mapped[int | None] = mapped_column(Integer)
+    cancel_cutoff_minutes: Mapped[int | None] = mapped_column(Integer)
+    reschedule_cutoff_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -104,6 +136,22 @@ class ConsultantProfile(Base):
     __tablename__ = "consultant_profiles"
     __table_args__ = (
         Index("ix_consultant_profiles_specializations", "specializations", postgresql_using="gin"),
+        CheckConstraint(
+            "buffer_before_minutes IS NULL OR buffer_before_minutes BETWEEN 0 AND 240",
+            name="buffer_before_range",
+        ),
+        CheckConstraint(
+            "buffer_after_minutes IS NULL OR buffer_after_minutes BETWEEN 0 AND 240",
+            name="buffer_after_range",
+        ),
+        CheckConstraint(
+            "max_sessions_per_day IS NULL OR max_sessions_per_day BETWEEN 1 AND 100",
+            name="max_sessions_per_day_range",
+        ),
+        CheckConstraint(
+            "max_sessions_per_week IS NULL OR max_sessions_per_week BETWEEN 1 AND 500",
+            name="max_sessions_per_week_range",
+        ),
     )
 
     consultant_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -117,6 +165,43 @@ class ConsultantProfile(Base):
     )
     time_zone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC")
     last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The consultant's own buffers (the larger of theirs and the service type's wins)
+    # and caps on sessions of any type per day and per week on their own clock.
+    buffer_before_minutes: Mapped[int | None] = mapped_column(Integer)
+    buffer_after_minutes: Mapped[int | None] = mapped_column(Integer)
+    max_sessions_per_day: Mapped[int | None] = mapped_column(Integer)
+    max_sessions_per_week: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class ConsultantServiceLimit(Base):
+    """A consultant's caps on sessions of one service type, per day and per week."""
+
+    __tablename__ = "consultant_service_limits"
+    __table_args__ = (
+        CheckConstraint(
+            "max_sessions_per_day IS NULL OR max_sessions_per_day BETWEEN 1 AND 100",
+            name="max_sessions_per_day_range",
+        ),
+        CheckConstraint(
+            "max_sessions_per_week IS NULL OR max_sessions_per_week BETWEEN 1 AND 500",
+            name="max_sessions_per_week_range",
+        ),
+    )
+
+    consultant_user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("consultant_profiles.consultant_user_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    consultation_service_type_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("consultation_service_types.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    max_sessions_per_day: Mapped[int | None] = mapped_column(Integer)
+    max_sessions_per_week: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -132,6 +217,13 @@ class AvailabilitySlot(Base):
         CheckConstraint(f"status IN ({_allowed(SlotStatus)})", name="status_allowed"),
         CheckConstraint(
             "(status = 'held') = (held_by_request_id IS NOT NULL)", name="held_iff_holder"
+        ),
+        # Only a held or booked slot carries buffers: its range is the session plus them.
+        CheckConstraint(
+            "buffer_before_minutes BETWEEN 0 AND 240 AND buffer_after_minutes BETWEEN 0 AND 240 "
+            "AND (status IN ('held', 'booked') "
+            "OR (buffer_before_minutes = 0 AND buffer_after_minutes = 0))",
+            name="buffers_only_around_sessions",
         ),
         ExcludeConstraint(
             ("consultant_user_id", "="),
@@ -176,6 +268,15 @@ class AvailabilitySlot(Base):
     # The slot as the consultant published it, for the pieces a booking carved out of
     # it (null on a published slot itself): freed pieces of one published slot merge.
     carved_from_slot_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # A held or booked slot is the session with its buffers: the session starts
+    # ``buffer_before_minutes`` after the slot and ends ``buffer_after_minutes`` before
+    # its end, so the no-overlap constraint keeps buffered sessions apart.
+    buffer_before_minutes: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
+    buffer_after_minutes: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 # The payload converter recognises datetime and UUID fields by class identity,
 # which the sandbox's proxied ``datetime`` breaks; these modules are pure (no I/O,
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         Party,
         RequestStatus,
         SessionStatus,
+        StartRefusal,
         StatusReason,
         no_show_reason,
         no_show_status,
@@ -156,16 +158,12 @@ class ConsultationWorkflow(ConsultationHandlers):
                 await self._reject(StatusReason.NO_CONSULTANT_AVAILABLE)
                 return
             operator = self._assign
+            self._policy_in_the_way = None
             hold = await self._claim(operator.message if operator else None)
             if operator is not None:
                 self._assign = None
                 if hold is None:
-                    operator.fail(
-                        rejection(
-                            ErrorType.NO_FITTING_SLOT,
-                            "that consultant has no free slot fitting the request",
-                        )
-                    )
+                    operator.fail(self._no_fit_for_operator())
                     continue
                 operator.resolve(self._details())
             if hold is None:
@@ -194,6 +192,7 @@ class ConsultationWorkflow(ConsultationHandlers):
         for _ in range(CLAIM_ROUNDS):
             found = await calls.find_candidates(query)
             if not found.candidates:
+                self._policy_in_the_way = _refusal(found.refusal)
                 return None
             for candidate in found.candidates:
                 attempt = self._attempt + 1
@@ -207,6 +206,7 @@ class ConsultationWorkflow(ConsultationHandlers):
                     assignment=AssignmentStep(attempt=attempt, confirmation_deadline=deadline),
                     start=request.requested_start,
                 )
+                self._policy_in_the_way = _refusal(result.refusal)
                 if result.held and result.start is not None and result.end is not None:
                     self._attempt = attempt
                     self._hold = Hold(
@@ -219,6 +219,16 @@ class ConsultationWorkflow(ConsultationHandlers):
                     self._set_status(RequestStatus.PENDING_CONFIRMATION)
                     return self._hold
         return None
+
+    def _no_fit_for_operator(self) -> ApplicationError:
+        """Why an operator's choice of consultant found no time: a scheduling policy
+        when one stands in the way (named, so the operator knows what to change)."""
+        refused = self._policy_in_the_way
+        if refused is not None and refused.is_policy:
+            return _policy_rejection(refused)
+        return rejection(
+            ErrorType.NO_FITTING_SLOT, "that consultant has no free slot fitting the request"
+        )
 
     async def _wait_for_retry(self) -> None:
         self._next_retry_at = min(
@@ -582,8 +592,11 @@ class ConsultationWorkflow(ConsultationHandlers):
         )
         to_slot_id = held.slot_id or message.slot_id
         if not held.held or held.start is None or held.end is None:
+            refused = _refusal(held.refusal)
             pending.fail(
-                rejection(
+                _policy_rejection(refused)
+                if refused is not None and refused.is_policy
+                else rejection(
                     ErrorType.SLOT_UNAVAILABLE,
                     "that slot is not a free slot of the consultant fitting the session",
                 )
@@ -805,3 +818,21 @@ async def _sleep_until(at: datetime, wake: Callable[[], bool], summary: str) -> 
     except TimeoutError:
         return wake()
     return True
+
+
+def _refusal(value: str | None) -> StartRefusal | None:
+    """An activity's refusal value; one this code does not know counts as none."""
+    try:
+        return None if value is None else StartRefusal(value)
+    except ValueError:
+        return None
+
+
+def _policy_rejection(refused: StartRefusal) -> ApplicationError:
+    """A refusal naming the scheduling policy (its value travels in the details)."""
+    return ApplicationError(
+        f"a scheduling policy forbids it: {refused.explanation}",
+        refused.value,
+        type=ErrorType.SCHEDULING_POLICY.value,
+        non_retryable=True,
+    )

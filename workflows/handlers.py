@@ -20,7 +20,13 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate, SearchA
 
 # Pure modules, shared with the sandbox as they are (see ``workflows.consultation``).
 with workflow.unsafe.imports_passed_through():
-    from core.vocabulary import ErrorType, ParticipantRole, RequestStatus, StatusReason
+    from core.vocabulary import (
+        ErrorType,
+        ParticipantRole,
+        RequestStatus,
+        StartRefusal,
+        StatusReason,
+    )
     from workflows import rules
     from workflows.contracts.activity_io import Attendance
     from workflows.contracts.messages import (
@@ -68,6 +74,8 @@ class ConsultationHandlers:
         self._attempt = 0
         self._excluded: list[uuid.UUID] = []
         self._next_retry_at: datetime | None = None
+        # The scheduling policy that kept the last claim from a time, if one did.
+        self._policy_in_the_way: StartRefusal | None = None
         self._hold: Hold | None = None
         self._booking: Booking | None = None
         self._meeting_call = MeetingCall()

@@ -7,7 +7,7 @@ a validator that raises rejects the update before it is written to history.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.vocabulary import (
     FINAL_REQUEST_STATUSES,
@@ -63,7 +63,7 @@ def check_cancel(
     if message.party is Party.REQUESTER:
         _require_requester(message.actor_id, requester_id)
         if booking is not None:
-            _require_before_cutoff(booking, timings, now)
+            _require_before_cutoff(booking, timings.requester_cancel_cutoff, now)
     elif message.party is Party.CONSULTANT:
         if booking is None or message.actor_id != booking.consultant_id:
             raise rejection(
@@ -94,7 +94,7 @@ def check_reschedule(
         raise rejection(ErrorType.INVALID_REQUEST, "the session already uses that slot")
     if message.party is Party.REQUESTER:
         _require_requester(message.actor_id, requester_id)
-        _require_before_cutoff(booking, timings, now)
+        _require_before_cutoff(booking, timings.requester_reschedule_cutoff, now)
     elif message.party is Party.CONSULTANT:
         if message.actor_id != booking.consultant_id:
             raise rejection(ErrorType.NOT_ALLOWED, "not the consultant of this session")
@@ -144,6 +144,6 @@ def _require_requester(actor_id: uuid.UUID, requester_id: uuid.UUID) -> None:
         raise rejection(ErrorType.NOT_ALLOWED, "not the requester of this consultation")
 
 
-def _require_before_cutoff(booking: Booking, timings: LifecycleTimings, now: datetime) -> None:
-    if now > booking.start - timings.requester_cancel_cutoff:
+def _require_before_cutoff(booking: Booking, cutoff: timedelta, now: datetime) -> None:
+    if now > booking.start - cutoff:
         raise rejection(ErrorType.DEADLINE_PASSED, "too close to the session start to change it")

@@ -25,7 +25,7 @@ from api.pagination import (
 from api.schemas.consultants import TimeZoneName
 from api.schemas.fields import IsoAwareDatetime, StorableText
 from api.schemas.search import BookableDay, BookableDays, BookableTimeOut
-from api.submission_checks import bookable_service_type, start_interval_minutes
+from api.submission_checks import bookable_service_type, service_policy, start_interval_minutes
 from core.settings import Settings
 from db.availability.offer import consultant_zone
 from db.availability.search import SearchCriteria, search_bookable_starts, search_bookable_times
@@ -48,13 +48,13 @@ def _check_window(start: datetime, end: datetime, settings: Settings) -> None:
         )
 
 
-def _earliest_start(window_start: datetime, settings: Settings) -> datetime:
+def _earliest_start(window_start: datetime, now: datetime, notice: timedelta) -> datetime:
     """The window's start, moved up to the first moment a booking may still start.
 
-    Times sooner than the minimum notice cannot be confirmed in time, and past ones
-    not at all, so they are never offered.
+    Times sooner than the minimum notice (the service type's) cannot be confirmed in
+    time, and past ones not at all, so they are never offered.
     """
-    earliest = datetime.now(UTC) + settings.minimum_notice
+    earliest = now + notice
     remainder = (earliest - _EPOCH) % START_GRANULARITY
     if remainder:
         earliest += START_GRANULARITY - remainder
@@ -88,8 +88,11 @@ def _by_day(page: Page[BookableTimeOut], time_zone: str) -> BookableDays:
         "starts lie on the service type's start grid (every `start_interval_minutes`, "
         "counted from midnight on the consultant's clock, also across daylight-saving "
         "changes) inside free slots of consultants who take bookings (and have the "
-        "specializations). `from` is moved up to now plus the minimum notice. Submit "
-        "an item's `slot_id` and `start_time` as `slot_id` and `start` to book it.\n\n"
+        "specializations). `from` is moved up to now plus the minimum notice. Every "
+        "scheduling policy applies: the buffers of the type and the consultant are free "
+        "around each start, no start lies beyond the type's booking horizon, and no "
+        "consultant is offered on a day or in a week at their cap. Submit an item's "
+        "`slot_id` and `start_time` as `slot_id` and `start` to book it.\n\n"
         "`group_by=day` answers the same page grouped by the day each start falls on "
         "in `time_zone` (UTC unless given; pass the consultant's zone with "
         "`consultant_id` for their days, or the learner's for a calendar of theirs). "
@@ -143,14 +146,20 @@ async def search_availability(
     if earliest_only and group_by is not None:
         raise Unprocessable("`group_by` groups every start; leave out `earliest_only`.")
     service_type = await bookable_service_type(session, service_type_id)
+    policy = service_policy(service_type, settings)
+    now = datetime.now(UTC)
     criteria = SearchCriteria(
-        window_start=_earliest_start(window_start, settings),
+        window_start=_earliest_start(window_start, now, policy.minimum_notice),
         window_end=window_end.astimezone(UTC),
         duration=timedelta(minutes=service_type.default_duration_minutes),
         specializations=_specializations(service_type, specialization),
         consultant_id=consultant_id,
         limit=page.limit + 1,
         start_interval_minutes=start_interval_minutes(service_type, settings),
+        service_type_id=service_type.id,
+        buffer_before=policy.buffer_before,
+        buffer_after=policy.buffer_after,
+        starts_by=policy.starts_by(now),
     )
     if earliest_only:
         after_slot = decode_slot_cursor(page.cursor) if page.cursor else None

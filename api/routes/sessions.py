@@ -30,7 +30,7 @@ from api.pagination import Page, PageQuery, decode_time_cursor, encode_time_curs
 from api.schemas.consultation_requests import CancelBody
 from api.schemas.fields import IsoAwareDatetime
 from api.schemas.sessions import NoShowBody, RescheduleBody, SessionDetail, SessionOut
-from api.submission_checks import start_on_offer, start_rules
+from api.submission_checks import service_policy, start_on_offer, start_rules
 from api.visibility import is_requester, visible_row, visible_to
 from core.settings import Settings
 from core.vocabulary import ParticipantRole, Party, SessionStatus
@@ -252,8 +252,10 @@ async def _require_start_on_offer(
         consultant=consultant,
         start=start,
         rules=start_rules(service_type, settings, datetime.now(UTC)),
-        notice=settings.minimum_notice,
+        policy=service_policy(service_type, settings),
+        service_type_id=service_type.id,
         published_slot_id=slot.carved_from_slot_id or slot.id,
+        request_id=row.consultation_request_id,
     )
 
 

@@ -9,7 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
-from api.schemas.fields import JsonBool, StorableText, storable_text
+from api.schemas import policies
+from api.schemas.fields import JsonBool, JsonInt, StorableText, storable_text
 from db.availability.recurrence import load_zone
 
 
@@ -49,6 +50,10 @@ class ConsultantProfileIn(BaseModel):
         description="IANA zone in which recurring availability is expanded.",
         examples=["Europe/Berlin"],
     )
+    buffer_before_minutes: JsonInt | None = policies.BUFFER_BEFORE
+    buffer_after_minutes: JsonInt | None = policies.BUFFER_AFTER
+    max_sessions_per_day: JsonInt | None = policies.PER_DAY
+    max_sessions_per_week: JsonInt | None = policies.PER_WEEK
 
 
 class ConsultantProfilePatch(BaseModel):
@@ -64,6 +69,10 @@ class ConsultantProfilePatch(BaseModel):
     ) = None
     is_available_for_booking: JsonBool | SkipJsonSchema[None] = None
     time_zone: TimeZoneName | SkipJsonSchema[None] = None
+    buffer_before_minutes: JsonInt | None = policies.BUFFER_BEFORE
+    buffer_after_minutes: JsonInt | None = policies.BUFFER_AFTER
+    max_sessions_per_day: JsonInt | None = policies.PER_DAY
+    max_sessions_per_week: JsonInt | None = policies.PER_WEEK
 
 
 class ConsultantProfileOut(BaseModel):
@@ -75,5 +84,29 @@ class ConsultantProfileOut(BaseModel):
     specializations: list[str]
     is_available_for_booking: bool
     time_zone: str
+    buffer_before_minutes: int | None = Field(description="Null: no buffer of their own.")
+    buffer_after_minutes: int | None = Field(description="Null: no buffer of their own.")
+    max_sessions_per_day: int | None = Field(description="Of any type; null: no cap.")
+    max_sessions_per_week: int | None = Field(description="Of any type; null: no cap.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ServiceLimitIn(BaseModel):
+    """A consultant's caps on sessions of one service type (besides those of any type)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_sessions_per_day: JsonInt | None = policies.PER_DAY
+    max_sessions_per_week: JsonInt | None = policies.PER_WEEK
+
+
+class ServiceLimitOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    consultant_user_id: uuid.UUID
+    consultation_service_type_id: uuid.UUID
+    max_sessions_per_day: int | None
+    max_sessions_per_week: int | None
     created_at: datetime
     updated_at: datetime

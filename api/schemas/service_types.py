@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from api.schemas import policies
 from api.schemas.consultants import Specialization
 from api.schemas.fields import JsonBool, JsonInt, StorableText
 
@@ -47,6 +48,12 @@ class ServiceTypeCreate(BaseModel):
     required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
     start_interval_minutes: JsonInt | None = START_INTERVAL
+    buffer_before_minutes: JsonInt | None = policies.BUFFER_BEFORE
+    buffer_after_minutes: JsonInt | None = policies.BUFFER_AFTER
+    minimum_notice_minutes: JsonInt | None = policies.MINIMUM_NOTICE
+    booking_horizon_days: JsonInt | None = policies.BOOKING_HORIZON
+    cancel_cutoff_minutes: JsonInt | None = policies.CANCEL_CUTOFF
+    reschedule_cutoff_minutes: JsonInt | None = policies.RESCHEDULE_CUTOFF
 
 
 class ServiceTypePatch(BaseModel):
@@ -64,6 +71,12 @@ class ServiceTypePatch(BaseModel):
     required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
     start_interval_minutes: JsonInt | None = START_INTERVAL
+    buffer_before_minutes: JsonInt | None = policies.BUFFER_BEFORE
+    buffer_after_minutes: JsonInt | None = policies.BUFFER_AFTER
+    minimum_notice_minutes: JsonInt | None = policies.MINIMUM_NOTICE
+    booking_horizon_days: JsonInt | None = policies.BOOKING_HORIZON
+    cancel_cutoff_minutes: JsonInt | None = policies.CANCEL_CUTOFF
+    reschedule_cutoff_minutes: JsonInt | None = policies.RESCHEDULE_CUTOFF
 
 
 class ServiceTypeOut(BaseModel):
@@ -79,5 +92,11 @@ class ServiceTypeOut(BaseModel):
     start_interval_minutes: int | None = Field(
         description="Minutes between offered starts; null: the service-wide default."
     )
+    buffer_before_minutes: int | None = Field(description="Null: no buffer.")
+    buffer_after_minutes: int | None = Field(description="Null: no buffer.")
+    minimum_notice_minutes: int | None = Field(description="Null: the service-wide notice.")
+    booking_horizon_days: int | None = Field(description="Null: no horizon.")
+    cancel_cutoff_minutes: int | None = Field(description="Null: the service-wide cutoff.")
+    reschedule_cutoff_minutes: int | None = Field(description="Null: the cancel cutoff.")
     created_at: datetime
     updated_at: datetime

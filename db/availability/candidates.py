@@ -3,8 +3,10 @@
 Eligible: available for booking, the service type's specialization (if any), not
 excluded for this request (declined or timed out), and a free slot that offers a
 start (``db.availability.offer``: on the grid, from ``not_before``, the session
-ending by the window's end); with a requested slot, a free piece of that slot as it
-was published (another request may have carved it meanwhile).
+ending by the window's end, its buffers free, within the type's horizon) on a day
+and in a week where the consultant is below their caps; with a requested slot, a
+free piece of that slot as it was published (another request may have carved it
+meanwhile).
 Order: the preferred consultant first when eligible, then the earliest fit, then
 the fewest sessions in the week around that fit, then the least recently assigned
 (never assigned first).
@@ -18,17 +20,18 @@ available slots; the week's load is counted per candidate on
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import DateTime, Interval, bindparam, select, text
+from sqlalchemy import DateTime, Interval, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.availability.holds import published_slot_id
-from db.availability.offer import WHOLE_MINUTES, first_offered
-from db.availability.search import FreeSlotRow, SearchCriteria, search_statement
+from db.availability.offer import WHOLE_MINUTES, Refusal
+from db.availability.policy import NO_TIME, ServicePolicy
+from db.availability.search import FreeSlotRow, SearchCriteria, SlotPolicies, search_statement
 from db.models import AvailabilitySlot, ServiceType
 
 SEARCH_DEPTH = 200
@@ -97,20 +100,52 @@ class Candidate(NamedTuple):
     end: datetime
 
 
-async def rank_candidates(session: AsyncSession, query: CandidateQuery) -> list[Candidate]:
+async def _fits_for(session: AsyncSession, query: CandidateQuery) -> _Fits | None:
+    """How to find the request's fits (None: the service type was withdrawn, so
+    nobody can take the request)."""
     service = (
         await session.execute(
-            select(ServiceType.required_specialization).where(
+            select(ServiceType, func.now()).where(
                 ServiceType.id == query.service_type_id, ServiceType.is_active.is_(True)
             )
         )
     ).one_or_none()
     if service is None:
-        return []  # the service type was withdrawn: nobody can take the request
-    specialization = service.required_specialization
+        return None
+    service_type, now = service
+    # Notice is the workflow's (in ``not_before``); buffers and horizon are the type's.
+    policy = ServicePolicy.of(service_type, minimum_notice=NO_TIME, cancel_cutoff=NO_TIME)
     # Plan with the actual values (see db.search): a generic plan would misjudge the range.
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    earliest = await _earliest_fits(session, query, specialization, query.only_consultant_id)
+    return _Fits(query, service_type.required_specialization, policy, now)
+
+
+async def policy_in_the_way(session: AsyncSession, query: CandidateQuery) -> Refusal | None:
+    """For a request only one consultant may serve (an operator's choice) who has no
+    start on offer: the scheduling policy without which they would have one, if any
+    (caps first, then buffers, then the horizon)."""
+    fits = await _fits_for(session, query)
+    consultant_id = query.only_consultant_id
+    if fits is None or consultant_id is None:
+        return None
+    uncapped = replace(fits, count_caps=False)
+    found = (await uncapped.earliest(session, consultant_id)).get(consultant_id)
+    if found is not None:
+        return await fits.cap_refusal(session, found)
+    unbuffered = replace(uncapped, buffers=False)
+    if (await unbuffered.earliest(session, consultant_id)).get(consultant_id) is not None:
+        return Refusal.BUFFER
+    unbounded = replace(uncapped, policy=replace(fits.policy, horizon=None))
+    if (await unbounded.earliest(session, consultant_id)).get(consultant_id) is not None:
+        return Refusal.BEYOND_HORIZON
+    return None
+
+
+async def rank_candidates(session: AsyncSession, query: CandidateQuery) -> list[Candidate]:
+    fits = await _fits_for(session, query)
+    if fits is None:
+        return []
+    earliest = await fits.earliest(session, query.only_consultant_id)
     preferred = query.preferred_consultant_id
     if (
         preferred is not None
@@ -118,9 +153,7 @@ async def rank_candidates(session: AsyncSession, query: CandidateQuery) -> list[
         and preferred not in query.excluded_consultant_ids
         and query.only_consultant_id in (None, preferred)
     ):
-        earliest.update(
-            await _earliest_fits(session, query, specialization, preferred, depth=PREFERRED_DEPTH)
-        )
+        earliest.update(await fits.earliest(session, preferred, depth=PREFERRED_DEPTH))
     if not earliest:
         return []
     loads = await _week_loads(session, list(earliest.values()))
@@ -137,54 +170,86 @@ async def rank_candidates(session: AsyncSession, query: CandidateQuery) -> list[
     return sorted(earliest.values(), key=rank)[: query.limit]
 
 
-async def _earliest_fits(
-    session: AsyncSession,
-    query: CandidateQuery,
-    specialization: str | None,
-    consultant_id: uuid.UUID | None,
-    *,
-    depth: int = SEARCH_DEPTH,
-) -> dict[uuid.UUID, Candidate]:
-    """Each consultant's earliest offered start, in the order of those starts."""
-    duration = timedelta(minutes=query.duration_minutes)
-    criteria = SearchCriteria(
-        window_start=query.not_before,
-        window_end=query.window_end,
-        duration=duration,
-        specializations=(specialization,) if specialization else (),
-        consultant_id=consultant_id,
-        limit=depth,
-        start_interval_minutes=query.start_interval_minutes or WHOLE_MINUTES,
-    )
-    published: uuid.UUID | None = None
-    if query.requested_slot_id is not None:
-        requested = await _published_slot(session, query.requested_slot_id)
-        if requested is None or consultant_id not in (None, requested[0]):
-            return {}
-        criteria = replace(criteria, consultant_id=requested[0])
-        published = requested[1]
-    statement = search_statement(criteria)
-    if query.excluded_consultant_ids:
-        statement = statement.where(
-            AvailabilitySlot.consultant_user_id.not_in(query.excluded_consultant_ids)
-        )
-    if published is not None:
-        statement = statement.where(published_slot_id() == published)
-    rules = criteria.rules
-    fits: dict[uuid.UUID, Candidate] = {}
-    for row in await session.execute(statement):
-        slot = FreeSlotRow(*row)
-        if slot.consultant_id in fits:
-            continue
-        start = first_offered(slot.free, rules)
-        if start is not None:
-            fits[slot.consultant_id] = Candidate(
-                consultant_id=slot.consultant_id,
-                slot_id=slot.slot_id,
-                start=start,
-                end=start + duration,
+@dataclass(frozen=True, slots=True)
+class _Fits:
+    query: CandidateQuery
+    specialization: str | None
+    policy: ServicePolicy
+    now: datetime
+    count_caps: bool = True
+    buffers: bool = True
+
+    async def cap_refusal(self, session: AsyncSession, candidate: Candidate) -> Refusal | None:
+        """Which cap refuses ``candidate``'s start (None: none does)."""
+        criteria = self._criteria(candidate.consultant_id)
+        rows = [
+            FreeSlotRow(*row)
+            for row in await session.execute(
+                search_statement(criteria).where(AvailabilitySlot.id == candidate.slot_id)
             )
-    return fits
+        ]
+        policies = SlotPolicies(criteria)
+        await policies.load(session, rows)
+        return policies.cap_refusal(candidate.consultant_id, candidate.start)
+
+    def _criteria(
+        self, consultant_id: uuid.UUID | None, depth: int = SEARCH_DEPTH
+    ) -> SearchCriteria:
+        query = self.query
+        return SearchCriteria(
+            window_start=query.not_before,
+            window_end=query.window_end,
+            duration=timedelta(minutes=query.duration_minutes),
+            specializations=(self.specialization,) if self.specialization else (),
+            consultant_id=consultant_id,
+            limit=depth,
+            start_interval_minutes=query.start_interval_minutes or WHOLE_MINUTES,
+            service_type_id=query.service_type_id,
+            buffer_before=self.policy.buffer_before if self.buffers else NO_TIME,
+            buffer_after=self.policy.buffer_after if self.buffers else NO_TIME,
+            starts_by=self.policy.starts_by(self.now),
+        )
+
+    async def earliest(
+        self, session: AsyncSession, consultant_id: uuid.UUID | None, *, depth: int = SEARCH_DEPTH
+    ) -> dict[uuid.UUID, Candidate]:
+        """Each consultant's earliest start that every policy admits, in the order of
+        those starts."""
+        query = self.query
+        duration = timedelta(minutes=query.duration_minutes)
+        criteria = self._criteria(consultant_id, depth)
+        published: uuid.UUID | None = None
+        if query.requested_slot_id is not None:
+            requested = await _published_slot(session, query.requested_slot_id)
+            if requested is None or consultant_id not in (None, requested[0]):
+                return {}
+            criteria = replace(criteria, consultant_id=requested[0])
+            published = requested[1]
+        statement = search_statement(criteria)
+        if query.excluded_consultant_ids:
+            statement = statement.where(
+                AvailabilitySlot.consultant_user_id.not_in(query.excluded_consultant_ids)
+            )
+        if published is not None:
+            statement = statement.where(published_slot_id() == published)
+        rows = [FreeSlotRow(*row) for row in await session.execute(statement)]
+        policies = SlotPolicies(
+            criteria, count_caps=self.count_caps, consultant_buffers=self.buffers
+        )
+        await policies.load(session, rows)
+        fits: dict[uuid.UUID, Candidate] = {}
+        for slot in rows:
+            if slot.consultant_id in fits:
+                continue
+            start = next(policies.starts(slot), None)
+            if start is not None:
+                fits[slot.consultant_id] = Candidate(
+                    consultant_id=slot.consultant_id,
+                    slot_id=slot.slot_id,
+                    start=start,
+                    end=start + duration,
+                )
+        return fits
 
 
 async def _published_slot(

@@ -15,7 +15,7 @@ The exclusion constraint stays the guarantee that no two slots overlap.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
@@ -23,17 +23,39 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.vocabulary import RequestStatus, SlotStatus
-from db.availability.offer import FreeSlot, StartRules, first_offered, refusal
+from db.availability.caps import (
+    Ledger,
+    counted_bookings,
+    counting_range,
+    held_session_start,
+    lock_consultant,
+)
+from db.availability.offer import (
+    FreeSlot,
+    Refusal,
+    StartRules,
+    buffered,
+    consultant_zone,
+    first_offered,
+    offered_starts,
+    refusal,
+)
+from db.availability.policy import HoldPolicy
 from db.availability.slots import MAX_SLOT_LENGTH
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
 
 Slot = AvailabilitySlot
 
+MINUTE = timedelta(minutes=1)
+
+NO_BUFFERS = {"buffer_before_minutes": 0, "buffer_after_minutes": 0}
+"""A free slot carries no buffers (they belong to the session a slot holds)."""
+
 
 class HeldSlot(NamedTuple):
     slot_id: uuid.UUID
     consultant_id: uuid.UUID
-    slot_start: datetime
+    session_start: datetime
 
 
 async def held_for_confirmation(session: AsyncSession, request_id: uuid.UUID) -> HeldSlot | None:
@@ -41,7 +63,7 @@ async def held_for_confirmation(session: AsyncSession, request_id: uuid.UUID) ->
     request = ConsultationRequest
     row = (
         await session.execute(
-            select(Slot.id, Slot.consultant_user_id, Slot.start_time)
+            select(Slot.id, Slot.consultant_user_id, held_session_start())
             .join(request, request.id == Slot.held_by_request_id)
             .where(
                 request.id == request_id,
@@ -72,20 +94,27 @@ async def hold(
     start: datetime | None = None,
     expires_at: datetime,
     retrying: bool = False,
-) -> HeldTime | None:
+    policy: HoldPolicy | None = None,
+) -> HeldTime | Refusal | None:
     """Hold exactly one session's time for the request: ``start`` if given, else the
-    earliest start the slot offers under ``rules``. The slot is carved in this
-    transaction, ``[before][held][after]``, like a booking carves it: the held part
-    keeps the slot's id, the rest stays free (and merges back on release).
+    earliest start the slot offers under ``rules`` and ``policy``. The slot is carved
+    in this transaction, ``[before][held][after]``, like a booking carves it: the held
+    part keeps the slot's id and spans the session with its buffers, the rest stays
+    free (and merges back on release).
 
     With a ``start`` the slot is the free piece containing that session among the
     pieces of ``slot_id``'s published slot, so a learner's chosen start is still found
     after another request carved a different part of the same slot meanwhile.
 
+    None: the slot is not there to hold (taken, gone); a ``Refusal``: it is, but no
+    start in it satisfies the rules (the chosen start's reason, or the caps').
+
     Idempotent: holding what this request already holds succeeds again (and with
     ``retrying`` only that does). A hold past its expiry is fair game (its workflow
     is gone; a live one never lets it lapse). Concurrent holds of one slot queue on
-    its row lock; each re-reads the row once the one before it committed.
+    its row lock; each re-reads the row once the one before it committed. With caps,
+    holds of one consultant also queue on the consultant's cap lock, and each counts
+    what the ones before it committed.
     """
     session_end = None if start is None else start + rules.duration
     piece = await _lock_piece(
@@ -105,24 +134,59 @@ async def hold(
     claimable = piece.status == SlotStatus.AVAILABLE.value or held_by_us or lapsed
     if not (held_by_us if retrying else claimable):
         return None
+    if policy is not None:
+        rules = policy.rules(rules, now=piece.now)
     free = FreeSlot(piece.start_time, piece.end_time, piece.time_zone)
+    ledger = await _ledger(session, piece, request_id, policy)
     if start is None:
-        start = first_offered(free, rules)
-    elif refusal(start, rules, time_zone=piece.time_zone, slot=free) is not None:
-        start = None
-    if start is None:
-        return None
+        start = first_admitted(free, rules, ledger)
+        if start is None:
+            first = first_offered(free, rules)
+            return None if ledger is None or first is None else ledger.refusal(first)
+    else:
+        why = refusal(start, rules, time_zone=piece.time_zone, slot=free)
+        if why is None and ledger is not None:
+            why = ledger.refusal(start)
+        if why is not None:
+            return why
     end = start + rules.duration
+    taken_from, taken_until = buffered(start, end, rules)
     await _carve(
         session,
         piece,
-        start,
-        end,
+        taken_from,
+        taken_until,
         status=SlotStatus.HELD.value,
         held_by_request_id=request_id,
         hold_expires_at=expires_at,
+        buffer_before_minutes=rules.buffer_before // MINUTE,
+        buffer_after_minutes=rules.buffer_after // MINUTE,
     )
     return HeldTime(piece.id, start, end)
+
+
+def first_admitted(free: FreeSlot, rules: StartRules, ledger: Ledger | None) -> datetime | None:
+    """The earliest start ``free`` offers that the caps admit."""
+    for start in offered_starts(free, rules):
+        if ledger is None or ledger.refusal(start) is None:
+            return start
+    return None
+
+
+async def _ledger(
+    session: AsyncSession, piece: _Piece, request_id: uuid.UUID, policy: HoldPolicy | None
+) -> Ledger | None:
+    """The consultant's counted bookings around the piece, counted under their cap
+    lock (None: no caps)."""
+    if policy is None or not policy.caps.any:
+        return None
+    await lock_consultant(session, piece.consultant_user_id)
+    zone = consultant_zone(piece.time_zone)
+    low, high = counting_range(piece.start_time, piece.end_time, zone)
+    counted = await counted_bookings(
+        session, (piece.consultant_user_id,), low, high, excluding_request=request_id
+    )
+    return Ledger(policy.caps, counted, zone=zone, service_type_id=policy.service_type_id)
 
 
 CARVES_FOLLOWED = 16
@@ -139,6 +203,8 @@ class _Piece(NamedTuple):
     start_time: datetime
     end_time: datetime
     carved_from_slot_id: uuid.UUID | None
+    buffer_before_minutes: int
+    buffer_after_minutes: int
     time_zone: str
     now: datetime
 
@@ -167,6 +233,8 @@ async def _lock_piece(
             Slot.start_time,
             Slot.end_time,
             Slot.carved_from_slot_id,
+            Slot.buffer_before_minutes,
+            Slot.buffer_after_minutes,
             ConsultantProfile.time_zone,
             func.now(),
         )
@@ -239,7 +307,12 @@ async def release(session: AsyncSession, *, slot_id: uuid.UUID, request_id: uuid
             Slot.status == SlotStatus.HELD.value,
             Slot.held_by_request_id == request_id,
         )
-        .values(status=SlotStatus.AVAILABLE.value, held_by_request_id=None, hold_expires_at=None)
+        .values(
+            status=SlotStatus.AVAILABLE.value,
+            held_by_request_id=None,
+            hold_expires_at=None,
+            **NO_BUFFERS,
+        )
         .returning(Slot.id)
     )
     released = (await session.execute(statement)).first() is not None
@@ -253,7 +326,12 @@ async def release_all(session: AsyncSession, request_id: uuid.UUID) -> None:
     released = await session.scalars(
         update(Slot)
         .where(Slot.status == SlotStatus.HELD.value, Slot.held_by_request_id == request_id)
-        .values(status=SlotStatus.AVAILABLE.value, held_by_request_id=None, hold_expires_at=None)
+        .values(
+            status=SlotStatus.AVAILABLE.value,
+            held_by_request_id=None,
+            hold_expires_at=None,
+            **NO_BUFFERS,
+        )
         .returning(Slot.id)
     )
     for slot_id in released.all():
@@ -277,13 +355,15 @@ async def book(
         return False
     if piece.held_by_request_id != request_id:
         return False
-    if start < piece.start_time or end > piece.end_time:
+    taken_from = start - piece.buffer_before_minutes * MINUTE
+    taken_until = end + piece.buffer_after_minutes * MINUTE
+    if taken_from < piece.start_time or taken_until > piece.end_time:
         return False
     await _carve(
         session,
         piece,
-        start,
-        end,
+        taken_from,
+        taken_until,
         status=SlotStatus.BOOKED.value,
         held_by_request_id=None,
         hold_expires_at=None,
@@ -298,7 +378,7 @@ async def free(session: AsyncSession, slot_id: uuid.UUID) -> None:
         await session.execute(
             update(Slot)
             .where(Slot.id == slot_id, Slot.status == SlotStatus.BOOKED.value)
-            .values(status=SlotStatus.AVAILABLE.value)
+            .values(status=SlotStatus.AVAILABLE.value, **NO_BUFFERS)
             .returning(Slot.id)
         )
     ).first()

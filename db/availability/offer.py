@@ -7,12 +7,12 @@ A start is offered in a free slot when
 
 - it lies on the start grid (the service type's step, on the consultant's clock),
 - it is not sooner than ``not_before`` (now plus the minimum notice, or a request's
-  window start),
-- the whole session fits inside the slot, and ends by ``ends_by`` if there is one.
-
-Scheduling policies that narrow the offer (buffers around sessions, caps per day,
-notice and horizon per service type) belong here: more fields of ``StartRules`` and
-more members of ``Refusal``, read by every caller alike.
+  window start) and not later than ``starts_by`` (now plus the booking horizon),
+- the whole session fits inside the slot with its buffers before and after it (the
+  time the consultant keeps free around a session lies in their published time, like
+  the session), and the session ends by ``ends_by`` if there is one,
+- (checked by ``db.availability.caps`` with the bookings counted) the consultant's
+  day and week on their own clock are not at their caps.
 
 Pure: the callers read the slot and the consultant's zone and hand them in.
 """
@@ -20,25 +20,20 @@ Pure: the callers read the slot and the consultant's zone and hand them in.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from core.start_grid import StartGrid
+from core.vocabulary import StartRefusal
 from db.availability.recurrence import load_zone
 
 WHOLE_MINUTES = 1
 """The step of requests submitted before starts had a grid: any whole minute."""
 
 
-class Refusal(StrEnum):
-    """Why a start is not offered."""
-
-    OFF_GRID = "off_grid"
-    TOO_SOON = "too_soon"
-    OUTSIDE_WINDOW = "outside_window"
-    OUTSIDE_SLOT = "outside_slot"
+Refusal = StartRefusal
+"""Why a start is not offered (the vocabulary's, so workflows can name it too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +44,20 @@ class StartRules:
     step_minutes: int
     not_before: datetime
     ends_by: datetime | None = None
+    starts_by: datetime | None = None
+    buffer_before: timedelta = timedelta(0)
+    buffer_after: timedelta = timedelta(0)
+
+    def with_buffers(self, before: timedelta, after: timedelta) -> StartRules:
+        """These rules for a consultant whose own buffers are ``before``/``after``:
+        on each side the larger of theirs and the service type's wins."""
+        if before <= self.buffer_before and after <= self.buffer_after:
+            return self
+        return replace(
+            self,
+            buffer_before=max(before, self.buffer_before),
+            buffer_after=max(after, self.buffer_after),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +81,17 @@ def grid_for(rules: StartRules, time_zone: str) -> StartGrid:
 
 def latest_start(slot: FreeSlot, rules: StartRules) -> datetime:
     """The last moment a session may start in ``slot`` and still end in time."""
-    end = slot.end if rules.ends_by is None else min(slot.end, rules.ends_by)
-    return end - rules.duration
+    latest = slot.end - rules.buffer_after - rules.duration
+    if rules.ends_by is not None:
+        latest = min(latest, rules.ends_by - rules.duration)
+    if rules.starts_by is not None:
+        latest = min(latest, rules.starts_by)
+    return latest
+
+
+def earliest_start(slot: FreeSlot, rules: StartRules) -> datetime:
+    """The first moment a session may start in ``slot``."""
+    return max(slot.start + rules.buffer_before, rules.not_before)
 
 
 def offered_starts(
@@ -81,7 +99,7 @@ def offered_starts(
 ) -> Iterator[datetime]:
     """Every start ``slot`` offers, earliest first (UTC)."""
     grid = grid or grid_for(rules, slot.time_zone)
-    return grid.starts(max(slot.start, rules.not_before), latest_start(slot, rules))
+    return grid.starts(earliest_start(slot, rules), latest_start(slot, rules))
 
 
 def first_offered(slot: FreeSlot, rules: StartRules) -> datetime | None:
@@ -93,13 +111,26 @@ def refusal(
     start: datetime, rules: StartRules, *, time_zone: str, slot: FreeSlot | None = None
 ) -> Refusal | None:
     """Why ``start`` is not offered (None: it is) by a consultant on ``time_zone``'s
-    clock, in ``slot``; without a slot only the rules that need none are checked."""
+    clock, in ``slot``; without a slot only the rules that need none are checked.
+    Caps are ``db.availability.caps``' to check."""
     if not grid_for(rules, time_zone).contains(start):
         return Refusal.OFF_GRID
     if start < rules.not_before:
         return Refusal.TOO_SOON
-    if rules.ends_by is not None and start + rules.duration > rules.ends_by:
+    if rules.starts_by is not None and start > rules.starts_by:
+        return Refusal.BEYOND_HORIZON
+    end = start + rules.duration
+    if rules.ends_by is not None and end > rules.ends_by:
         return Refusal.OUTSIDE_WINDOW
-    if slot is not None and (start < slot.start or start + rules.duration > slot.end):
+    if slot is None:
+        return None
+    if start < slot.start or end > slot.end:
         return Refusal.OUTSIDE_SLOT
+    if start - rules.buffer_before < slot.start or end + rules.buffer_after > slot.end:
+        return Refusal.BUFFER
     return None
+
+
+def buffered(start: datetime, end: datetime, rules: StartRules) -> tuple[datetime, datetime]:
+    """The range a held or booked session takes: the session with its buffers."""
+    return start - rules.buffer_before, end + rules.buffer_after

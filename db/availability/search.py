@@ -20,12 +20,23 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, DateTime, Select, func, literal, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -33,9 +44,18 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from core.start_grid import StartGrid
 from core.vocabulary import SlotStatus
-from db.availability.offer import WHOLE_MINUTES, FreeSlot, StartRules, grid_for, offered_starts
+from db.availability.caps import Caps, Ledger, ledgers
+from db.availability.offer import (
+    WHOLE_MINUTES,
+    FreeSlot,
+    Refusal,
+    StartRules,
+    consultant_zone,
+    grid_for,
+    offered_starts,
+)
 from db.availability.slots import MAX_SLOT_LENGTH
-from db.models import AvailabilitySlot, ConsultantProfile
+from db.models import AvailabilitySlot, ConsultantProfile, ConsultantServiceLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +70,12 @@ class SearchCriteria:
     after: tuple[datetime, uuid.UUID] | None = None  # keyset of the walk: (slot start, slot id)
     limit: int = 50
     start_interval_minutes: int = WHOLE_MINUTES
+    # The service type's policy: its caps per consultant are counted (None: no caps
+    # of one type), its buffers kept free and no start later than ``starts_by``.
+    service_type_id: uuid.UUID | None = None
+    buffer_before: timedelta = timedelta(0)
+    buffer_after: timedelta = timedelta(0)
+    starts_by: datetime | None = None
 
     @property
     def rules(self) -> StartRules:
@@ -58,6 +84,9 @@ class SearchCriteria:
             step_minutes=self.start_interval_minutes,
             not_before=self.window_start,
             ends_by=self.window_end,
+            starts_by=self.starts_by,
+            buffer_before=self.buffer_before,
+            buffer_after=self.buffer_after,
         )
 
 
@@ -75,8 +104,8 @@ class BookableTime:
     """The consultant's (the grid is on their clock)."""
 
 
-SearchSelect = Select[uuid.UUID, uuid.UUID, datetime, datetime, str]
-"""slot id, consultant, slot start, slot end, consultant's time zone."""
+SearchSelect = Select[*tuple[Any, ...]]
+"""The columns of ``FreeSlotRow``."""
 
 
 class FreeSlotRow(NamedTuple):
@@ -85,10 +114,85 @@ class FreeSlotRow(NamedTuple):
     slot_start: datetime
     slot_end: datetime
     time_zone: str
+    buffer_before_minutes: int | None = None
+    buffer_after_minutes: int | None = None
+    max_sessions_per_day: int | None = None
+    max_sessions_per_week: int | None = None
+    type_max_sessions_per_day: int | None = None
+    type_max_sessions_per_week: int | None = None
 
     @property
     def free(self) -> FreeSlot:
         return FreeSlot(self.slot_start, self.slot_end, self.time_zone)
+
+    @property
+    def caps(self) -> Caps:
+        return Caps(
+            self.max_sessions_per_day,
+            self.max_sessions_per_week,
+            self.type_max_sessions_per_day,
+            self.type_max_sessions_per_week,
+        )
+
+    def rules(self, rules: StartRules) -> StartRules:
+        """``rules`` with this consultant's own buffers."""
+        return rules.with_buffers(
+            timedelta(minutes=self.buffer_before_minutes or 0),
+            timedelta(minutes=self.buffer_after_minutes or 0),
+        )
+
+
+class SlotPolicies:
+    """The consultants' buffers and caps for the rows of one search: the caps of each
+    capped consultant met are counted once (one query per batch of rows that meets
+    new ones; none without caps)."""
+
+    def __init__(
+        self, criteria: SearchCriteria, *, count_caps: bool = True, consultant_buffers: bool = True
+    ) -> None:
+        self._criteria = criteria
+        self._rules = criteria.rules
+        self._ledgers: dict[uuid.UUID, Ledger | None] = {}
+        self._count_caps = count_caps
+        self._consultant_buffers = consultant_buffers
+
+    async def load(self, session: AsyncSession, rows: Sequence[FreeSlotRow]) -> None:
+        if not self._count_caps:
+            return
+        new = {
+            row.consultant_id: row
+            for row in rows
+            if row.consultant_id not in self._ledgers and row.caps.any
+        }
+        for row in rows:
+            self._ledgers.setdefault(row.consultant_id, None)
+        if not new:
+            return
+        criteria = self._criteria
+        found = await ledgers(
+            session,
+            {consultant: row.caps for consultant, row in new.items()},
+            {consultant: consultant_zone(row.time_zone) for consultant, row in new.items()},
+            criteria.window_start,
+            criteria.window_end,
+            service_type_id=criteria.service_type_id,
+        )
+        self._ledgers.update(found)
+
+    def rules(self, row: FreeSlotRow) -> StartRules:
+        return row.rules(self._rules) if self._consultant_buffers else self._rules
+
+    def cap_refusal(self, consultant_id: uuid.UUID, start: datetime) -> Refusal | None:
+        ledger = self._ledgers.get(consultant_id)
+        return None if ledger is None else ledger.refusal(start)
+
+    def starts(self, row: FreeSlotRow, grid: StartGrid | None = None) -> Iterator[datetime]:
+        """The starts ``row`` offers that its consultant's caps admit."""
+        starts = offered_starts(row.free, self.rules(row), grid=grid)
+        ledger = self._ledgers.get(row.consultant_id)
+        if ledger is None:
+            return starts
+        return (start for start in starts if ledger.refusal(start) is None)
 
 
 def search_statement(criteria: SearchCriteria) -> SearchSelect:
@@ -97,8 +201,26 @@ def search_statement(criteria: SearchCriteria) -> SearchSelect:
     slot, profile = AvailabilitySlot, ConsultantProfile
     window_start = literal(criteria.window_start, DateTime(timezone=True))
     bookable_start: ColumnElement[datetime] = func.greatest(slot.start_time, window_start)
+    limit = ConsultantServiceLimit
+    no_cap = literal(None, Integer)
+    type_caps = (
+        (limit.max_sessions_per_day, limit.max_sessions_per_week)
+        if criteria.service_type_id is not None
+        else (no_cap, no_cap)
+    )
     statement = (
-        select(slot.id, slot.consultant_user_id, slot.start_time, slot.end_time, profile.time_zone)
+        select(
+            slot.id,
+            slot.consultant_user_id,
+            slot.start_time,
+            slot.end_time,
+            profile.time_zone,
+            profile.buffer_before_minutes,
+            profile.buffer_after_minutes,
+            profile.max_sessions_per_day,
+            profile.max_sessions_per_week,
+            *type_caps,
+        )
         .join(profile, profile.consultant_user_id == slot.consultant_user_id)
         .where(
             # Inline, not a parameter: a generic plan could not otherwise prove the
@@ -112,6 +234,14 @@ def search_statement(criteria: SearchCriteria) -> SearchSelect:
         .order_by(slot.start_time, slot.id)
         .limit(criteria.limit)
     )
+    if criteria.service_type_id is not None:
+        statement = statement.outerjoin(
+            limit,
+            and_(
+                limit.consultant_user_id == slot.consultant_user_id,
+                limit.consultation_service_type_id == criteria.service_type_id,
+            ),
+        )
     if criteria.specializations:
         # Checked on each consultant's primary-key lookup; ``@>`` is also what the GIN
         # index serves should the planner start from the profiles instead.
@@ -161,15 +291,21 @@ async def _plan_with_actual_values(session: AsyncSession) -> None:
 
 
 async def free_slots(
-    session: AsyncSession, criteria: SearchCriteria, *, first_batch: int = FIRST_BATCH
+    session: AsyncSession,
+    criteria: SearchCriteria,
+    policies: SlotPolicies,
+    *,
+    first_batch: int = FIRST_BATCH,
 ) -> AsyncIterator[FreeSlotRow]:
     """The rows of ``search_statement`` one by one, read in batches of growing size
-    (the caller stops reading when it has what it needs)."""
+    (the caller stops reading when it has what it needs); ``policies`` has counted
+    the caps of each batch's consultants before its rows are handed out."""
     batch = max(first_batch, 1)
     after = criteria.after
     while True:
         statement = search_statement(replace(criteria, after=after, limit=batch))
         rows = [FreeSlotRow(*row) for row in await session.execute(statement)]
+        await policies.load(session, rows)
         for row in rows:
             yield row
         if len(rows) < batch:
@@ -184,11 +320,11 @@ async def search_bookable_times(
     """The earliest start each free slot offers, in slot order (start, id); at most
     ``criteria.limit``."""
     await _plan_with_actual_values(session)
-    rules = criteria.rules
-    grids = _Grids(rules)
+    grids = _Grids(criteria.rules)
+    policies = SlotPolicies(criteria)
     found: list[BookableTime] = []
-    async for row in free_slots(session, criteria, first_batch=criteria.limit):
-        start = next(offered_starts(row.free, rules, grid=grids[row.time_zone]), None)
+    async for row in free_slots(session, criteria, policies, first_batch=criteria.limit):
+        start = next(policies.starts(row, grids[row.time_zone]), None)
         if start is not None:
             found.append(_bookable(row, start, criteria.duration))
             if len(found) >= criteria.limit:
@@ -215,8 +351,8 @@ async def search_bookable_starts(
     if after is not None:
         criteria = replace(criteria, window_start=max(criteria.window_start, after[0]))
     criteria = replace(criteria, after=None)
-    rules = criteria.rules
-    grids = _Grids(rules)
+    grids = _Grids(criteria.rules)
+    policies = SlotPolicies(criteria)
     # (start, slot id, its later starts, slot). A slot read is queued at the earliest
     # its first start can be (its own start or the window's) with no starts computed
     # yet (None); they are computed when it reaches the head of the queue, so the many
@@ -230,7 +366,7 @@ async def search_bookable_starts(
         while pending and (position is None or pending[0][:2] <= position):
             start, slot_id, later, row = heapq.heappop(pending)
             if later is None:  # not yet computed: queue its first start instead
-                later = offered_starts(row.free, rules, grid=grids[row.time_zone])
+                later = policies.starts(row, grids[row.time_zone])
                 first = next(later, None)
                 if first is not None:
                     heapq.heappush(pending, (first, slot_id, later, row))
@@ -247,7 +383,7 @@ async def search_bookable_starts(
     window_start = criteria.window_start
     filtered, unfiltered = STARTS_FIRST_BATCH_PAGES
     pages = filtered if criteria.specializations or criteria.consultant_id else unfiltered
-    async for row in free_slots(session, criteria, first_batch=pages * criteria.limit):
+    async for row in free_slots(session, criteria, policies, first_batch=pages * criteria.limit):
         earliest = row.slot_start if row.slot_start > window_start else window_start
         heapq.heappush(pending, (earliest, row.slot_id, None, row))
         if settle((row.slot_start, row.slot_id)):

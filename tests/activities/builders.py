@@ -53,7 +53,9 @@ class Backend:
         active: bool = True,
         minutes: int = 60,
         step: int | None = None,
+        **policy: int | None,
     ) -> uuid.UUID:
+        """``policy``: the type's scheduling-policy columns (``buffer_after_minutes``, …)."""
         return await self._insert(
             ServiceType,
             ServiceType.id,
@@ -62,6 +64,7 @@ class Backend:
             required_specialization=specialization,
             is_active=active,
             start_interval_minutes=step,
+            **policy,
         )
 
     async def consultant(
@@ -71,7 +74,9 @@ class Backend:
         available: bool = True,
         last_assigned_at: datetime | None = None,
         time_zone: str = "UTC",
+        **policy: int | None,
     ) -> uuid.UUID:
+        """``policy``: the profile's buffers and caps (``max_sessions_per_day``, …)."""
         return await self._insert(
             ConsultantProfile,
             ConsultantProfile.consultant_user_id,
@@ -80,6 +85,7 @@ class Backend:
             is_available_for_booking=available,
             last_assigned_at=last_assigned_at,
             time_zone=time_zone,
+            **policy,
         )
 
     async def slot(

@@ -172,6 +172,31 @@ async def _patch_profile(c: Catalogue) -> Expected:
     )
 
 
+async def _put_service_limit(c: Catalogue) -> Expected:
+    consultant, service_type = await c.consultant(), await c.service_type()
+    path = f"/v1/consultants/{consultant}/service-limits/{service_type}"
+    await c.call("PUT", path, {"max_sessions_per_day": 2})
+    return Expected(
+        AuditAction.CONSULTANT_SERVICE_LIMIT_SET,
+        AuditTarget.CONSULTANT_PROFILE,
+        consultant,
+        {"max_sessions_per_day": {"before": None, "after": 2}},
+    )
+
+
+async def _delete_service_limit(c: Catalogue) -> Expected:
+    consultant, service_type = await c.consultant(), await c.service_type()
+    path = f"/v1/consultants/{consultant}/service-limits/{service_type}"
+    await c.call("PUT", path, {"max_sessions_per_week": 5})
+    await c.call("DELETE", path)
+    return Expected(
+        AuditAction.CONSULTANT_SERVICE_LIMIT_REMOVED,
+        AuditTarget.CONSULTANT_PROFILE,
+        consultant,
+        {"max_sessions_per_week": {"before": 5, "after": None}},
+    )
+
+
 async def _publish(c: Catalogue) -> Expected:
     consultant = await c.consultant()
     slot = await c.slot(consultant)
@@ -286,6 +311,12 @@ SCENARIOS: dict[str, Scenario] = {
     "PATCH /v1/service-types/{service_type_id}": _patch_service_type,
     "PUT /v1/consultants/{consultant_user_id}": _put_new_profile,
     "PATCH /v1/consultants/{consultant_user_id}": _patch_profile,
+    "PUT /v1/consultants/{consultant_user_id}/service-limits/{service_type_id}": (
+        _put_service_limit
+    ),
+    "DELETE /v1/consultants/{consultant_user_id}/service-limits/{service_type_id}": (
+        _delete_service_limit
+    ),
     "POST /v1/consultants/{user_id}/availability": _publish,
     "PATCH /v1/consultants/{user_id}/availability/{slot_id}": _change_slot,
     "DELETE /v1/consultants/{user_id}/availability/{slot_id}": _delete_slot,

@@ -29,6 +29,7 @@ EXPECTED_STATUS = {
     ErrorType.INVALID_REQUEST: 422,
     ErrorType.MEETING_PLATFORM_REJECTED: 502,
     ErrorType.OPEN_REQUEST_LIMIT: 429,
+    ErrorType.SCHEDULING_POLICY: 409,
 }
 
 
@@ -50,6 +51,18 @@ def test_the_open_request_limit_says_how_many_and_when_to_retry() -> None:
     assert problem.extensions == {"open_requests": 5, "limit": 5}
     assert problem.headers is not None
     assert problem.headers["Retry-After"].isdigit()
+
+
+def test_a_scheduling_policy_refusal_names_the_policy() -> None:
+    problem = refusal(
+        ApplicationError(
+            "a scheduling policy forbids it", "daily_cap", type=ErrorType.SCHEDULING_POLICY.value
+        )
+    )
+    assert problem is not None
+    assert problem.status == 409
+    assert problem.slug == "scheduling-policy"
+    assert problem.extensions == {"policy": "daily_cap"}
 
 
 def test_only_typed_application_errors_are_refusals() -> None:

@@ -89,6 +89,9 @@ class Candidate:
 @dataclass(frozen=True, kw_only=True)
 class CandidateList:
     candidates: tuple[Candidate, ...]
+    refusal: str | None = None
+    """With no candidates for a request only one consultant may serve: the scheduling
+    policy (a ``StartRefusal`` value) without which that consultant would fit."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +132,9 @@ class HoldResult:
     start: datetime | None = None
     end: datetime | None = None
     slot_id: uuid.UUID | None = None
+    refusal: str | None = None
+    """Why the slot offered no start the rules admit (a ``Refusal`` of
+    ``db.availability.offer``: ``daily_cap``, ``buffer``, …); None when it was taken."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,6 +32,9 @@ class LifecycleTimings:
     requester_cancel_cutoff_seconds: float
     # Workflows submitted before this setting existed get its default (15 min).
     meeting_deadline_before_start_seconds: float = 900.0
+    # The service type's reschedule cutoff; None (workflows submitted before it
+    # existed): the cancel cutoff, as it was then.
+    requester_reschedule_cutoff_seconds: float | None = None
 
     @classmethod
     def from_settings(
@@ -90,6 +93,11 @@ class LifecycleTimings:
     @property
     def requester_cancel_cutoff(self) -> timedelta:
         return timedelta(seconds=self.requester_cancel_cutoff_seconds)
+
+    @property
+    def requester_reschedule_cutoff(self) -> timedelta:
+        seconds = self.requester_reschedule_cutoff_seconds
+        return self.requester_cancel_cutoff if seconds is None else timedelta(seconds=seconds)
 
     @property
     def meeting_deadline_before_start(self) -> timedelta:

@@ -1,0 +1,73 @@
+"""The fields of scheduling policies, shared by service types and consultant profiles."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+MINUTES_IN_A_YEAR = 366 * 24 * 60
+
+BUFFER_BEFORE = Field(
+    default=None,
+    ge=0,
+    le=240,
+    description="Minutes kept free before each session (preparation), inside the "
+    "consultant's published time. Null: none. The larger of the service type's and the "
+    "consultant's applies.",
+    examples=[10],
+)
+BUFFER_AFTER = Field(
+    default=None,
+    ge=0,
+    le=240,
+    description="Minutes kept free after each session (notes), inside the consultant's "
+    "published time. Null: none. The larger of the service type's and the consultant's "
+    "applies.",
+    examples=[15],
+)
+MINIMUM_NOTICE = Field(
+    default=None,
+    ge=0,
+    le=MINUTES_IN_A_YEAR,
+    description="A session starts at least this many minutes after it is booked. Null: "
+    "the service-wide `BOOKING_MINIMUM_NOTICE`.",
+    examples=[1440],
+)
+BOOKING_HORIZON = Field(
+    default=None,
+    ge=1,
+    le=730,
+    description="A session starts at most this many days after it is booked. Null: no horizon.",
+    examples=[60],
+)
+CANCEL_CUTOFF = Field(
+    default=None,
+    ge=0,
+    le=MINUTES_IN_A_YEAR,
+    description="The learner may cancel until this many minutes before the start. Null: "
+    "the service-wide `BOOKING_REQUESTER_CANCEL_CUTOFF`.",
+    examples=[720],
+)
+RESCHEDULE_CUTOFF = Field(
+    default=None,
+    ge=0,
+    le=MINUTES_IN_A_YEAR,
+    description="The learner may reschedule until this many minutes before the start. "
+    "Null: the cancel cutoff.",
+    examples=[1440],
+)
+PER_DAY = Field(
+    default=None,
+    ge=1,
+    le=100,
+    description="At most this many sessions a day (midnight to midnight on the "
+    "consultant's clock); holds awaiting confirmation count. Null: no cap.",
+    examples=[3],
+)
+PER_WEEK = Field(
+    default=None,
+    ge=1,
+    le=500,
+    description="At most this many sessions a week (Monday to Sunday on the consultant's "
+    "clock); holds awaiting confirmation count. Null: no cap.",
+    examples=[12],
+)
