@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
+from core.vocabulary import Party
 from db.availability.search import SearchCriteria, search_bookable_starts
 from tests.activities.builders import Backend, future
 from workflows.contracts.activity_io import (
@@ -22,7 +23,6 @@ from workflows.contracts.activity_io import (
     RescheduleSessionInput,
     ReserveInput,
 )
-from workflows.contracts.messages import Party
 
 STEP = 15
 
