@@ -62,6 +62,8 @@ class FakeBooking:
     carved_pieces: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     """Slot asked for → the piece a hold ends up in (another request carved it)."""
     persist_error: ErrorType | None = None
+    policy_refusal: str | None = None
+    """What a search for one consultant with no candidates says stood in the way."""
     meeting_fails: bool = False
     platform_down_until: datetime | None = None
     reports_attendance: bool = False
@@ -126,6 +128,8 @@ class FakeBooking:
             and arg.only_consultant_id in (None, candidate.consultant_id)
             and arg.requested_slot_id in (None, candidate.slot_id)
         ]
+        if not found and arg.only_consultant_id is not None:
+            return CandidateList(candidates=(), refusal=self.policy_refusal)
         return CandidateList(candidates=tuple(found[: arg.limit]))
 
     @activity.defn(name=ActivityName.HOLD_SLOT)

@@ -330,6 +330,38 @@ async def test_an_operator_assigns_a_waiting_request(dev_env: WorkflowEnvironmen
     await keep_history(handle, "operator_assigns_then_cancels")
 
 
+async def test_an_operator_assign_a_policy_forbids_is_refused_naming_it(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    now = await dev_env.get_current_time()
+    fake = FakeBooking(clock=dev_env.get_current_time, policy_refusal="daily_cap")
+    request = make_input(now)
+    operator, consultant = uuid.uuid4(), uuid.uuid4()
+    async with running_worker(dev_env.client, fake) as task_queue:
+        handle = await submit(dev_env, request, task_queue)
+        await wait_for(handle, lambda d: d.next_assignment_retry_at is not None)
+
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await handle.execute_update(
+                ConsultationWorkflow.assign,
+                AssignRequest(operator_id=operator, consultant_id=consultant),
+            )
+        cause = failure.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == ErrorType.SCHEDULING_POLICY.value
+        assert cause.details == ("daily_cap",)
+        assert "cap of sessions that day" in cause.message
+        # Waiting as before: the refusal changed nothing.
+        waiting = await handle.query(ConsultationWorkflow.details)
+        assert waiting.status is RequestStatus.PENDING_ASSIGNMENT
+
+        await operator_cancel(handle)
+        result = await handle.result()
+
+    assert result.status is RequestStatus.CANCELLED
+    await keep_history(handle, "operator_assign_refused_by_a_cap")
+
+
 async def test_a_slot_lost_to_another_request_goes_to_the_next_candidate(
     dev_env: WorkflowEnvironment,
 ) -> None:
