@@ -43,7 +43,15 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from bench.catalog import Catalog, ServiceTypeSpec, load_catalog, remove_catalog, table_facts
+from bench.catalog import (
+    POLICY_DAILY_CAP,
+    POLICY_TYPE,
+    Catalog,
+    ServiceTypeSpec,
+    load_catalog,
+    remove_catalog,
+    table_facts,
+)
 from bench.registry import BenchContext, scenario
 from bench.results import Better, ScenarioResult, number
 from bench.stack import Component, asyncpg_dsn
@@ -126,6 +134,9 @@ class SearchCase:
             consultant_id=self.consultant_id,
             limit=PAGE_SIZE + 1,
             start_interval_minutes=START_INTERVAL_MINUTES,
+            service_type_id=self.service_type.id,
+            buffer_before=timedelta(minutes=self.service_type.buffer_before_minutes),
+            buffer_after=timedelta(minutes=self.service_type.buffer_after_minutes),
         )
 
     def walk_criteria(self) -> SearchCriteria:
@@ -137,6 +148,24 @@ class SearchCase:
     def every_start_case(self) -> SearchCase:
         """The same search for every start in a week from the same moment."""
         return replace(self, every_start=True, window_end=self.window_start + STARTS_WINDOW)
+
+    def of_type(self, service_type: ServiceTypeSpec) -> SearchCase:
+        """The same every-start search for sessions of ``service_type``, filtered by the
+        specialization this case's own type requires."""
+        specialization = self.specialization or self.service_type.required_specialization
+        return replace(
+            self.every_start_case(), service_type=service_type, specialization=specialization
+        )
+
+    def forms(self, catalog: Catalog) -> dict[str, SearchCase]:
+        """The four forms each case is searched as, by name: earliest fit, every start,
+        and every start of the 30-minute type without and with scheduling policies."""
+        return {
+            "earliest": self,
+            "starts": self.every_start_case(),
+            "plain": self.of_type(catalog.service_types["intro"]),
+            "policies": self.of_type(catalog.service_types[POLICY_TYPE]),
+        }
 
 
 async def run_query(session: AsyncSession, case: SearchCase) -> list[tuple[str, str]]:
@@ -319,10 +348,16 @@ class FormSamples:
     full_pages: int = 0
 
 
+FORMS = ("earliest", "starts", "plain", "policies")
+# form → the prefix of its figures
+FORM_PREFIX = {"earliest": "", "starts": "starts.", "plain": "plain.", "policies": "policies."}
+
+
 @dataclass
 class RoundSamples:
-    earliest: FormSamples = field(default_factory=FormSamples)
-    starts: FormSamples = field(default_factory=FormSamples)
+    forms: dict[str, FormSamples] = field(
+        default_factory=lambda: {name: FormSamples() for name in FORMS}
+    )
     reference: list[int] = field(default_factory=list)
 
 
@@ -332,20 +367,19 @@ async def time_round(
     cases: list[SearchCase],
     reference_path: str,
     users: list[Headers],
+    catalog: Catalog,
 ) -> RoundSamples:
-    """Each search alone, then through the API, as earliest fit and as every start,
-    then the API's reference call.
+    """Each search alone, then through the API, in each of its forms, then the API's
+    reference call.
 
     Interleaved one by one, so a burst of noise on the machine falls on all of them
     alike and their ratios stay meaningful.
     """
     samples = RoundSamples()
-    for index, earliest in enumerate(cases):
+    for index, first in enumerate(cases):
         user = users[index % len(users)]
-        for case, form in (
-            (earliest, samples.earliest),
-            (earliest.every_start_case(), samples.starts),
-        ):
+        for name, case in first.forms(catalog).items():
+            form = samples.forms[name]
             form.query.append(await time_query_alone(sessions, case))
             elapsed, response = await time_get(http, SEARCH_PATH, user, case.query_params())
             form.api.append(elapsed)
@@ -357,11 +391,15 @@ async def time_round(
 
 
 async def compare_paths(
-    http: httpx.AsyncClient, sessions: Sessions, cases: list[SearchCase], users: list[Headers]
+    http: httpx.AsyncClient,
+    sessions: Sessions,
+    cases: list[SearchCase],
+    users: list[Headers],
+    catalog: Catalog,
 ) -> list[str]:
     """Cases where the API and the query alone disagree (there should be none)."""
     mismatches = []
-    both = [form for case in cases for form in (case, case.every_start_case())]
+    both = [form for case in cases for form in case.forms(catalog).values()]
     for index, case in enumerate(both):
         user = users[index % len(users)]
         _, response = await time_get(http, SEARCH_PATH, user, case.query_params())
@@ -434,34 +472,34 @@ async def _measure(
         "start_interval_minutes": START_INTERVAL_MINUTES,
         "page_size": PAGE_SIZE,
         "api_reference": "GET /v1/service-types/{id}",
+        "policies": {
+            "buffer_minutes_each_side": catalog.service_types[POLICY_TYPE].buffer_before_minutes,
+            "daily_cap_per_consultant": POLICY_DAILY_CAP,
+            "sessions_of_the_type": "one per booked slot (20 % of slots)",
+        },
         "learners": USERS,
         "load_seconds": round(catalog.load_seconds, 1),
     }
 
     ctx.say("search: warming up and comparing the API with the query alone")
     users = [ctx.stack.auth_headers(Role.LEARNER) for _ in range(USERS)]
-    mismatches = await compare_paths(http, sessions, cases, users)
-    await time_round(http, sessions, cases, reference_path, users)
+    mismatches = await compare_paths(http, sessions, cases, users, catalog)
+    await time_round(http, sessions, cases, reference_path, users, catalog)
     # The client's own garbage collector must not pause inside a timed request.
     gc.collect()
     gc.freeze()
 
     figures: dict[str, list[float]] = defaultdict(list)
-    kind_samples: dict[str, dict[str, list[int]]] = {
-        "earliest": defaultdict(list),
-        "starts": defaultdict(list),
-    }
-    full_pages = {"earliest": 0, "starts": 0}
+    kind_samples: dict[str, dict[str, list[int]]] = {name: defaultdict(list) for name in FORMS}
+    full_pages = dict.fromkeys(FORMS, 0)
     for round_number in ctx.round_numbers():
-        samples = await time_round(http, sessions, cases, reference_path, users)
+        samples = await time_round(http, sessions, cases, reference_path, users, catalog)
         reference = latencies_ms(samples.reference)
         indexed, _ = await time_in_one_transaction(sessions, sample, drop_index=False)
         without, _ = await time_in_one_transaction(sessions, sample, drop_index=True)
         line = []
-        for name, prefix, form in (
-            ("earliest", "", samples.earliest),
-            ("starts", "starts.", samples.starts),
-        ):
+        for name, form in samples.forms.items():
+            prefix = FORM_PREFIX[name]
             query, api = latencies_ms(form.query), latencies_ms(form.api)
             full_pages[name] += form.full_pages
             for kind, timings in form.api_by_kind.items():
@@ -515,6 +553,12 @@ async def _measure(
         ("starts.api.p50", f"{week}: through the API, p50"),
         ("starts.api.p95", f"{week}: through the API, p95"),
         ("starts.api.p99", f"{week}: through the API, p99"),
+        ("plain.query.p99", f"{week}, 30-minute type, no policies: query alone, p99"),
+        ("plain.api.p50", f"{week}, 30-minute type, no policies: through the API, p50"),
+        ("plain.api.p99", f"{week}, 30-minute type, no policies: through the API, p99"),
+        ("policies.query.p99", f"{week}, same type with buffers and caps: query alone, p99"),
+        ("policies.api.p50", f"{week}, same type with buffers and caps: through the API, p50"),
+        ("policies.api.p99", f"{week}, same type with buffers and caps: through the API, p99"),
         ("reference.p50", "API reference call (GET a service type), p50"),
         ("reference.p99", "API reference call (GET a service type), p99"),
         ("sample.indexed.p50", f"sample of {size} searches in one transaction, p50"),
@@ -534,6 +578,13 @@ async def _measure(
         "search.starts.api.p99_ms",
         "search.api.p99_ms",
         "what returning every start on the grid costs against one item per slot",
+    )
+    result.ratio(
+        "search.policies_over_plain.p99",
+        "with buffers and caps / without, API p99",
+        "search.policies.api.p99_ms",
+        "search.plain.api.p99_ms",
+        "what the scheduling policies (buffers, a cap counted for every consultant) cost",
     )
     result.ratio(
         "search.api_over_query.p99",
@@ -568,6 +619,19 @@ async def _measure(
         ),
     )
     result.target(
+        f"every-start search p99 with buffers and caps in force ≤ {TARGET_P99_MS:g} ms at "
+        "one million slots",
+        "search.policies.api.p99_ms",
+        "<=",
+        TARGET_P99_MS,
+        applies=catalog.slots >= TARGET_SLOTS,
+        reason=f"only {catalog.slots:,} slots (--quick)",
+        context=(
+            f"the same searches without policies p99 {median('search.plain.api.p99_ms')} ms, "
+            f"query alone with them p99 {median('search.policies.query.p99_ms')} ms"
+        ),
+    )
+    result.target(
         f"earliest-fit search p99 ≤ {TARGET_P99_MS:g} ms at one million slots",
         "search.api.p99_ms",
         "<=",
@@ -596,10 +660,11 @@ async def _measure(
             walks_search_index(summary),
             "; ".join(summary["outline"][:4]),
         )
+    compared = len(FORMS) * len(cases)
     result.check(
         "the API returns exactly what the query alone returns",
         not mismatches,
-        f"{2 * len(cases) - len(mismatches)} of {2 * len(cases)} searches agree"
+        f"{compared - len(mismatches)} of {compared} searches agree"
         + (f"; first mismatch: {mismatches[0]}" if mismatches else ""),
     )
     per_kind = {
@@ -624,9 +689,11 @@ async def _measure(
         }
     )
     result.notes.append(
-        "Every search runs twice per round: as every start on the 15-minute grid in a "
+        "Every search runs four times per round: as every start on the 15-minute grid in a "
         "week from the case's window start, and as the earliest-fit search (one item per "
-        "slot, the case's own window) as its reference. Reference for the query: the "
+        "slot, the case's own window) as its reference; then as every start of a "
+        "30-minute type without policies and of the same type with 10-minute buffers and "
+        "a cap of one session a day per consultant (its reference). Reference for the query: the "
         "earliest-fit searches with the partial index dropped in a "
         "rolled-back transaction, measured in the same round. Reference for the API: "
         "GET /v1/service-types/{id} on the same connection, same round. Searches run one "
