@@ -59,7 +59,9 @@ def build_activities(
     ``meeting_platform`` replaces the configured one (tests, demos).
     """
     requests = RequestActivities(session_factory)
-    sessions = SessionActivities(session_factory)
+    sessions = SessionActivities(
+        session_factory, default_learner_time_zone=settings.default_learner_time_zone
+    )
     meetings = MeetingActivities(
         session_factory, meeting_platform or build_meeting_platform(settings)
     )

@@ -4,15 +4,24 @@ start, complete, no-show (its meeting's activities are in ``activities.meetings`
 The request's final status follows its session: completed (also after a no-show,
 whose reason names the missing party) or cancelled. Each activity is one
 transaction with its outbox events and is idempotent.
+
+The events that tell the parties when they meet (scheduled, rescheduled, reminder)
+carry the start and end on each party's clock too, read in the same transaction
+(the learner's zone from the request, the consultant's from their profile), so the
+workflow need not know any zone.
 """
 
 from __future__ import annotations
+
+import uuid
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from activities import SessionFactory, business_failure, transaction
 from core.events import EventType
+from core.local_time import UTC_ZONE, wall_clock
 from core.vocabulary import (
     ErrorType,
     RequestStatus,
@@ -22,7 +31,8 @@ from core.vocabulary import (
 )
 from db import sessions
 from db.availability import holds
-from db.outbox import emit
+from db.outbox import PayloadValue, emit
+from db.party_zones import session_times, zones_of_session
 from db.sessions import attendance_values
 from db.transitions import transition_request, transition_session
 from workflows.contracts.activity_io import (
@@ -40,8 +50,26 @@ BEFORE_END = (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS)
 
 
 class SessionActivities:
-    def __init__(self, session_factory: SessionFactory) -> None:
+    def __init__(
+        self, session_factory: SessionFactory, *, default_learner_time_zone: str = UTC_ZONE
+    ) -> None:
+        """``default_learner_time_zone``: the zone of learners whose request was stored
+        before requests had one (``BOOKING_DEFAULT_LEARNER_TIME_ZONE``)."""
         self._sessions = session_factory
+        self._default_learner_zone = default_learner_time_zone
+
+    async def _local_times(
+        self, session: AsyncSession, session_id: uuid.UUID, start: datetime, end: datetime
+    ) -> dict[str, PayloadValue]:
+        """``learner_local`` and ``consultant_local`` of ``start``-``end``."""
+        zones = await zones_of_session(session, session_id)
+        if zones is None:  # the caller has just read or written the session
+            raise RuntimeError(f"session {session_id} vanished in its own transaction")
+        learner = zones.learner or self._default_learner_zone
+        return {
+            "learner_local": _on_clock(learner, start, end),
+            "consultant_local": _on_clock(zones.consultant, start, end),
+        }
 
     @activity.defn(name=ActivityName.RESERVE)
     async def reserve(self, arg: ReserveInput) -> ReservedSession:
@@ -95,6 +123,7 @@ class SessionActivities:
                     "service_type_id": arg.service_type_id,
                     "start": arg.start,
                     "end": arg.end,
+                    **await self._local_times(session, arg.session_id, arg.start, arg.end),
                 },
             )
             return ReservedSession(
@@ -140,6 +169,7 @@ class SessionActivities:
                     "start": arg.start,
                     "end": arg.end,
                     "rescheduled_by": arg.party,
+                    **await self._local_times(session, arg.session_id, arg.start, arg.end),
                 },
             )
 
@@ -196,6 +226,7 @@ class SessionActivities:
             if not await sessions.still_scheduled_at(session, arg.session_id, arg.session_start):
                 return  # moved or cancelled meanwhile: this reminder is obsolete
             offset = round(arg.offset_seconds)
+            end = (await session_times(session, (arg.session_id,)))[arg.session_id].end
             await emit(
                 session,
                 EventType.SESSION_REMINDER,
@@ -203,7 +234,12 @@ class SessionActivities:
                 occurrence=(arg.session_start.isoformat(), offset),
                 request_id=arg.request_id,
                 session_id=arg.session_id,
-                payload={"start": arg.session_start, "seconds_before": offset},
+                payload={
+                    "start": arg.session_start,
+                    "end": end,
+                    "seconds_before": offset,
+                    **await self._local_times(session, arg.session_id, arg.session_start, end),
+                },
             )
 
     @activity.defn(name=ActivityName.START_SESSION)
@@ -228,6 +264,16 @@ class SessionActivities:
     async def mark_no_show(self, arg: NoShowInput) -> None:
         async with transaction(self._sessions) as session:
             await _mark_no_show(session, arg)
+
+
+def _on_clock(time_zone: str, start: datetime, end: datetime) -> dict[str, PayloadValue]:
+    wall = wall_clock(time_zone, start, end)
+    return {
+        "time_zone": wall.time_zone,
+        "start": wall.start,
+        "end": wall.end,
+        "utc_offset": wall.utc_offset,
+    }
 
 
 _MOMENT_EVENTS = {

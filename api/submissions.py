@@ -120,25 +120,32 @@ def _replayed(existing: ConsultationRequest, body: ConsultationRequestCreate) ->
 
 def _same_submission(row: ConsultationRequest, body: ConsultationRequestCreate) -> bool:
     # Without a preferred window the default one depends on the time of the first
-    # submission, so the window is compared only when the client chose it.
+    # submission, so the window is compared only when the client chose it; so is the
+    # learner's zone (the default is a setting, which may change between retries).
     window_matches = not body.has_window or (
         row.preferred_start_time == body.preferred_start
         and row.preferred_end_time == body.preferred_end
     )
-    return window_matches and (
-        row.consultation_service_type_id,
-        row.requested_slot_id,
-        row.requested_start_time,
-        row.preferred_consultant_user_id,
-        row.company_id,
-        row.request_details,
-    ) == (
-        body.service_type_id,
-        body.slot_id,
-        body.start,
-        body.preferred_consultant_id or body.consultant_id,
-        body.company_id,
-        body.details,
+    zone_matches = body.learner_time_zone in (None, row.learner_time_zone)
+    return (
+        window_matches
+        and zone_matches
+        and (
+            row.consultation_service_type_id,
+            row.requested_slot_id,
+            row.requested_start_time,
+            row.preferred_consultant_user_id,
+            row.company_id,
+            row.request_details,
+        )
+        == (
+            body.service_type_id,
+            body.slot_id,
+            body.start,
+            body.preferred_consultant_id or body.consultant_id,
+            body.company_id,
+            body.details,
+        )
     )
 
 
@@ -184,6 +191,7 @@ async def _checked(
         open_request_cap=settings.max_open_requests_per_learner,
         requested_start=body.start,
         start_interval_minutes=checks.start_interval_minutes(service_type, settings),
+        learner_time_zone=body.learner_time_zone or settings.default_learner_time_zone,
     )
 
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.local_time import UTC_ZONE, zone_named
+
 SYMMETRIC_JWT_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_JWT_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -210,6 +212,10 @@ class Settings(BaseSettings):
     no_show_report_window: Duration = timedelta(hours=24)
     requester_cancel_cutoff: Duration = timedelta(hours=2)
 
+    # Learners. The zone of a request that names none (IANA); stored with the request
+    # at submission, and read for requests stored before requests had a zone.
+    default_learner_time_zone: str = UTC_ZONE
+
     # Meeting platform.
     meeting_provider: MeetingProvider = MeetingProvider.ROOM_LINK
     meeting_room_base_url: str = "https://meet.jit.si"
@@ -253,6 +259,16 @@ class Settings(BaseSettings):
                 f"BOOKING_JWT_ALGORITHMS allows only {allowed}; got {', '.join(unknown) or 'none'}"
             )
         return algorithms
+
+    @field_validator("default_learner_time_zone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        if len(name) > 64 or zone_named(name) is None:
+            raise ValueError(
+                f"BOOKING_DEFAULT_LEARNER_TIME_ZONE must be an IANA time zone "
+                f"(e.g. Europe/Berlin); got {name!r}"
+            )
+        return name
 
     # --- Personal data: how long what grows is kept ---
     # A sweep (the Temporal Schedule ``booking setup`` creates) removes what is older:

@@ -330,6 +330,9 @@ class ConsultationRequest(Base):
     preferred_end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The start the learner chose (the window is then exactly that session).
     requested_start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The learner's IANA zone, for their wall time in responses and events; null in
+    # requests stored before requests had one (BOOKING_DEFAULT_LEARNER_TIME_ZONE applies).
+    learner_time_zone: Mapped[str | None] = mapped_column(String(64))
     request_details: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(
         String(32), nullable=False, server_default=RequestStatus.PENDING_ASSIGNMENT.value

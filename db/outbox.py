@@ -3,7 +3,8 @@
 Each event has a ``dedupe_key`` naming the transition it records (request or session,
 what happened, and which occurrence), and the insert does nothing when the key
 exists: an activity retried after its commit, or a zombie attempt, emits nothing
-twice. Payloads carry ids, times and enum codes only.
+twice. Payloads carry ids, times and enum codes only (also in nested objects, such
+as a party's local times).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
+from typing import TypeAlias
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,10 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.events import EventType
 from db.models import DomainEvent
 
-PayloadValue = uuid.UUID | datetime | Enum | str | int | float | bool | None
+PayloadValue: TypeAlias = (
+    uuid.UUID | datetime | Enum | str | int | float | bool | Mapping[str, "PayloadValue"] | None
+)
+JsonValue: TypeAlias = str | int | float | bool | dict[str, "JsonValue"] | None
 
 
-def _json_value(value: PayloadValue) -> str | int | float | bool | None:
+def _json_value(value: PayloadValue) -> JsonValue:
+    if isinstance(value, Mapping):
+        return {name: _json_value(inner) for name, inner in value.items()}
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):

@@ -55,6 +55,8 @@ class NewRequest(Protocol):
     def idempotency_key(self) -> str | None: ...
     @property
     def requested_start(self) -> datetime | None: ...
+    @property
+    def learner_time_zone(self) -> str | None: ...
 
 
 class StoredRequest(NamedTuple):
@@ -140,6 +142,7 @@ async def insert_request(
                     preferred_end_time=request.window_end,
                     requested_slot_id=request.requested_slot_id,
                     requested_start_time=request.requested_start,
+                    learner_time_zone=request.learner_time_zone,
                     idempotency_key=request.idempotency_key,
                     request_details=details,
                     status=RequestStatus.PENDING_ASSIGNMENT.value,

@@ -202,3 +202,20 @@ def test_a_default_start_interval_off_the_range_is_refused(
     monkeypatch.setenv("BOOKING_DEFAULT_START_INTERVAL", raw)
     with pytest.raises(ValidationError, match="BOOKING_DEFAULT_START_INTERVAL"):
         Settings()
+
+
+@pytest.mark.usefixtures("configured")
+def test_the_default_learner_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().default_learner_time_zone == "UTC"
+    monkeypatch.setenv("BOOKING_DEFAULT_LEARNER_TIME_ZONE", "Asia/Tokyo")
+    assert Settings().default_learner_time_zone == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "Europe", "", "Asia/" + "x" * 80])
+@pytest.mark.usefixtures("configured")
+def test_an_unknown_default_learner_time_zone_is_refused(
+    monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    monkeypatch.setenv("BOOKING_DEFAULT_LEARNER_TIME_ZONE", zone)
+    with pytest.raises(ValidationError, match="BOOKING_DEFAULT_LEARNER_TIME_ZONE"):
+        Settings()

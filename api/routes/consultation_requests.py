@@ -23,12 +23,14 @@ from api.deps import (
     LearnerPrincipal,
     OperatorPrincipal,
     SessionDep,
+    SettingsDep,
     SignedIn,
     require_any_role,
 )
 from api.errors import Forbidden, NotFound, Unprocessable
 from api.openapi import problems
 from api.pagination import Page, PageQuery, decode_time_cursor, encode_time_cursor, keyset_page
+from api.party_clocks import request_clocks
 from api.schemas.consultation_requests import (
     AssignBody,
     CancelBody,
@@ -38,6 +40,7 @@ from api.schemas.consultation_requests import (
 )
 from api.submissions import submit_request
 from api.visibility import is_requester, visible_row, visible_to
+from core.settings import Settings
 from core.vocabulary import Party, RequestStatus
 from db import requests
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultationRequest
@@ -80,6 +83,16 @@ async def _stored(session: SessionDep, request_id: uuid.UUID) -> ConsultationReq
     return row
 
 
+async def _view(
+    session: SessionDep,
+    settings: Settings,
+    row: ConsultationRequest,
+    live: RequestDetails | None = None,
+) -> ConsultationRequestOut:
+    clocks = await request_clocks(session, [row], settings.default_learner_time_zone)
+    return ConsultationRequestOut.of(row, clocks[row.id], live)
+
+
 def _require_open(row: ConsultationRequest) -> None:
     """A finished request's workflow may be gone: answer from the row."""
     if RequestStatus(row.status).is_final:
@@ -97,6 +110,7 @@ def _require_open(row: ConsultationRequest) -> None:
 async def list_requests(
     page: PageQuery,
     session: SessionDep,
+    settings: SettingsDep,
     principal: SignedIn,
     statuses: Annotated[
         list[RequestStatus] | None,
@@ -116,10 +130,11 @@ async def list_requests(
         at, after_id = decode_time_cursor(page.cursor)
         query = query.where(tuple_(table.requested_at, table.id) < tuple_(at, after_id))
     rows = list((await session.scalars(query)).all())
+    clocks = await request_clocks(session, rows, settings.default_learner_time_zone)
     return keyset_page(
         rows,
         page.limit,
-        ConsultationRequestOut.of,
+        lambda row: ConsultationRequestOut.of(row, clocks[row.id]),
         lambda last: encode_time_cursor(last.requested_at, last.id),
     )
 
@@ -138,13 +153,14 @@ async def get_request(
     request_id: uuid.UUID, session: SessionDep, principal: SignedIn, container: ContainerDep
 ) -> ConsultationRequestOut:
     row = await visible_row(session, principal, ConsultationRequest, request_id)
+    clocks = await request_clocks(session, [row], container.settings.default_learner_time_zone)
     live = None
     if not RequestStatus(row.status).is_final:
         # The read is over: its connection goes back to the pool before the query,
         # which may take up to its timeout when no worker answers.
         await session.commit()
         live = await consultation_workflow.live_details(container.temporal, row.id)
-    return ConsultationRequestOut.of(row, live)
+    return ConsultationRequestOut.of(row, clocks[row.id], live)
 
 
 # --- submitting -------------------------------------------------------------------
@@ -211,7 +227,7 @@ async def submit(
     if not submitted.created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"{router.prefix}/{submitted.request.id}"
-    return ConsultationRequestOut.of(submitted.request)
+    return await _view(session, container.settings, submitted.request)
 
 
 # --- decisions --------------------------------------------------------------------
@@ -229,7 +245,7 @@ async def _change(
     await consultation_workflow.update_after_reads(
         session, container.temporal, request_id, method, message
     )
-    return ConsultationRequestOut.of(await _stored(session, request_id))
+    return await _view(session, container.settings, await _stored(session, request_id))
 
 
 async def _decide(

@@ -27,6 +27,7 @@ from api.deps import ConsultantOrOperator, ContainerDep, SessionDep, SettingsDep
 from api.errors import Forbidden, InvalidState, NotFound, Unprocessable
 from api.openapi import problems
 from api.pagination import Page, PageQuery, decode_time_cursor, encode_time_cursor, keyset_page
+from api.party_clocks import session_zones
 from api.schemas.consultation_requests import CancelBody
 from api.schemas.fields import IsoAwareDatetime
 from api.schemas.sessions import NoShowBody, RescheduleBody, SessionDetail, SessionOut
@@ -71,6 +72,11 @@ def _party(principal: Principal, row: ScheduledSession) -> Party:
     raise Forbidden("Only the session's learner, its consultant or an operator may change it.")
 
 
+async def _detail(session: SessionDep, settings: Settings, row: ScheduledSession) -> SessionDetail:
+    zones = await session_zones(session, [row], settings.default_learner_time_zone)
+    return SessionDetail.of(row, zones[row.id])
+
+
 def _require_status(row: ScheduledSession, allowed: frozenset[SessionStatus]) -> None:
     current = SessionStatus(row.status)
     if current not in allowed:
@@ -93,7 +99,7 @@ async def _change(
     changed = await session.get(ScheduledSession, session_id, populate_existing=True)
     if changed is None:  # sessions are never deleted
         raise NotFound(f"Session {session_id} does not exist.")
-    return SessionDetail.model_validate(changed)
+    return await _detail(session, container.settings, changed)
 
 
 @router.get(
@@ -107,6 +113,7 @@ async def _change(
 async def list_sessions(
     page: PageQuery,
     session: SessionDep,
+    settings: SettingsDep,
     principal: SignedIn,
     statuses: Annotated[
         list[SessionStatus] | None,
@@ -136,10 +143,11 @@ async def list_sessions(
         at, after_id = decode_time_cursor(page.cursor)
         query = query.where(tuple_(table.scheduled_start_time, table.id) > tuple_(at, after_id))
     rows = list((await session.scalars(query)).all())
+    zones = await session_zones(session, rows, settings.default_learner_time_zone)
     return keyset_page(
         rows,
         page.limit,
-        SessionOut.model_validate,
+        lambda row: SessionOut.of(row, zones[row.id]),
         lambda last: encode_time_cursor(last.scheduled_start_time, last.id),
     )
 
@@ -150,10 +158,10 @@ async def list_sessions(
     responses=problems(NOT_YOURS),
 )
 async def get_session(
-    session_id: uuid.UUID, session: SessionDep, principal: SignedIn
+    session_id: uuid.UUID, session: SessionDep, settings: SettingsDep, principal: SignedIn
 ) -> SessionDetail:
-    return SessionDetail.model_validate(
-        await visible_row(session, principal, ScheduledSession, session_id)
+    return await _detail(
+        session, settings, await visible_row(session, principal, ScheduledSession, session_id)
     )
 
 

@@ -16,7 +16,9 @@ from pydantic import (
     model_validator,
 )
 
+from api.schemas.consultants import TimeZoneName
 from api.schemas.fields import IsoAwareDatetime
+from api.schemas.local_times import LocalTimes, RequestClock, RowWith
 from core.vocabulary import (
     SYSTEM_ONLY_CANCELLATION_REASONS,
     CancellationReason,
@@ -69,6 +71,7 @@ class ConsultationRequestCreate(BaseModel):
                     "slot_id": "6f0c1c0e-8a43-4a59-9c61-0d8f3c1f2b7a",
                     "start": "2026-12-07T10:00:00Z",
                     "details": "I would like feedback on my project plan.",
+                    "learner_time_zone": "Asia/Tokyo",
                 },
                 {
                     "service_type_id": "8d0f1f0e-3c1a-4c2e-9a55-2b7c9f1e0a11",
@@ -115,6 +118,14 @@ class ConsultationRequestCreate(BaseModel):
         description="What the consultation is about; seen by the assigned consultant.",
     )
     company_id: uuid.UUID | None = Field(default=None, description="The learner's company.")
+    learner_time_zone: TimeZoneName | None = Field(
+        default=None,
+        description="The learner's IANA time zone: responses and events show the "
+        "session on this clock (`learner_local`). Default: the service's "
+        "`BOOKING_DEFAULT_LEARNER_TIME_ZONE` (UTC unless configured). Not a known "
+        "zone: 422.",
+        examples=["Asia/Tokyo"],
+    )
 
     @field_validator("preferred_start", "preferred_end", "start")
     @classmethod
@@ -268,6 +279,9 @@ class ConsultationRequestOut(BaseModel):
                     "preferred_end": "2026-12-11T18:00:00Z",
                     "requested_start": None,
                     "requested_slot_id": None,
+                    "learner_time_zone": "Asia/Tokyo",
+                    "learner_local": None,
+                    "consultant_local": None,
                     "preferred_consultant_id": None,
                     "company_id": None,
                     "assigned_consultant_id": "22222222-2222-4222-8222-000000000001",
@@ -300,6 +314,17 @@ class ConsultationRequestOut(BaseModel):
         description="The start the learner chose (the window is then exactly the session).",
     )
     requested_slot_id: uuid.UUID | None
+    learner_time_zone: str = Field(
+        description="The learner's IANA zone (as submitted, else the service's default)."
+    )
+    learner_local: LocalTimes | None = Field(
+        description="The session's start and end on the learner's clock; before there is "
+        "a session, the chosen start's (`requested_start`); null while neither exists."
+    )
+    consultant_local: LocalTimes | None = Field(
+        description="The same times on the consultant's clock (the session's consultant, "
+        "else the one assigned or chosen); null while there is no time or no consultant."
+    )
     preferred_consultant_id: uuid.UUID | None = Field(
         validation_alias="preferred_consultant_user_id"
     )
@@ -318,8 +343,23 @@ class ConsultationRequestOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, row: Any, live: RequestDetails | None = None) -> ConsultationRequestOut:
-        view = cls.model_validate(row)
+    def of(
+        cls, row: Any, clock: RequestClock, live: RequestDetails | None = None
+    ) -> ConsultationRequestOut:
+        """The request row, with its times on both parties' clocks (``clock``)."""
+        learner_local = consultant_local = None
+        if clock.start is not None and clock.end is not None:
+            learner_local = LocalTimes.on(clock.learner_time_zone, clock.start, clock.end)
+            if clock.consultant_time_zone is not None:
+                consultant_local = LocalTimes.on(clock.consultant_time_zone, clock.start, clock.end)
+        view = cls.model_validate(
+            RowWith(
+                row,
+                learner_time_zone=clock.learner_time_zone,
+                learner_local=learner_local,
+                consultant_local=consultant_local,
+            )
+        )
         if live is not None:
             view.live = LiveDetails.of(live)
         return view

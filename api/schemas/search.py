@@ -8,16 +8,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from db.availability.offer import consultant_zone
+from api.schemas.local_times import LocalTimes
 from db.availability.search import BookableTime
-
-
-class LocalTimes(BaseModel):
-    """A session's start and end on someone's wall clock."""
-
-    time_zone: str = Field(description="IANA time zone.", examples=["Europe/Berlin"])
-    start_time: datetime = Field(description="With that zone's offset at the start.")
-    end_time: datetime = Field(description="With that zone's offset at the end.")
 
 
 class BookableTimeOut(BaseModel):
@@ -37,6 +29,7 @@ class BookableTimeOut(BaseModel):
                         "time_zone": "Europe/Berlin",
                         "start_time": "2026-12-07T10:15:00+01:00",
                         "end_time": "2026-12-07T11:00:00+01:00",
+                        "utc_offset": "+01:00",
                     },
                 }
             ]
@@ -55,7 +48,6 @@ class BookableTimeOut(BaseModel):
 
     @classmethod
     def of(cls, found: BookableTime) -> BookableTimeOut:
-        zone = consultant_zone(found.time_zone)
         return cls(
             slot_id=found.slot_id,
             consultant_user_id=found.consultant_user_id,
@@ -63,11 +55,7 @@ class BookableTimeOut(BaseModel):
             end_time=found.end_time,
             slot_start=found.slot_start,
             slot_end=found.slot_end,
-            consultant_local=LocalTimes(
-                time_zone=found.time_zone,
-                start_time=found.start_time.astimezone(zone),
-                end_time=found.end_time.astimezone(zone),
-            ),
+            consultant_local=LocalTimes.on(found.time_zone, found.start_time, found.end_time),
         )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
 from api.schemas.fields import IsoAwareDatetime
+from api.schemas.local_times import LocalTimes, RowWith, SessionZones
 from core.vocabulary import ParticipantRole, SessionStatus
 
 
@@ -57,6 +59,18 @@ _EXAMPLE: JsonDict = {
     "slot_id": "6f0c1c0e-8a43-4a59-9c61-0d8f3c1f2b7a",
     "start": "2026-12-07T09:00:00Z",
     "end": "2026-12-07T09:45:00Z",
+    "learner_local": {
+        "time_zone": "Asia/Tokyo",
+        "start_time": "2026-12-07T18:00:00+09:00",
+        "end_time": "2026-12-07T18:45:00+09:00",
+        "utc_offset": "+09:00",
+    },
+    "consultant_local": {
+        "time_zone": "America/New_York",
+        "start_time": "2026-12-07T04:00:00-05:00",
+        "end_time": "2026-12-07T04:45:00-05:00",
+        "utc_offset": "-05:00",
+    },
     "status": "scheduled",
     "cancellation_reason": None,
     "cancelled_by": None,
@@ -80,6 +94,12 @@ class SessionOut(BaseModel):
     slot_id: uuid.UUID | None = Field(validation_alias="availability_slot_id")
     start: datetime = Field(validation_alias="scheduled_start_time")
     end: datetime = Field(validation_alias="scheduled_end_time")
+    learner_local: LocalTimes = Field(
+        description="`start` and `end` on the learner's clock (the request's `learner_time_zone`)."
+    )
+    consultant_local: LocalTimes = Field(
+        description="`start` and `end` on the consultant's clock (their profile's `time_zone`)."
+    )
     status: SessionStatus
     cancellation_reason: str | None = Field(description="A reason code.")
     cancelled_by: str | None = Field(description="requester, consultant, operator or system.")
@@ -89,6 +109,18 @@ class SessionOut(BaseModel):
     consultant_joined_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any, zones: SessionZones) -> Self:
+        """The session row, with its times on both parties' clocks."""
+        start, end = row.scheduled_start_time, row.scheduled_end_time
+        return cls.model_validate(
+            RowWith(
+                row,
+                learner_local=LocalTimes.on(zones.learner, start, end),
+                consultant_local=LocalTimes.on(zones.consultant, start, end),
+            )
+        )
 
 
 class SessionDetail(SessionOut):

@@ -10,11 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from dateutil.parser import isoparse
 from dateutil.rrule import rrulestr
 
+from core.local_time import zone_named
 from db.availability.slots import TimeRange
 
 # Sub-hourly frequencies are refused: a slot lasts at least a minute, and a rule
@@ -26,13 +27,8 @@ class RecurrenceError(ValueError):
     """The rule cannot be expanded as asked; the message is meant for the caller."""
 
 
-def load_zone(name: str) -> ZoneInfo | None:
-    """The IANA zone called ``name``, or None when there is no such (valid) zone."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # Malformed keys raise ValueError; directory names and overlong ones OSError.
-        return None
+load_zone = zone_named
+"""The IANA zone called ``name``, or None when there is no such (valid) zone."""
 
 
 def local_to_utc(wall_clock: datetime, zone: ZoneInfo) -> datetime:

@@ -45,6 +45,7 @@ class PersistRequestInput:
     details_staged: bool
     open_request_cap: int | None = None
     requested_start: datetime | None = None
+    learner_time_zone: str | None = None
 
     @classmethod
     def of(cls, request: ConsultationInput) -> PersistRequestInput:

@@ -120,6 +120,9 @@ class ConsultationInput:
     ``request_id`` for ``persist_request`` to move into the row (see ``activities``).
     ``open_request_cap``: how many open requests the learner may have, this one
     included; ``persist_request`` enforces it (``None``: no cap, as before it existed).
+    ``learner_time_zone``: the learner's IANA zone, stored with the request for their
+    wall time in responses and events (``None`` in requests from before it existed:
+    ``BOOKING_DEFAULT_LEARNER_TIME_ZONE`` applies when they are read).
     """
 
     request_id: uuid.UUID
@@ -137,6 +140,7 @@ class ConsultationInput:
     open_request_cap: int | None = None
     requested_start: datetime | None = None
     start_interval_minutes: int | None = None
+    learner_time_zone: str | None = None
 
     @property
     def duration(self) -> timedelta:
