@@ -182,6 +182,7 @@ async def _checked(
         open_request_cap=settings.max_open_requests_per_learner,
         requested_start=body.start,
         start_interval_minutes=checks.start_interval_minutes(service_type, settings),
+        service_type_name=service_type.name,
     )
 
 

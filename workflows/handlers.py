@@ -20,7 +20,13 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate, SearchA
 
 # Pure modules, shared with the sandbox as they are (see ``workflows.consultation``).
 with workflow.unsafe.imports_passed_through():
-    from core.vocabulary import ErrorType, ParticipantRole, RequestStatus, StatusReason
+    from core.vocabulary import (
+        ErrorType,
+        ParticipantRole,
+        RequestStatus,
+        SessionStatus,
+        StatusReason,
+    )
     from workflows import rules
     from workflows.contracts.activity_io import Attendance
     from workflows.contracts.messages import (
@@ -282,7 +288,22 @@ class ConsultationHandlers:
             self._stage(updates, MEETING_STATUS, details.meeting_status.value)
         if updates:
             workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(describe(details))
+        booking = self._booking
+        reports_until = (
+            rules.report_window_end(booking, self._timings)
+            if booking is not None and booking.status is SessionStatus.COMPLETED
+            else None
+        )
+        # Metadata answered by a query, not a command: replay does not see it.
+        workflow.set_current_details(
+            describe(
+                details,
+                self._request,
+                now=workflow.now(),
+                hold=self._hold,
+                reports_until=reports_until,
+            )
+        )
 
     def _stage(
         self,

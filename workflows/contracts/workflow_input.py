@@ -112,6 +112,9 @@ class ConsultationInput:
     ``request_id`` for ``persist_request`` to move into the row (see ``activities``).
     ``open_request_cap``: how many open requests the learner may have, this one
     included; ``persist_request`` enforces it (``None``: no cap, as before it existed).
+    ``service_type_name``: the type's name at submission, only for what operators
+    see in the Temporal UI (None in requests from before it was carried: its id
+    is shown instead). Catalogue data, not personal data.
     """
 
     request_id: uuid.UUID
@@ -129,6 +132,7 @@ class ConsultationInput:
     open_request_cap: int | None = None
     requested_start: datetime | None = None
     start_interval_minutes: int | None = None
+    service_type_name: str | None = None
 
     @property
     def duration(self) -> timedelta:
