@@ -25,8 +25,8 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 SHORT_ID_LENGTH = 8
 NAME_LIMIT = 60
-"""Service type names may be 200 characters; the summary must stay within the
-server's limit on its size (400 bytes by default), the details readable."""
+"""Service type names may be 200 characters; the summary is one line in a panel
+and the details a glance, so longer names are shortened."""
 MARKDOWN_SPECIALS = "\\`*_[]<>~"
 
 

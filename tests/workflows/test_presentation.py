@@ -122,11 +122,14 @@ def test_without_a_name_the_summary_gives_the_short_id() -> None:
     )
 
 
-def test_a_long_name_is_shortened_so_the_summary_stays_within_the_server_limit() -> None:
+def test_a_long_name_is_shortened() -> None:
     long_name = "Überprüfung 📚 " * 20
-    summary = static_summary(request(service_type_name=long_name[:200]))
-    assert summary.startswith(long_name[: NAME_LIMIT - 1] + "… (60 min)")
-    assert len(summary.encode()) < 400  # the server's default limit on a summary
+    named = request(service_type_name=long_name[:200])
+    shortened = long_name[: NAME_LIMIT - 1] + "… (60 min)"
+    summary = static_summary(named)
+    assert summary.startswith(shortened)
+    assert len(summary) < 150
+    assert lines(describe(waiting(), named, now=NOW))[2] == f"- {shortened}"
 
 
 # --- current details, state by state ---------------------------------------------------------
