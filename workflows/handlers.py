@@ -20,13 +20,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate, SearchA
 
 # Pure modules, shared with the sandbox as they are (see ``workflows.consultation``).
 with workflow.unsafe.imports_passed_through():
-    from core.vocabulary import (
-        ErrorType,
-        ParticipantRole,
-        RequestStatus,
-        SessionStatus,
-        StatusReason,
-    )
+    from core.vocabulary import ErrorType, ParticipantRole, RequestStatus, StatusReason
     from workflows import rules
     from workflows.contracts.activity_io import Attendance
     from workflows.contracts.messages import (
@@ -289,11 +283,7 @@ class ConsultationHandlers:
         if updates:
             workflow.upsert_search_attributes(updates)
         booking = self._booking
-        reports_until = (
-            rules.report_window_end(booking, self._timings)
-            if booking is not None and booking.status is SessionStatus.COMPLETED
-            else None
-        )
+        reports_until = rules.report_window_end(booking, self._timings) if booking else None
         # Metadata answered by a query, not a command: replay does not see it.
         workflow.set_current_details(
             describe(

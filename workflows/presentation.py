@@ -75,8 +75,8 @@ def describe(
 ) -> str:
     """The current details of a consultation workflow: a bold headline saying what
     it waits for and until when, then one item per further fact. ``hold`` is the
-    slot held while a consultant decides; ``reports_until`` the end of the no-show
-    report window of a completed session (the workflow still runs until then)."""
+    slot held while a consultant decides; ``reports_until`` the end of the booked
+    session's no-show report window (a completed session's workflow runs until then)."""
     show = _Show(now)
     if details.finished_at is not None:
         headline, facts = show.finished(details, request)
@@ -86,7 +86,11 @@ def describe(
         headline, facts = show.confirming(details, hold)
     elif details.status is RequestStatus.SCHEDULED:
         headline, facts = show.scheduled(details)
-    elif details.status is RequestStatus.COMPLETED and reports_until is not None:
+    elif (
+        details.status is RequestStatus.COMPLETED
+        and details.session_status is SessionStatus.COMPLETED
+        and reports_until is not None
+    ):
         headline = f"Completed; no-show reports accepted until {show.at(reports_until)}"
         facts = show.session(details)
     else:

@@ -229,6 +229,19 @@ def test_a_completed_session_shows_how_long_no_shows_may_be_reported() -> None:
     assert "- session 5e55e55e (completed): Tue 8 Dec 09:00-10:00 UTC" in text
 
 
+def test_the_report_window_shows_only_once_the_session_completed() -> None:
+    """The workflow passes the window's end whenever a session is booked."""
+    until = END + timedelta(hours=24)
+    no_show = booked(
+        status=RequestStatus.COMPLETED,
+        status_reason=StatusReason.NO_SHOW_CONSULTANT,
+        session_status=SessionStatus.NO_SHOW_CONSULTANT,
+    )
+    assert lines(describe(no_show, request(), now=NOW, reports_until=until))[0] == "**Completed**"
+    scheduled = describe(booked(), request(), now=NOW, reports_until=until)
+    assert lines(scheduled)[0] == "**Session starts Tue 8 Dec 09:00 UTC**"
+
+
 @pytest.mark.parametrize(
     ("details", "expected"),
     [
