@@ -192,6 +192,7 @@ async def _checked(
         requested_start=body.start,
         start_interval_minutes=checks.start_interval_minutes(service_type, settings),
         learner_time_zone=body.learner_time_zone or settings.default_learner_time_zone,
+        service_type_name=service_type.name,
     )
 
 

@@ -27,6 +27,17 @@ def test_client_commands_get_the_configured_address_and_namespace() -> None:
 
 
 @pytest.mark.parametrize(
+    "command",
+    [["metadata", "-w", "w-1"], ["describe", "-w", "w-1"], ["count", "--query", "X='y'"]],
+)
+def test_the_commands_the_readme_gives_operators_reach_the_configured_server(
+    command: list[str],
+) -> None:
+    args = temporal_cli_args(SETTINGS, ["workflow", *command])
+    assert args == ["workflow", *command, "--address", "127.0.0.1:17233", "--namespace", "bookings"]
+
+
+@pytest.mark.parametrize(
     "args",
     [[], ["--version"], ["server", "start-dev"], ["config", "list"], ["help", "workflow"]],
 )

@@ -290,7 +290,18 @@ class ConsultationHandlers:
             self._stage(updates, MEETING_STATUS, details.meeting_status.value)
         if updates:
             workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(describe(details))
+        booking = self._booking
+        reports_until = rules.report_window_end(booking, self._timings) if booking else None
+        # Metadata answered by a query, not a command: replay does not see it.
+        workflow.set_current_details(
+            describe(
+                details,
+                self._request,
+                now=workflow.now(),
+                hold=self._hold,
+                reports_until=reports_until,
+            )
+        )
 
     def _stage(
         self,

@@ -5,6 +5,8 @@ Not imported by workflow code: it uses the client side of the SDK.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import (
     SearchAttributePair,
@@ -18,6 +20,7 @@ from workflows.consultation import ConsultationWorkflow
 from workflows.contracts.messages import RequestDetails
 from workflows.contracts.names import workflow_id_for
 from workflows.contracts.workflow_input import ConsultationInput
+from workflows.presentation import minute, service_name, short_id
 from workflows.search_attributes import (
     BOOKING_STATUS,
     REQUESTER_ID,
@@ -26,12 +29,28 @@ from workflows.search_attributes import (
 
 
 def static_summary(request: ConsultationInput) -> str:
-    """One line for the Temporal UI list; ids and times only (no personal data)."""
-    return (
-        f"Consultation request {request.request_id}: service type {request.service_type_id}, "
-        f"{request.duration_minutes} min between {request.window_start.isoformat()} "
-        f"and {request.window_end.isoformat()}"
+    """One line for the Temporal UI: the service type by name, who asks (a short id:
+    no personal data) and when, to the minute with the zone, e.g. ``Career coaching
+    (60 min) for learner 1a2b3c4d, from Tue 8 Dec 09:00 UTC``."""
+    when = request.window_start
+
+    def at(moment: datetime) -> str:
+        return minute(moment, reference=when)
+
+    summary = (
+        f"{service_name(request)} ({request.duration_minutes} min) "
+        f"for learner {short_id(request.requester_id)}, "
     )
+    if request.requested_start is not None:
+        summary += f"from {at(request.requested_start)}"
+    else:
+        summary += f"between {at(request.window_start)} and {at(request.window_end)}"
+    if request.preferred_consultant_id is not None:
+        binding = "with" if request.only_consultant_id is not None else "prefers"
+        summary += f", {binding} consultant {short_id(request.preferred_consultant_id)}"
+    if request.requested_slot_id is not None:
+        summary += f", slot {short_id(request.requested_slot_id)}"
+    return summary
 
 
 def initial_search_attributes(request: ConsultationInput) -> TypedSearchAttributes:

@@ -111,8 +111,12 @@ class Service:
         minutes: int = 60,
         confirmation_timeout_seconds: int | None = None,
         start_interval_minutes: int | None = None,
+        name: str | None = None,
     ) -> uuid.UUID:
-        body: Json = {"name": f"Consultation {uuid.uuid4()}", "default_duration_minutes": minutes}
+        body: Json = {
+            "name": name or f"Consultation {uuid.uuid4()}",
+            "default_duration_minutes": minutes,
+        }
         if confirmation_timeout_seconds is not None:
             body["confirmation_timeout_seconds"] = confirmation_timeout_seconds
         if start_interval_minutes is not None:

@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.message import Message
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
 from api import submission_checks
@@ -29,6 +30,7 @@ from tests.support.problems import assert_problem
 from tests.workflows.support import make_input
 from tests.workflows.support import start as start_workflow
 from workflows.contracts.names import workflow_id_for
+from workflows.presentation import minute
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
 
@@ -79,6 +81,38 @@ async def test_the_same_key_names_the_same_request(
     assert after_the_end.json()["status"] == "cancelled"
     assert await _count(session_factory, ConsultationRequest) == 2
     assert await _count(session_factory, ConsultationRequestDraft) == 0
+
+
+async def test_operators_see_the_service_type_by_name_in_temporal(
+    service: Service, dev_env: WorkflowEnvironment
+) -> None:
+    """The API carries the type's name in the workflow input for the summary and
+    the current details (no consultant here: the request waits for the next search)."""
+    name = f"Career coaching {uuid.uuid4().hex[:6]}"
+    service_type = await service.service_type(name=name)
+    learner = service.learner()
+    body = {
+        "service_type_id": service_type,
+        "preferred_start": days_ahead(2),
+        "preferred_end": days_ahead(6),
+    }
+    created = await service.submitted(learner, body)
+    handle = dev_env.client.get_workflow_handle(workflow_id_for(created["id"]))
+
+    async def details() -> str:
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        return str(metadata.current_details)
+
+    waiting = await wait_until(details, lambda text: "next search" in text, what="next search")
+    summary = await (await handle.describe()).static_summary()
+    short_learner = str(learner.user_id)[:8]
+    assert summary == (
+        f"{name} (60 min) for learner {short_learner}, between "
+        f"{minute(days_ahead(2), reference=days_ahead(2))} and "
+        f"{minute(days_ahead(6), reference=days_ahead(2))}"
+    )
+    assert waiting.splitlines()[0].startswith("**Waiting for a consultant: next search ")
+    assert f"- {name} (60 min)" in waiting.splitlines()
 
 
 async def test_concurrent_submissions_with_one_key_make_one_request(

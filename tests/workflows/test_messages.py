@@ -51,6 +51,7 @@ from workflows.contracts.messages import (
 )
 from workflows.contracts.names import ActivityName, workflow_id_for
 from workflows.contracts.workflow_input import ConsultationInput
+from workflows.presentation import minute, time_range
 from workflows.search_attributes import (
     BOOKING_STATUS,
     CONSULTANT_ID,
@@ -508,10 +509,10 @@ async def test_operators_see_status_consultant_and_details_in_temporal(
     now = await dev_env.get_current_time()
     slot = candidate(now + timedelta(days=3))
     fake = FakeBooking(clock=dev_env.get_current_time, candidates=[slot])
-    request = make_input(now)
+    request = make_input(now, service_type_name="Career coaching")
     async with running_worker(dev_env.client, fake) as task_queue:
         handle = await submit(dev_env, request, task_queue)
-        await wait_for(handle, lambda d: d.status is RequestStatus.PENDING_CONFIRMATION)
+        asked = await wait_for(handle, lambda d: d.status is RequestStatus.PENDING_CONFIRMATION)
         waiting = await handle.describe()
         waiting_details = await current_details(handle)
         await confirm(handle, slot)
@@ -526,11 +527,21 @@ async def test_operators_see_status_consultant_and_details_in_temporal(
     assert attributes.get(CONSULTANT_ID) == str(slot.consultant_id)
     assert attributes.get(REQUESTER_ID) == str(request.requester_id)
     assert attributes.get(SERVICE_TYPE_ID) == str(request.service_type_id)
-    assert "must answer by" in waiting_details
+    assert await waiting.static_summary() == static_summary(request)
+    assert (await waiting.static_summary() or "").startswith("Career coaching (60 min) for learner")
+    assert asked.confirmation_deadline is not None
+    deadline = minute(asked.confirmation_deadline, reference=now)
+    assert waiting_details.splitlines()[:3] == [
+        f"**Waiting for consultant answer until {deadline}**",
+        "",
+        "- Career coaching (60 min)",
+    ]
+    assert f"- held: {time_range(slot.start, slot.end, reference=now)}" in waiting_details
     attributes = scheduled.typed_search_attributes
     assert attributes.get(BOOKING_STATUS) == "scheduled"
     assert attributes.get(SESSION_START) == slot.start
-    assert "meeting ready" in scheduled_details
+    assert scheduled_details.startswith(f"**Session starts {minute(slot.start, reference=now)}**")
+    assert "- meeting: ready" in scheduled_details.splitlines()
 
 
 async def current_details(handle: ConsultationHandle) -> str:

@@ -123,6 +123,9 @@ class ConsultationInput:
     ``learner_time_zone``: the learner's IANA zone, stored with the request for their
     wall time in responses and events (``None`` in requests from before it existed:
     ``BOOKING_DEFAULT_LEARNER_TIME_ZONE`` applies when they are read).
+    ``service_type_name``: the type's name at submission, only for what operators
+    see in the Temporal UI (None in requests from before it was carried: its id
+    is shown instead). Catalogue data, not personal data.
     """
 
     request_id: uuid.UUID
@@ -141,6 +144,7 @@ class ConsultationInput:
     requested_start: datetime | None = None
     start_interval_minutes: int | None = None
     learner_time_zone: str | None = None
+    service_type_name: str | None = None
 
     @property
     def duration(self) -> timedelta:
