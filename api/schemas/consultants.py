@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas import policies
-from api.schemas.fields import JsonBool, JsonInt, StorableText, storable_text
+from api.schemas.fields import JsonBool, StorableText, storable_text
 from db.availability.recurrence import load_zone
 
 
@@ -50,10 +50,10 @@ class ConsultantProfileIn(BaseModel):
         description="IANA zone in which recurring availability is expanded.",
         examples=["Europe/Berlin"],
     )
-    buffer_before_minutes: JsonInt | None = policies.BUFFER_BEFORE
-    buffer_after_minutes: JsonInt | None = policies.BUFFER_AFTER
-    max_sessions_per_day: JsonInt | None = policies.PER_DAY
-    max_sessions_per_week: JsonInt | None = policies.PER_WEEK
+    buffer_before_minutes: policies.BufferMinutes | None = policies.BUFFER_BEFORE
+    buffer_after_minutes: policies.BufferMinutes | None = policies.BUFFER_AFTER
+    max_sessions_per_day: policies.SessionsPerDay | None = policies.PER_DAY
+    max_sessions_per_week: policies.SessionsPerWeek | None = policies.PER_WEEK
 
 
 class ConsultantProfilePatch(BaseModel):
@@ -69,10 +69,10 @@ class ConsultantProfilePatch(BaseModel):
     ) = None
     is_available_for_booking: JsonBool | SkipJsonSchema[None] = None
     time_zone: TimeZoneName | SkipJsonSchema[None] = None
-    buffer_before_minutes: JsonInt | None = policies.BUFFER_BEFORE
-    buffer_after_minutes: JsonInt | None = policies.BUFFER_AFTER
-    max_sessions_per_day: JsonInt | None = policies.PER_DAY
-    max_sessions_per_week: JsonInt | None = policies.PER_WEEK
+    buffer_before_minutes: policies.BufferMinutes | None = policies.BUFFER_BEFORE
+    buffer_after_minutes: policies.BufferMinutes | None = policies.BUFFER_AFTER
+    max_sessions_per_day: policies.SessionsPerDay | None = policies.PER_DAY
+    max_sessions_per_week: policies.SessionsPerWeek | None = policies.PER_WEEK
 
 
 class ConsultantProfileOut(BaseModel):
@@ -97,8 +97,8 @@ class ServiceLimitIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_sessions_per_day: JsonInt | None = policies.PER_DAY
-    max_sessions_per_week: JsonInt | None = policies.PER_WEEK
+    max_sessions_per_day: policies.SessionsPerDay | None = policies.PER_DAY
+    max_sessions_per_week: policies.SessionsPerWeek | None = policies.PER_WEEK
 
 
 class ServiceLimitOut(BaseModel):

@@ -73,7 +73,10 @@ def _date_in_supported_range(value: date) -> date:
 
 StorableText = Annotated[str, AfterValidator(storable_text)]
 JsonBool = Annotated[bool, Strict()]
-JsonInt = Annotated[int, BeforeValidator(_a_number)]
+JSON_NUMBER = BeforeValidator(_a_number)
+"""Put after an integer's bounds (``Annotated[int, Field(ge=…), JSON_NUMBER]``), so that
+an optional bounded integer's schema keeps ``minimum``/``maximum``."""
+JsonInt = Annotated[int, JSON_NUMBER]
 IsoAwareDatetime = Annotated[
     AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(in_supported_range)
 ]

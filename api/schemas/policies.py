@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
+
+from api.schemas.fields import JSON_NUMBER
 
 MINUTES_IN_A_YEAR = 366 * 24 * 60
 
+# The bounds belong to the integer, not to the optional field, so that the OpenAPI
+# schema states them (``minimum``/``maximum`` inside the ``anyOf``) and clients and
+# fuzzers know them.
+BufferMinutes = Annotated[int, Field(ge=0, le=240), JSON_NUMBER]
+AheadMinutes = Annotated[int, Field(ge=0, le=MINUTES_IN_A_YEAR), JSON_NUMBER]
+HorizonDays = Annotated[int, Field(ge=1, le=730), JSON_NUMBER]
+SessionsPerDay = Annotated[int, Field(ge=1, le=100), JSON_NUMBER]
+SessionsPerWeek = Annotated[int, Field(ge=1, le=500), JSON_NUMBER]
+
 BUFFER_BEFORE = Field(
     default=None,
-    ge=0,
-    le=240,
     description="Minutes kept free before each session (preparation), inside the "
     "consultant's published time. Null: none. The larger of the service type's and the "
     "consultant's applies.",
@@ -17,8 +28,6 @@ BUFFER_BEFORE = Field(
 )
 BUFFER_AFTER = Field(
     default=None,
-    ge=0,
-    le=240,
     description="Minutes kept free after each session (notes), inside the consultant's "
     "published time. Null: none. The larger of the service type's and the consultant's "
     "applies.",
@@ -26,47 +35,35 @@ BUFFER_AFTER = Field(
 )
 MINIMUM_NOTICE = Field(
     default=None,
-    ge=0,
-    le=MINUTES_IN_A_YEAR,
     description="A session starts at least this many minutes after it is booked. Null: "
     "the service-wide `BOOKING_MINIMUM_NOTICE`.",
     examples=[1440],
 )
 BOOKING_HORIZON = Field(
     default=None,
-    ge=1,
-    le=730,
     description="A session starts at most this many days after it is booked. Null: no horizon.",
     examples=[60],
 )
 CANCEL_CUTOFF = Field(
     default=None,
-    ge=0,
-    le=MINUTES_IN_A_YEAR,
     description="The learner may cancel until this many minutes before the start. Null: "
     "the service-wide `BOOKING_REQUESTER_CANCEL_CUTOFF`.",
     examples=[720],
 )
 RESCHEDULE_CUTOFF = Field(
     default=None,
-    ge=0,
-    le=MINUTES_IN_A_YEAR,
     description="The learner may reschedule until this many minutes before the start. "
     "Null: the cancel cutoff.",
     examples=[1440],
 )
 PER_DAY = Field(
     default=None,
-    ge=1,
-    le=100,
     description="At most this many sessions a day (midnight to midnight on the "
     "consultant's clock); holds awaiting confirmation count. Null: no cap.",
     examples=[3],
 )
 PER_WEEK = Field(
     default=None,
-    ge=1,
-    le=500,
     description="At most this many sessions a week (Monday to Sunday on the consultant's "
     "clock); holds awaiting confirmation count. Null: no cap.",
     examples=[12],

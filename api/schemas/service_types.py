@@ -48,12 +48,12 @@ class ServiceTypeCreate(BaseModel):
     required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
     start_interval_minutes: JsonInt | None = START_INTERVAL
-    buffer_before_minutes: JsonInt | None = policies.BUFFER_BEFORE
-    buffer_after_minutes: JsonInt | None = policies.BUFFER_AFTER
-    minimum_notice_minutes: JsonInt | None = policies.MINIMUM_NOTICE
-    booking_horizon_days: JsonInt | None = policies.BOOKING_HORIZON
-    cancel_cutoff_minutes: JsonInt | None = policies.CANCEL_CUTOFF
-    reschedule_cutoff_minutes: JsonInt | None = policies.RESCHEDULE_CUTOFF
+    buffer_before_minutes: policies.BufferMinutes | None = policies.BUFFER_BEFORE
+    buffer_after_minutes: policies.BufferMinutes | None = policies.BUFFER_AFTER
+    minimum_notice_minutes: policies.AheadMinutes | None = policies.MINIMUM_NOTICE
+    booking_horizon_days: policies.HorizonDays | None = policies.BOOKING_HORIZON
+    cancel_cutoff_minutes: policies.AheadMinutes | None = policies.CANCEL_CUTOFF
+    reschedule_cutoff_minutes: policies.AheadMinutes | None = policies.RESCHEDULE_CUTOFF
 
 
 class ServiceTypePatch(BaseModel):
@@ -71,12 +71,12 @@ class ServiceTypePatch(BaseModel):
     required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
     start_interval_minutes: JsonInt | None = START_INTERVAL
-    buffer_before_minutes: JsonInt | None = policies.BUFFER_BEFORE
-    buffer_after_minutes: JsonInt | None = policies.BUFFER_AFTER
-    minimum_notice_minutes: JsonInt | None = policies.MINIMUM_NOTICE
-    booking_horizon_days: JsonInt | None = policies.BOOKING_HORIZON
-    cancel_cutoff_minutes: JsonInt | None = policies.CANCEL_CUTOFF
-    reschedule_cutoff_minutes: JsonInt | None = policies.RESCHEDULE_CUTOFF
+    buffer_before_minutes: policies.BufferMinutes | None = policies.BUFFER_BEFORE
+    buffer_after_minutes: policies.BufferMinutes | None = policies.BUFFER_AFTER
+    minimum_notice_minutes: policies.AheadMinutes | None = policies.MINIMUM_NOTICE
+    booking_horizon_days: policies.HorizonDays | None = policies.BOOKING_HORIZON
+    cancel_cutoff_minutes: policies.AheadMinutes | None = policies.CANCEL_CUTOFF
+    reschedule_cutoff_minutes: policies.AheadMinutes | None = policies.RESCHEDULE_CUTOFF
 
 
 class ServiceTypeOut(BaseModel):

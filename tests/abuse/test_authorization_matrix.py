@@ -33,7 +33,7 @@ from temporalio.client import Client
 from api.app import create_app
 from core.settings import Settings
 from db import exports
-from db.models import WebhookSubscription
+from db.models import ConsultantServiceLimit, WebhookSubscription
 from integrations.webhooks.signing import generate_secret
 from tests.abuse.world import Party, World
 from tests.support.tokens import TokenFactory
@@ -134,6 +134,22 @@ async def _delete_slot(world: World, learner: Party, consultant: Party) -> Call:
     return Call("DELETE", f"/v1/consultants/{consultant.user_id}/availability/{slot}")
 
 
+async def _delete_service_limit(world: World, learner: Party, consultant: Party) -> Call:
+    async with world.backend.session_factory() as session, session.begin():
+        await session.merge(
+            ConsultantServiceLimit(
+                consultant_user_id=consultant.user_id,
+                consultation_service_type_id=world.service_type_id,
+                max_sessions_per_day=2,
+            )
+        )
+    return Call("DELETE", f"{profile_of(consultant)}/service-limits/{world.service_type_id}")
+
+
+def profile_of(consultant: Party) -> str:
+    return f"/v1/consultants/{consultant.user_id}"
+
+
 async def _reschedule(world: World, learner: Party, consultant: Party) -> Call:
     slot = await world.free_slot(consultant.user_id)
     path = f"/v1/sessions/{learner.session_id}/reschedule"
@@ -221,6 +237,22 @@ MATRIX: dict[str, Row] = {
     ),
     "PATCH /v1/consultants/{consultant_user_id}": Row(
         fixed("PATCH", PROFILE, json={"bio": "matrix"}), managers(OK), owned=True
+    ),
+    # Caps per service type: the consultant and operators set them, users read them.
+    "GET /v1/consultants/{consultant_user_id}/service-limits": Row(
+        fixed("GET", PROFILE + "/service-limits"), signed_in(OK), owned=True
+    ),
+    "PUT /v1/consultants/{consultant_user_id}/service-limits/{service_type_id}": Row(
+        fixed(
+            "PUT",
+            PROFILE + "/service-limits/{world.service_type_id}",
+            json={"max_sessions_per_day": 3},
+        ),
+        managers(OK),
+        owned=True,
+    ),
+    "DELETE /v1/consultants/{consultant_user_id}/service-limits/{service_type_id}": Row(
+        _delete_service_limit, managers(OK), owned=True
     ),
     # A consultant's calendar: they and operators manage it, users see its free slots.
     "POST /v1/consultants/{user_id}/availability": Row(_new_slot_window, managers(OK), owned=True),
