@@ -12,7 +12,9 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -195,6 +197,9 @@ async def test_the_readme_walkthrough_runs_as_written_on_moved_ports(service_dir
         script = _walkthrough_script().replace("API=http://127.0.0.1:8000", f"API={api}", 1)
         assert f"API={api}" in script
         script += '\necho "walked: request=$REQUEST session=$SESSION"\n'
+        script += (
+            'echo "mentoring: held=$MENTOR_START next=$(mentoring | get items 0 start_time)"\n'
+        )
         walk = await asyncio.create_subprocess_exec(
             "bash",
             "-c",
@@ -210,6 +215,14 @@ async def test_the_readme_walkthrough_runs_as_written_on_moved_ports(service_dir
         assert "Traceback" not in err, err
         walked = re.search(r"walked: request=(\S+) session=(\S+)", out)
         assert walked is not None, (out[-2000:], err[-2000:])
+        # Step 7: once a mentoring session is held, Maria's day is at its cap of one.
+        mentoring = re.search(r"mentoring: held=(\S+) next=(\S+)", out)
+        assert mentoring is not None, (out[-2000:], err[-2000:])
+        held, following = (datetime.fromisoformat(value) for value in mentoring.groups())
+        berlin = ZoneInfo("Europe/Berlin")
+        local = held.astimezone(berlin)
+        assert (local.hour, local.minute) == (9, 15)  # the buffer before fits from 09:05
+        assert following.astimezone(berlin).date() > held.astimezone(berlin).date()
         # The no-show asked for days early is refused, and shown as the problem it is.
         assert "409 Not possible in the current state: The session is scheduled." in err
 
