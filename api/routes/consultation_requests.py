@@ -366,7 +366,9 @@ async def cancel(
     description=(
         "For a request in `pending_assignment`: the consultant is asked to confirm, "
         "with the given slot or their earliest free slot fitting the request. "
-        "409 `no-fitting-slot` when there is none."
+        "409 `no-fitting-slot` when there is none; 409 `scheduling-policy` when a "
+        "policy is what stands in the way, named in `policy` (`daily_cap`, "
+        "`weekly_cap`, `buffer`, `beyond_horizon`)."
     ),
     responses={**WORKFLOW_PROBLEMS, **problems((422, "The slot is not the consultant's"))},
 )

@@ -203,13 +203,20 @@ async def cancel_session(
     description=(
         "The session moves to `start` in the slot (one the search offers), or without "
         "a `start` to the earliest start the slot offers (at least the minimum notice "
-        "ahead). The learner may do so until the cancellation cutoff; the consultant "
-        "and operators until the start."
+        "ahead). The learner may do so until the reschedule cutoff (the service type's, "
+        "else its cancel cutoff, else `BOOKING_REQUESTER_CANCEL_CUTOFF`); the consultant "
+        "and operators until the start. Every scheduling policy applies to the new time: "
+        "409 `start-unavailable` names it in `reason` (`buffer`, `daily_cap`, …), or "
+        "409 `scheduling-policy` in `policy` when the workflow's hold finds it."
     ),
     responses={
         **WORKFLOW_PROBLEMS,
         **problems(
-            (409, "Not possible now, or the start is not free (`start-unavailable`)"),
+            (
+                409,
+                "Not possible now, the start is not free (`start-unavailable`), or a "
+                "scheduling policy forbids it (`scheduling-policy`)",
+            ),
             (422, "The slot is another consultant's, or the start is not an offered one"),
         ),
     },

@@ -236,6 +236,7 @@ async def test_booking_and_rescheduling_keep_the_buffers_around_the_session(
         (at(9.75), at(10.75), "booked"),
         (at(10.75), at(11), "available"),
     ]
+    assert await buffered_overlaps(backend, consultant) == 0
 
 
 # --- caps -----------------------------------------------------------------------------
@@ -280,6 +281,28 @@ async def test_fifty_racing_holds_leave_exactly_the_days_cap(backend: Backend) -
             )
         ).all()
     assert sorted(count for _, count in days) == [3, 3]
+    assert await buffered_overlaps(backend, consultant) == 0
+
+
+async def buffered_overlaps(backend: Backend, consultant: uuid.UUID) -> int:
+    """Pairs of held or booked sessions whose buffered ranges overlap (SQL). Such a
+    slot spans its session plus its buffers, so its range is the buffered range; the
+    session itself must lie inside it, buffers apart from its ends."""
+    async with backend.session_factory() as session:
+        overlapping: int = await session.scalar(
+            text(
+                "WITH taken AS (SELECT id, tstzrange(start_time, end_time) AS span, "
+                "  start_time + make_interval(mins => buffer_before_minutes) AS session_start, "
+                "  end_time - make_interval(mins => buffer_after_minutes) AS session_end "
+                "  FROM consultant_availability_slots "
+                "  WHERE consultant_user_id = :consultant AND status IN ('held', 'booked')) "
+                "SELECT (SELECT count(*) FROM taken a JOIN taken b "
+                "        ON a.id < b.id AND a.span && b.span) "
+                "     + (SELECT count(*) FROM taken WHERE session_end <= session_start)"
+            ),
+            {"consultant": consultant},
+        )
+    return overlapping
 
 
 async def test_a_days_cap_counts_the_consultants_own_day_across_a_clock_change(

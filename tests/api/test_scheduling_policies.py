@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api import submission_checks as checks
 from api.errors import StartUnavailable
 from api.schemas.consultation_requests import ConsultationRequestCreate
+from api.submissions import _timings
 from core.settings import Settings
 from core.vocabulary import SlotStatus
 from db.models import ConsultantProfile, ConsultationRequest, ScheduledSession, ServiceType
@@ -263,3 +264,31 @@ async def _session_on(
             )
         )
         await session.commit()
+
+
+def test_the_workflow_is_given_the_types_notice_and_cutoffs(settings: Settings) -> None:
+    plain = ServiceType(name="plain", default_duration_minutes=30)
+    own = ServiceType(
+        name="own",
+        default_duration_minutes=30,
+        minimum_notice_minutes=24 * 60,
+        cancel_cutoff_minutes=12 * 60,
+        reschedule_cutoff_minutes=48 * 60,
+    )
+    only_cancel = ServiceType(
+        name="only cancel", default_duration_minutes=30, cancel_cutoff_minutes=60
+    )
+
+    defaults, overridden, cancel_only = (
+        _timings(settings, service_type) for service_type in (plain, own, only_cancel)
+    )
+
+    assert defaults.minimum_notice == settings.minimum_notice
+    assert defaults.requester_cancel_cutoff == settings.requester_cancel_cutoff
+    assert defaults.requester_reschedule_cutoff == settings.requester_cancel_cutoff
+    assert (
+        overridden.minimum_notice,
+        overridden.requester_cancel_cutoff,
+        overridden.requester_reschedule_cutoff,
+    ) == (hours(24), hours(12), hours(48))
+    assert cancel_only.requester_reschedule_cutoff == hours(1)
