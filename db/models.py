@@ -247,6 +247,13 @@ class AvailabilitySlot(Base):
             postgresql_include=["end_time", "consultant_user_id"],
         ),
         Index("ix_availability_slots_held_by_request_id", "held_by_request_id"),
+        # Caps count a consultant's live holds by start: a small partial index.
+        Index(
+            "ix_availability_slots_held_consultant_start",
+            "consultant_user_id",
+            "start_time",
+            postgresql_where=text("status = 'held'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()

@@ -49,6 +49,7 @@ from booking.tokens import Role
 DAILY_CAP = 2
 SLOTS_PER_CONSULTANT = 5
 SETTLE_S = 2.0  # after the last session: time for a wrong extra one to show up
+BUSY_RETRIES = 20  # a submit answered 503 (the API's concurrency bound) is sent again
 
 # Sessions not cancelled plus live holds, per consultant and day on their clock.
 _DAY_LOADS = """
@@ -140,12 +141,24 @@ async def _with_join_urls(dsn: str, consultants: list[uuid.UUID]) -> BookedFacts
 async def _submit(
     http: httpx.AsyncClient, learner: Headers, service_type_id: uuid.UUID, slot_id: uuid.UUID
 ) -> tuple[int, int]:
+    """Submit as a client would: a 503 (the API's concurrency bound, with Retry-After)
+    is sent again with the same Idempotency-Key. The final status, and the time."""
     body = {"service_type_id": str(service_type_id), "slot_id": str(slot_id)}
+    headers = {**learner, "Idempotency-Key": str(uuid.uuid4())}
     began = time.perf_counter_ns()
-    response = await http.post(
-        REQUESTS, json=body, headers={**learner, "Idempotency-Key": str(uuid.uuid4())}
-    )
+    for _ in range(BUSY_RETRIES):
+        response = await http.post(REQUESTS, json=body, headers=headers)
+        if response.status_code != httpx.codes.SERVICE_UNAVAILABLE:
+            break
+        await asyncio.sleep(_retry_after(response))
     return response.status_code, time.perf_counter_ns() - began
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(float(response.headers.get("Retry-After", "0.2")), 2.0)
+    except ValueError:
+        return 0.2
 
 
 async def _driver(http: httpx.AsyncClient, consultant: Headers, wanted: int) -> int:
@@ -156,6 +169,9 @@ async def _driver(http: httpx.AsyncClient, consultant: Headers, wanted: int) -> 
         response = await http.get(
             REQUESTS, params={"status": "pending_confirmation", "limit": 100}, headers=consultant
         )
+        if response.status_code == httpx.codes.SERVICE_UNAVAILABLE:
+            await asyncio.sleep(_retry_after(response))
+            continue
         response.raise_for_status()
         for item in response.json()["items"]:
             confirmed = await http.post(f"{REQUESTS}/{item['id']}/confirm", headers=consultant)
@@ -230,7 +246,8 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         "slots_per_consultant": SLOTS_PER_CONSULTANT,
         "daily_cap": DAILY_CAP,
         "slot": f"{SERVICE_MINUTES} minutes, as long as the service, two hours apart",
-        "submission": "all at once, each with a slot_id, round-robin over the slots",
+        "submission": "all at once, each with a slot_id, round-robin over the slots; a 503 "
+        "(the API's concurrency bound) is retried with the same Idempotency-Key",
         "drivers": "one per consultant: inbox poll every 20 ms, confirm at once",
         "worker": worker_label,
     }

@@ -66,6 +66,10 @@ class Caps:
     type_per_week: int | None = None
 
     @property
+    def weekly(self) -> bool:
+        return self.per_week is not None or self.type_per_week is not None
+
+    @property
     def any(self) -> bool:
         return any(
             cap is not None
@@ -107,15 +111,15 @@ def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def counting_range(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The range whose bookings decide the caps of every start in ``[start, end]``:
-    the whole local weeks around them."""
-    first_monday = week_of(local_day(start, zone))
-    last_monday = week_of(local_day(end, zone))
-    return (
-        day_bounds(first_monday, zone)[0],
-        day_bounds(last_monday + timedelta(days=6), zone)[1],
-    )
+def counting_range(
+    start: datetime, end: datetime, zone: ZoneInfo, caps: Caps
+) -> tuple[datetime, datetime]:
+    """The range whose bookings decide ``caps`` for every start in ``[start, end]``:
+    the whole local days around them, or the whole local weeks with a weekly cap."""
+    first, last = local_day(start, zone), local_day(end, zone)
+    if caps.weekly:
+        first, last = week_of(first), week_of(last) + timedelta(days=6)
+    return day_bounds(first, zone)[0], day_bounds(last, zone)[1]
 
 
 class Ledger:
@@ -261,7 +265,7 @@ async def ledgers(
         return {}
     lowest, highest = start, end
     for consultant in caps:
-        low, high = counting_range(start, end, zones[consultant])
+        low, high = counting_range(start, end, zones[consultant], caps[consultant])
         lowest, highest = min(lowest, low), max(highest, high)
     counted = await counted_bookings(
         session, caps, lowest, highest, excluding_request=excluding_request

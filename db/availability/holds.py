@@ -182,7 +182,7 @@ async def _ledger(
         return None
     await lock_consultant(session, piece.consultant_user_id)
     zone = consultant_zone(piece.time_zone)
-    low, high = counting_range(piece.start_time, piece.end_time, zone)
+    low, high = counting_range(piece.start_time, piece.end_time, zone, policy.caps)
     counted = await counted_bookings(
         session, (piece.consultant_user_id,), low, high, excluding_request=request_id
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -293,19 +293,20 @@ async def _plan_with_actual_values(session: AsyncSession) -> None:
 async def free_slots(
     session: AsyncSession,
     criteria: SearchCriteria,
-    policies: SlotPolicies,
+    policies: SlotPolicies | None = None,
     *,
     first_batch: int = FIRST_BATCH,
-) -> AsyncIterator[FreeSlotRow]:
+) -> AsyncGenerator[FreeSlotRow]:
     """The rows of ``search_statement`` one by one, read in batches of growing size
-    (the caller stops reading when it has what it needs); ``policies`` has counted
-    the caps of each batch's consultants before its rows are handed out."""
+    (the caller stops reading when it has what it needs); ``policies``, if given, has
+    counted the caps of each batch's consultants before its rows are handed out."""
     batch = max(first_batch, 1)
     after = criteria.after
     while True:
         statement = search_statement(replace(criteria, after=after, limit=batch))
         rows = [FreeSlotRow(*row) for row in await session.execute(statement)]
-        await policies.load(session, rows)
+        if policies is not None:
+            await policies.load(session, rows)
         for row in rows:
             yield row
         if len(rows) < batch:
@@ -341,55 +342,110 @@ async def search_bookable_starts(
     """Every start the free slots offer, ordered by (start, slot id), after ``after``
     (the last start and slot of the page before); at most ``criteria.limit``.
 
+    The walk (``_walk_starts``) applies every rule of a slot itself (grid, notice,
+    window, buffers, horizon). Caps depend on the consultant's other bookings: they
+    are counted as the starts come, a chunk at a time, for the consultants of those
+    starts only (none without caps), and a start they refuse is dropped. After a
+    chunk the next one asks for twice the starts still missing, so a page on capped
+    days needs few counting queries and never walks the index twice.
+    """
+    await _plan_with_actual_values(session)
+    policies = SlotPolicies(criteria)
+    found: list[BookableTime] = []
+    chunk: list[tuple[BookableTime, FreeSlotRow]] = []
+    wanted = criteria.limit
+
+    async def take(chunk: list[tuple[BookableTime, FreeSlotRow]]) -> bool:
+        await policies.load(session, [row for _, row in chunk])
+        for start, row in chunk:
+            if policies.cap_refusal(row.consultant_id, start.start_time) is None:
+                found.append(start)
+                if len(found) >= criteria.limit:
+                    return True
+        return False
+
+    walk = _walk_starts(session, criteria, after=after)
+    try:
+        async for item in walk:
+            chunk.append(item)
+            if len(chunk) >= wanted:
+                if await take(chunk):
+                    return found
+                chunk = []
+                wanted = 2 * (criteria.limit - len(found)) + CAPPED_SLACK
+        await take(chunk)
+        return found
+    finally:
+        await walk.aclose()
+
+
+Walked = tuple[BookableTime, FreeSlotRow]
+
+CAPPED_SLACK = 8
+"""Extra starts a chunk asks for beyond twice the missing ones, so that a few more
+starts on capped days do not need yet another counting query."""
+
+
+async def _walk_starts(
+    session: AsyncSession,
+    criteria: SearchCriteria,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> AsyncGenerator[tuple[BookableTime, FreeSlotRow]]:
+    """Every start the free slots offer by the rules of the slots alone (no caps),
+    after ``after``, in (start, slot id) order, each as soon as it is final; the
+    caller stops when it has enough.
+
     A slot offers no start before its own start, and slots are read in (start, id)
     order; so once the walk has read a slot ``(s, id)``, every start ordered at or
     before ``(s, id)`` that any slot will ever offer is among the slots read: those
     are final. A slot is at most a day long, so a page starts reading at most a day
     before its first start (the index range of ``search_statement``).
     """
-    await _plan_with_actual_values(session)
     if after is not None:
         criteria = replace(criteria, window_start=max(criteria.window_start, after[0]))
     criteria = replace(criteria, after=None)
     grids = _Grids(criteria.rules)
-    policies = SlotPolicies(criteria)
+    uncapped = SlotPolicies(criteria, count_caps=False)
     # (start, slot id, its later starts, slot). A slot read is queued at the earliest
     # its first start can be (its own start or the window's) with no starts computed
     # yet (None); they are computed when it reaches the head of the queue, so the many
     # slots read only to be sure nothing comes before the page's starts cost little.
     pending: list[tuple[datetime, uuid.UUID, Iterator[datetime] | None, FreeSlotRow]] = []
-    found: list[BookableTime] = []
 
-    def settle(position: tuple[datetime, uuid.UUID] | None) -> bool:
-        """Take the pending starts up to ``position`` (all of them at the end of the
-        walk) in order; True once the page is full."""
+    def settle(
+        position: tuple[datetime, uuid.UUID] | None,
+    ) -> Iterator[tuple[BookableTime, FreeSlotRow]]:
+        """The pending starts up to ``position`` (all of them at the end of the walk),
+        in order."""
         while pending and (position is None or pending[0][:2] <= position):
             start, slot_id, later, row = heapq.heappop(pending)
             if later is None:  # not yet computed: queue its first start instead
-                later = policies.starts(row, grids[row.time_zone])
+                later = uncapped.starts(row, grids[row.time_zone])
                 first = next(later, None)
                 if first is not None:
                     heapq.heappush(pending, (first, slot_id, later, row))
                 continue
             if after is None or (start, slot_id) > after:
-                found.append(_bookable(row, start, criteria.duration))
-                if len(found) >= criteria.limit:
-                    return True
+                yield _bookable(row, start, criteria.duration), row
             following = next(later, None)
             if following is not None:
                 heapq.heappush(pending, (following, slot_id, later, row))
-        return False
 
     window_start = criteria.window_start
     filtered, unfiltered = STARTS_FIRST_BATCH_PAGES
     pages = filtered if criteria.specializations or criteria.consultant_id else unfiltered
-    async for row in free_slots(session, criteria, policies, first_batch=pages * criteria.limit):
-        earliest = row.slot_start if row.slot_start > window_start else window_start
-        heapq.heappush(pending, (earliest, row.slot_id, None, row))
-        if settle((row.slot_start, row.slot_id)):
-            return found
-    settle(None)
-    return found
+    rows = free_slots(session, criteria, first_batch=pages * criteria.limit)
+    try:
+        async for row in rows:
+            earliest = row.slot_start if row.slot_start > window_start else window_start
+            heapq.heappush(pending, (earliest, row.slot_id, None, row))
+            for item in settle((row.slot_start, row.slot_id)):
+                yield item
+        for item in settle(None):
+            yield item
+    finally:
+        await rows.aclose()
 
 
 class _Grids(dict[str, StartGrid]):

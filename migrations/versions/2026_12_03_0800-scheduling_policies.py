@@ -6,7 +6,8 @@ horizon, the notice and cutoffs of the settings), so existing rows keep today's
 behaviour. ``consultant_service_limits`` holds caps per service type. Slots get
 ``buffer_before_minutes``/``buffer_after_minutes`` (0 for every existing slot): a held
 or booked slot spans its session plus these, so the no-overlap constraint keeps
-buffered sessions apart.
+buffered sessions apart. A partial index on held slots by consultant and start
+serves the counting of caps.
 
 Revision ID: 0011
 Revises: 0010
@@ -123,6 +124,12 @@ def upgrade() -> None:
             "consultant_availability_slots",
             sa.Column(column, sa.Integer(), server_default=sa.text("0"), nullable=False),
         )
+    op.create_index(
+        "ix_availability_slots_held_consultant_start",
+        "consultant_availability_slots",
+        ["consultant_user_id", "start_time"],
+        postgresql_where=sa.text("status = 'held'"),
+    )
     op.create_check_constraint(
         op.f("ck_consultant_availability_slots_buffers_only_around_sessions"),
         "consultant_availability_slots",
@@ -133,6 +140,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_availability_slots_held_consultant_start", table_name="consultant_availability_slots"
+    )
     op.drop_constraint(
         op.f("ck_consultant_availability_slots_buffers_only_around_sessions"),
         "consultant_availability_slots",

@@ -398,3 +398,38 @@ async def test_assignment_passes_over_a_consultant_at_their_cap(backend: Backend
     assert [(c.consultant_id, c.start) for c in found.candidates] == [(other, at(12))]
     assert only_capped.candidates == ()
     assert only_capped.refusal == "daily_cap"
+
+
+async def test_a_page_skips_capped_days_and_stays_full_and_in_order(backend: Backend) -> None:
+    """Most starts of the window lie on a capped consultant's full day: the page is
+    still filled, in order, from the others, and the next page carries on."""
+    service_type = await backend.service_type(minutes=30, step=STEP)
+    capped = await backend.consultant(max_sessions_per_day=1)
+    free = await backend.consultant()
+    taken = await backend.slot(capped, at(7), hours=0.5)
+    await backend.slot(capped, at(8), hours=8)  # 31 starts, all on the capped day
+    await backend.slot(free, at(12), hours=2)  # 7 starts
+    request_id = await backend.request(service_type, window_start=at(0), window_end=at(24))
+    assert (await backend.hold(request_id, taken, capped, not_before=at(0), minutes=30)).held
+    criteria = SearchCriteria(
+        window_start=at(0),
+        window_end=at(24),
+        duration=minutes(30),
+        limit=4,
+        start_interval_minutes=STEP,
+        service_type_id=service_type,
+    )
+
+    async with backend.session_factory() as session:
+        first = await search_bookable_starts(session, criteria)
+        last = first[-1]
+        second = await search_bookable_starts(
+            session, criteria, after=(last.start_time, last.slot_id)
+        )
+
+    assert [(f.consultant_user_id, f.start_time) for f in first] == [
+        (free, at(12) + minutes(15 * n)) for n in range(4)
+    ]
+    assert [(f.consultant_user_id, f.start_time) for f in second] == [
+        (free, at(13) + minutes(15 * n)) for n in range(3)
+    ]
