@@ -24,7 +24,8 @@ from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, any_, func, literal, or_, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.vocabulary import SessionStatus, SlotStatus
@@ -195,7 +196,10 @@ async def caps_of(
                 limit.consultation_service_type_id == service_type_id,
             ),
         )
-        .where(profile.consultant_user_id.in_(list(consultant_ids)))
+        .where(
+            profile.consultant_user_id
+            == any_(literal(list(consultant_ids), ARRAY(UUID(as_uuid=True))))
+        )
     )
     found = {row[0]: Caps(*row[1:]) for row in rows}
     return {consultant: caps for consultant, caps in found.items() if caps.any}
@@ -211,14 +215,16 @@ async def counted_bookings(
 ) -> list[Counted]:
     """The sessions and live holds of ``consultant_ids`` that start in ``[start, end)``
     (a hold's session starts its before-buffer after the slot)."""
-    ids = list(consultant_ids)
+    # One array parameter, not an IN list: the statement's text is the same for any
+    # number of consultants, so it is prepared once per connection, not once per count.
+    ids = literal(list(consultant_ids), ARRAY(UUID(as_uuid=True)))
     sessions = select(
         ScheduledSession.consultant_user_id,
         ScheduledSession.consultation_request_id,
         ScheduledSession.scheduled_start_time,
         ScheduledSession.consultation_service_type_id,
     ).where(
-        ScheduledSession.consultant_user_id.in_(ids),
+        ScheduledSession.consultant_user_id == any_(ids),
         ScheduledSession.scheduled_start_time >= start,
         ScheduledSession.scheduled_start_time < end,
         ScheduledSession.status.in_(COUNTED_SESSION_STATUSES),
@@ -234,7 +240,7 @@ async def counted_bookings(
         )
         .join(request, request.id == slot.held_by_request_id)
         .where(
-            slot.consultant_user_id.in_(ids),
+            slot.consultant_user_id == any_(ids),
             slot.status == literal(SlotStatus.HELD.value, literal_execute=True),
             or_(slot.hold_expires_at.is_(None), slot.hold_expires_at > func.now()),
             slot.start_time >= start - MAX_BUFFER,

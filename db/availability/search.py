@@ -152,32 +152,45 @@ class SlotPolicies:
     ) -> None:
         self._criteria = criteria
         self._rules = criteria.rules
-        self._ledgers: dict[uuid.UUID, Ledger | None] = {}
+        self._ledgers: dict[uuid.UUID, Ledger] = {}
+        self._covered: dict[uuid.UUID, tuple[datetime, datetime]] = {}
         self._count_caps = count_caps
         self._consultant_buffers = consultant_buffers
 
-    async def load(self, session: AsyncSession, rows: Sequence[FreeSlotRow]) -> None:
+    async def load(
+        self,
+        session: AsyncSession,
+        rows: Sequence[FreeSlotRow],
+        span: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        """Count the caps of the capped consultants of ``rows`` for starts in ``span``
+        (default: the whole window), unless already counted for it."""
         if not self._count_caps:
             return
+        criteria = self._criteria
+        start, end = span or (criteria.window_start, criteria.window_end)
         new = {
             row.consultant_id: row
             for row in rows
-            if row.consultant_id not in self._ledgers and row.caps.any
+            if row.caps.any and not self._covers(row.consultant_id, start, end)
         }
-        for row in rows:
-            self._ledgers.setdefault(row.consultant_id, None)
         if not new:
             return
-        criteria = self._criteria
         found = await ledgers(
             session,
             {consultant: row.caps for consultant, row in new.items()},
             {consultant: consultant_zone(row.time_zone) for consultant, row in new.items()},
-            criteria.window_start,
-            criteria.window_end,
+            start,
+            end,
             service_type_id=criteria.service_type_id,
         )
-        self._ledgers.update(found)
+        for consultant, ledger in found.items():
+            self._ledgers[consultant] = ledger
+            self._covered[consultant] = (start, end)
+
+    def _covers(self, consultant_id: uuid.UUID, start: datetime, end: datetime) -> bool:
+        covered = self._covered.get(consultant_id)
+        return covered is not None and covered[0] <= start and end <= covered[1]
 
     def rules(self, row: FreeSlotRow) -> StartRules:
         return row.rules(self._rules) if self._consultant_buffers else self._rules
@@ -356,7 +369,10 @@ async def search_bookable_starts(
     wanted = criteria.limit
 
     async def take(chunk: list[tuple[BookableTime, FreeSlotRow]]) -> bool:
-        await policies.load(session, [row for _, row in chunk])
+        if not chunk:
+            return False
+        span = (chunk[0][0].start_time, chunk[-1][0].start_time)
+        await policies.load(session, [row for _, row in chunk], span)
         for start, row in chunk:
             if policies.cap_refusal(row.consultant_id, start.start_time) is None:
                 found.append(start)
@@ -365,14 +381,23 @@ async def search_bookable_starts(
         return False
 
     walk = _walk_starts(session, criteria, after=after)
+    capped_seen = False
     try:
         async for item in walk:
             chunk.append(item)
-            if len(chunk) >= wanted:
-                if await take(chunk):
-                    return found
-                chunk = []
-                wanted = 2 * (criteria.limit - len(found)) + CAPPED_SLACK
+            if len(chunk) < wanted:
+                continue
+            if not capped_seen and any(row.caps.any for _, row in chunk):
+                # Caps are in play: some starts will be refused, so count a larger
+                # first chunk at once rather than a second one later.
+                capped_seen = True
+                wanted = criteria.limit * 4 // 3 + CAPPED_SLACK
+                if len(chunk) < wanted:
+                    continue
+            if await take(chunk):
+                return found
+            chunk = []
+            wanted = 2 * (criteria.limit - len(found)) + CAPPED_SLACK
         await take(chunk)
         return found
     finally:
