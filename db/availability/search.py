@@ -213,7 +213,12 @@ def search_statement(criteria: SearchCriteria) -> SearchSelect:
     superset of those that do (the grid is applied to the rows)."""
     slot, profile = AvailabilitySlot, ConsultantProfile
     window_start = literal(criteria.window_start, DateTime(timezone=True))
-    bookable_start: ColumnElement[datetime] = func.greatest(slot.start_time, window_start)
+    # The type's buffers lie in the slot too (a consultant's own can only widen them),
+    # so a slot too short for the session and its buffers is left out here already.
+    before, after = criteria.buffer_before, criteria.buffer_after
+    bookable_start: ColumnElement[datetime] = func.greatest(
+        slot.start_time + before if before else slot.start_time, window_start
+    )
     limit = ConsultantServiceLimit
     no_cap = literal(None, Integer)
     type_caps = (
@@ -241,7 +246,7 @@ def search_statement(criteria: SearchCriteria) -> SearchSelect:
             slot.status == literal(SlotStatus.AVAILABLE.value, literal_execute=True),
             slot.start_time >= _lowest_start(criteria),
             slot.start_time <= criteria.window_end - criteria.duration,
-            slot.end_time >= bookable_start + criteria.duration,
+            slot.end_time >= bookable_start + (criteria.duration + after),
             profile.is_available_for_booking.is_(True),
         )
         .order_by(slot.start_time, slot.id)
