@@ -14,16 +14,21 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import asyncpg
 import httpx
 
 from bench.catalog import copy_consultant_profiles
+from bench.results import ScenarioResult
+from bench.stack import asyncpg_dsn
 from booking.tokens import Role
+
+if TYPE_CHECKING:
+    from bench.registry import BenchContext
 
 REQUESTS = "/v1/consultation-requests"
 SESSIONS = "/v1/sessions"
@@ -425,3 +430,51 @@ def service_worker_command() -> tuple[list[str], str]:
             f"worker.py's worker with {polls} workflow- and activity-task pollers (default 5)",
         )
     return ["-m", "booking.cli", "worker"], "booking worker (worker.py as deployed), one process"
+
+
+class Overlaps(Protocol):
+    """A round's overlap counts (SQL), as the contention scenarios record them."""
+
+    @property
+    def session_overlaps(self) -> int: ...
+    @property
+    def slot_overlaps(self) -> int: ...
+
+
+Outcome = TypeVar("Outcome", bound=Overlaps)
+
+
+async def contention_rounds(
+    ctx: BenchContext,
+    name: str,
+    play: Callable[[int], Awaitable[tuple[Outcome, Seeded]]],
+    report: Callable[[int, Outcome], None],
+) -> list[Outcome]:
+    """The rounds of a contention scenario against the service's worker: ``play`` one
+    round (it seeds its own consultants), ``report`` it; afterwards the worker stops
+    and, on a database not this run's own, the seeded rows go again."""
+    worker_command, _ = service_worker_command()
+    worker = ctx.stack.start_python(f"{name} worker", worker_command)
+    outcomes: list[Outcome] = []
+    seeded_all: list[Seeded] = []
+    try:
+        for number_ in ctx.round_numbers():
+            worker.ensure_alive()
+            outcome, seeded = await play(number_)
+            outcomes.append(outcome)
+            seeded_all.append(seeded)
+            report(number_, outcome)
+    finally:
+        ctx.stack.stop_child(worker)
+        if not ctx.stack.owns_database:
+            for seeded in seeded_all:
+                await remove_seeded(asyncpg_dsn(ctx.stack.database_url), seeded)
+    return outcomes
+
+
+def check_no_overlaps(result: ScenarioResult, outcomes: Sequence[Overlaps]) -> None:
+    result.check(
+        "zero overlapping sessions or slots per consultant (SQL)",
+        all(o.session_overlaps == 0 and o.slot_overlaps == 0 for o in outcomes),
+        "; ".join(f"{o.session_overlaps} session / {o.slot_overlaps} slot pairs" for o in outcomes),
+    )

@@ -68,6 +68,26 @@ def _updated_at() -> Mapped[datetime]:
     )
 
 
+def _session_cap_checks() -> tuple[CheckConstraint, ...]:
+    """Caps on sessions a day and a week: null (none) or a sensible count."""
+    return tuple(
+        CheckConstraint(
+            f"{column} IS NULL OR {column} BETWEEN 1 AND {highest}", name=f"{column}_range"
+        )
+        for column, highest in (("max_sessions_per_day", 100), ("max_sessions_per_week", 500))
+    )
+
+
+def _buffer_checks() -> tuple[CheckConstraint, ...]:
+    """Buffers before and after a session: null (none) or up to four hours."""
+    return tuple(
+        CheckConstraint(
+            f"{column} IS NULL OR {column} BETWEEN 0 AND 240", name=f"{column[:-8]}_range"
+        )
+        for column in ("buffer_before_minutes", "buffer_after_minutes")
+    )
+
+
 class ServiceType(Base):
     """A kind of consultation on offer (seed: ``consultation_service_types``)."""
 
@@ -82,14 +102,7 @@ class ServiceType(Base):
             "start_interval_minutes IS NULL OR start_interval_minutes BETWEEN 5 AND 240",
             name="start_interval_range",
         ),
-        CheckConstraint(
-            "buffer_before_minutes IS NULL OR buffer_before_minutes BETWEEN 0 AND 240",
-            name="buffer_before_range",
-        ),
-        CheckConstraint(
-            "buffer_after_minutes IS NULL OR buffer_after_minutes BETWEEN 0 AND 240",
-            name="buffer_after_range",
-        ),
+        *_buffer_checks(),
         CheckConstraint(
             "minimum_notice_minutes IS NULL OR minimum_notice_minutes BETWEEN 0 AND 527040",
             name="minimum_notice_range",
@@ -136,22 +149,8 @@ class ConsultantProfile(Base):
     __tablename__ = "consultant_profiles"
     __table_args__ = (
         Index("ix_consultant_profiles_specializations", "specializations", postgresql_using="gin"),
-        CheckConstraint(
-            "buffer_before_minutes IS NULL OR buffer_before_minutes BETWEEN 0 AND 240",
-            name="buffer_before_range",
-        ),
-        CheckConstraint(
-            "buffer_after_minutes IS NULL OR buffer_after_minutes BETWEEN 0 AND 240",
-            name="buffer_after_range",
-        ),
-        CheckConstraint(
-            "max_sessions_per_day IS NULL OR max_sessions_per_day BETWEEN 1 AND 100",
-            name="max_sessions_per_day_range",
-        ),
-        CheckConstraint(
-            "max_sessions_per_week IS NULL OR max_sessions_per_week BETWEEN 1 AND 500",
-            name="max_sessions_per_week_range",
-        ),
+        *_buffer_checks(),
+        *_session_cap_checks(),
     )
 
     consultant_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -179,16 +178,7 @@ class ConsultantServiceLimit(Base):
     """A consultant's caps on sessions of one service type, per day and per week."""
 
     __tablename__ = "consultant_service_limits"
-    __table_args__ = (
-        CheckConstraint(
-            "max_sessions_per_day IS NULL OR max_sessions_per_day BETWEEN 1 AND 100",
-            name="max_sessions_per_day_range",
-        ),
-        CheckConstraint(
-            "max_sessions_per_week IS NULL OR max_sessions_per_week BETWEEN 1 AND 500",
-            name="max_sessions_per_week_range",
-        ),
-    )
+    __table_args__ = (*_session_cap_checks(),)
 
     consultant_user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True),

@@ -34,7 +34,7 @@ Specialization = Annotated[
 SPECIALIZATIONS = Field(max_length=50, examples=[["careers", "python"]])
 
 
-class ConsultantProfileIn(BaseModel):
+class ConsultantProfileIn(policies.ConsultantPolicy):
     """A whole profile (PUT); the consultant's identity itself lives in IAM."""
 
     model_config = ConfigDict(extra="forbid")
@@ -50,13 +50,9 @@ class ConsultantProfileIn(BaseModel):
         description="IANA zone in which recurring availability is expanded.",
         examples=["Europe/Berlin"],
     )
-    buffer_before_minutes: policies.BufferMinutes | None = policies.BUFFER_BEFORE
-    buffer_after_minutes: policies.BufferMinutes | None = policies.BUFFER_AFTER
-    max_sessions_per_day: policies.SessionsPerDay | None = policies.PER_DAY
-    max_sessions_per_week: policies.SessionsPerWeek | None = policies.PER_WEEK
 
 
-class ConsultantProfilePatch(BaseModel):
+class ConsultantProfilePatch(policies.ConsultantPolicy):
     """Only the fields present are changed; ``null`` clears ``display_name`` or ``bio``
     (the others cannot be null, so their schema omits it; an explicit null is a 422)."""
 
@@ -69,10 +65,6 @@ class ConsultantProfilePatch(BaseModel):
     ) = None
     is_available_for_booking: JsonBool | SkipJsonSchema[None] = None
     time_zone: TimeZoneName | SkipJsonSchema[None] = None
-    buffer_before_minutes: policies.BufferMinutes | None = policies.BUFFER_BEFORE
-    buffer_after_minutes: policies.BufferMinutes | None = policies.BUFFER_AFTER
-    max_sessions_per_day: policies.SessionsPerDay | None = policies.PER_DAY
-    max_sessions_per_week: policies.SessionsPerWeek | None = policies.PER_WEEK
 
 
 class ConsultantProfileOut(BaseModel):
@@ -92,13 +84,10 @@ class ConsultantProfileOut(BaseModel):
     updated_at: datetime
 
 
-class ServiceLimitIn(BaseModel):
+class ServiceLimitIn(policies.SessionCaps):
     """A consultant's caps on sessions of one service type (besides those of any type)."""
 
     model_config = ConfigDict(extra="forbid")
-
-    max_sessions_per_day: policies.SessionsPerDay | None = policies.PER_DAY
-    max_sessions_per_week: policies.SessionsPerWeek | None = policies.PER_WEEK
 
 
 class ServiceLimitOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from api.schemas.fields import JSON_NUMBER
 
@@ -68,3 +68,28 @@ PER_WEEK = Field(
     "clock); holds awaiting confirmation count. Null: no cap.",
     examples=[12],
 )
+
+
+class ServiceTypePolicy(BaseModel):
+    """A service type's scheduling policy, in its create and change bodies."""
+
+    buffer_before_minutes: BufferMinutes | None = BUFFER_BEFORE
+    buffer_after_minutes: BufferMinutes | None = BUFFER_AFTER
+    minimum_notice_minutes: AheadMinutes | None = MINIMUM_NOTICE
+    booking_horizon_days: HorizonDays | None = BOOKING_HORIZON
+    cancel_cutoff_minutes: AheadMinutes | None = CANCEL_CUTOFF
+    reschedule_cutoff_minutes: AheadMinutes | None = RESCHEDULE_CUTOFF
+
+
+class SessionCaps(BaseModel):
+    """At most so many sessions a day and a week."""
+
+    max_sessions_per_day: SessionsPerDay | None = PER_DAY
+    max_sessions_per_week: SessionsPerWeek | None = PER_WEEK
+
+
+class ConsultantPolicy(SessionCaps):
+    """A consultant's own buffers and caps (of any type), in their profile's bodies."""
+
+    buffer_before_minutes: BufferMinutes | None = BUFFER_BEFORE
+    buffer_after_minutes: BufferMinutes | None = BUFFER_AFTER

@@ -38,7 +38,7 @@ CONFIRMATION_TIMEOUT = Field(
 )
 
 
-class ServiceTypeCreate(BaseModel):
+class ServiceTypeCreate(policies.ServiceTypePolicy):
     model_config = ConfigDict(extra="forbid")
 
     name: StorableText = NAME
@@ -48,15 +48,9 @@ class ServiceTypeCreate(BaseModel):
     required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
     start_interval_minutes: JsonInt | None = START_INTERVAL
-    buffer_before_minutes: policies.BufferMinutes | None = policies.BUFFER_BEFORE
-    buffer_after_minutes: policies.BufferMinutes | None = policies.BUFFER_AFTER
-    minimum_notice_minutes: policies.AheadMinutes | None = policies.MINIMUM_NOTICE
-    booking_horizon_days: policies.HorizonDays | None = policies.BOOKING_HORIZON
-    cancel_cutoff_minutes: policies.AheadMinutes | None = policies.CANCEL_CUTOFF
-    reschedule_cutoff_minutes: policies.AheadMinutes | None = policies.RESCHEDULE_CUTOFF
 
 
-class ServiceTypePatch(BaseModel):
+class ServiceTypePatch(policies.ServiceTypePolicy):
     """Only the fields present are changed; ``null`` clears a nullable field (the
     others cannot be null, so their schema omits it; an explicit null is a 422)."""
 
@@ -71,12 +65,6 @@ class ServiceTypePatch(BaseModel):
     required_specialization: Specialization | None = SPECIALIZATION
     confirmation_timeout_seconds: JsonInt | None = CONFIRMATION_TIMEOUT
     start_interval_minutes: JsonInt | None = START_INTERVAL
-    buffer_before_minutes: policies.BufferMinutes | None = policies.BUFFER_BEFORE
-    buffer_after_minutes: policies.BufferMinutes | None = policies.BUFFER_AFTER
-    minimum_notice_minutes: policies.AheadMinutes | None = policies.MINIMUM_NOTICE
-    booking_horizon_days: policies.HorizonDays | None = policies.BOOKING_HORIZON
-    cancel_cutoff_minutes: policies.AheadMinutes | None = policies.CANCEL_CUTOFF
-    reschedule_cutoff_minutes: policies.AheadMinutes | None = policies.RESCHEDULE_CUTOFF
 
 
 class ServiceTypeOut(BaseModel):

@@ -30,8 +30,9 @@ from bench.booking_load import (
     Seeded,
     Tokens,
     booked_facts,
+    check_no_overlaps,
+    contention_rounds,
     http_client,
-    remove_seeded,
     seed_consultants,
     service_worker_command,
     wait_join_url,
@@ -152,7 +153,7 @@ async def _round(
 async def run(ctx: BenchContext) -> ScenarioResult:
     params = ContentionParams.for_run(ctx.quick)
     result = ScenarioResult("contention")
-    worker_command, worker_label = service_worker_command()
+    _, worker_label = service_worker_command()
     result.config = {
         "requests_per_round": params.requests,
         "slots_per_round": params.slots,
@@ -163,33 +164,25 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         "worker": worker_label,
         "temporal_partitions": ctx.stack.temporal_partitions,
     }
-    worker = ctx.stack.start_python("contention worker", worker_command)
     tokens = Tokens(lambda role, user: ctx.stack.auth_headers(role, user))
     figures: dict[str, list[float]] = defaultdict(list)
-    outcomes: list[RoundOutcome] = []
-    seeded_all: list[Seeded] = []
-    try:
-        for number_ in ctx.round_numbers():
-            worker.ensure_alive()
-            outcome, seeded = await _round(ctx, params, tokens, number_)
-            outcomes.append(outcome)
-            seeded_all.append(seeded)
-            submit = latencies_ms(outcome.submit_ns)
-            figures["seconds"].append(outcome.seconds_to_all_booked)
-            figures["submit.p50"].append(submit.p50)
-            figures["submit.p99"].append(submit.p99)
-            figures["sessions"].append(outcome.sessions)
-            ctx.say(
-                f"contention: round {number_}: {outcome.sessions} sessions in "
-                f"{outcome.seconds_to_all_booked:.2f} s; submits {dict(outcome.statuses)}, "
-                f"p50 {submit.p50:.0f} ms p99 {submit.p99:.0f} ms; "
-                f"{outcome.session_overlaps} overlaps"
-            )
-    finally:
-        ctx.stack.stop_child(worker)
-        if not ctx.stack.owns_database:
-            for seeded in seeded_all:
-                await remove_seeded(asyncpg_dsn(ctx.stack.database_url), seeded)
+
+    def report(number_: int, outcome: RoundOutcome) -> None:
+        submit = latencies_ms(outcome.submit_ns)
+        figures["seconds"].append(outcome.seconds_to_all_booked)
+        figures["submit.p50"].append(submit.p50)
+        figures["submit.p99"].append(submit.p99)
+        figures["sessions"].append(outcome.sessions)
+        ctx.say(
+            f"contention: round {number_}: {outcome.sessions} sessions in "
+            f"{outcome.seconds_to_all_booked:.2f} s; submits {dict(outcome.statuses)}, "
+            f"p50 {submit.p50:.0f} ms p99 {submit.p99:.0f} ms; "
+            f"{outcome.session_overlaps} overlaps"
+        )
+
+    outcomes = await contention_rounds(
+        ctx, "contention", lambda number_: _round(ctx, params, tokens, number_), report
+    )
 
     result.figure(
         "contention.seconds_to_all_booked",
@@ -232,11 +225,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         exact and all(o.sessions_with_join_url == params.slots for o in outcomes),
         "; ".join(f"{o.sessions} ({o.sessions_with_join_url} with URL)" for o in outcomes),
     )
-    result.check(
-        "zero overlapping sessions or slots per consultant (SQL)",
-        all(o.session_overlaps == 0 and o.slot_overlaps == 0 for o in outcomes),
-        "; ".join(f"{o.session_overlaps} session / {o.slot_overlaps} slot pairs" for o in outcomes),
-    )
+    check_no_overlaps(result, outcomes)
     result.evidence["submit_statuses_per_round"] = [
         {str(code): count for code, count in o.statuses.items()} for o in outcomes
     ]

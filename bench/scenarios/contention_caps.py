@@ -35,8 +35,9 @@ from bench.booking_load import (
     Seeded,
     Tokens,
     booked_facts,
+    check_no_overlaps,
+    contention_rounds,
     http_client,
-    remove_seeded,
     seed_consultants,
     service_worker_command,
 )
@@ -239,7 +240,7 @@ async def _round(
 async def run(ctx: BenchContext) -> ScenarioResult:
     params = CapsParams.for_run(ctx.quick)
     result = ScenarioResult("contention_caps")
-    worker_command, worker_label = service_worker_command()
+    _, worker_label = service_worker_command()
     result.config = {
         "requests_per_round": params.requests,
         "consultants": params.consultants,
@@ -251,33 +252,25 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         "drivers": "one per consultant: inbox poll every 20 ms, confirm at once",
         "worker": worker_label,
     }
-    worker = ctx.stack.start_python("contention_caps worker", worker_command)
     tokens = Tokens(lambda role, user: ctx.stack.auth_headers(role, user))
     figures: dict[str, list[float]] = defaultdict(list)
-    outcomes: list[RoundOutcome] = []
-    seeded_all: list[Seeded] = []
-    try:
-        for number_ in ctx.round_numbers():
-            worker.ensure_alive()
-            outcome, seeded = await _round(ctx, params, tokens, number_)
-            outcomes.append(outcome)
-            seeded_all.append(seeded)
-            submit = latencies_ms(outcome.submit_ns)
-            figures["seconds"].append(outcome.seconds_to_all_booked)
-            figures["submit.p99"].append(submit.p99)
-            figures["sessions"].append(outcome.sessions)
-            figures["violations"].append(outcome.cap_violations)
-            ctx.say(
-                f"contention_caps: round {number_}: {outcome.sessions} sessions "
-                f"(caps allow {outcome.allowed}) in {outcome.seconds_to_all_booked:.2f} s; "
-                f"busiest day {outcome.worst_day}; {outcome.cap_violations} cap violations; "
-                f"submits {dict(outcome.statuses)}"
-            )
-    finally:
-        ctx.stack.stop_child(worker)
-        if not ctx.stack.owns_database:
-            for seeded in seeded_all:
-                await remove_seeded(asyncpg_dsn(ctx.stack.database_url), seeded)
+
+    def report(number_: int, outcome: RoundOutcome) -> None:
+        submit = latencies_ms(outcome.submit_ns)
+        figures["seconds"].append(outcome.seconds_to_all_booked)
+        figures["submit.p99"].append(submit.p99)
+        figures["sessions"].append(outcome.sessions)
+        figures["violations"].append(outcome.cap_violations)
+        ctx.say(
+            f"contention_caps: round {number_}: {outcome.sessions} sessions "
+            f"(caps allow {outcome.allowed}) in {outcome.seconds_to_all_booked:.2f} s; "
+            f"busiest day {outcome.worst_day}; {outcome.cap_violations} cap violations; "
+            f"submits {dict(outcome.statuses)}"
+        )
+
+    outcomes = await contention_rounds(
+        ctx, "contention_caps", lambda number_: _round(ctx, params, tokens, number_), report
+    )
 
     result.figure(
         "contention_caps.seconds_to_all_booked",
@@ -319,11 +312,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         all(o.cap_violations == 0 for o in outcomes),
         "; ".join(f"busiest day {o.worst_day}" for o in outcomes),
     )
-    result.check(
-        "zero overlapping sessions or slots per consultant (SQL)",
-        all(o.session_overlaps == 0 and o.slot_overlaps == 0 for o in outcomes),
-        "; ".join(f"{o.session_overlaps} session / {o.slot_overlaps} slot pairs" for o in outcomes),
-    )
+    check_no_overlaps(result, outcomes)
     result.evidence["submit_statuses_per_round"] = [
         {str(code): count for code, count in o.statuses.items()} for o in outcomes
     ]
