@@ -36,7 +36,7 @@ from db.availability.offer import (
     grid_for,
     refusal,
 )
-from db.availability.policy import ServicePolicy
+from db.availability.policy import ServicePolicy, minutes
 from db.availability.slots import TimeRange, find_overlapping
 from db.models import AvailabilitySlot, ConsultantProfile, ServiceType
 
@@ -241,10 +241,7 @@ async def start_on_offer(
 
 
 def consultant_buffers(consultant: ConsultantProfile) -> tuple[timedelta, timedelta]:
-    return (
-        timedelta(minutes=consultant.buffer_before_minutes or 0),
-        timedelta(minutes=consultant.buffer_after_minutes or 0),
-    )
+    return minutes(consultant.buffer_before_minutes), minutes(consultant.buffer_after_minutes)
 
 
 async def _cap_refusal(

@@ -25,9 +25,8 @@ from sqlalchemy.orm import aliased
 from core.vocabulary import RequestStatus, SlotStatus
 from db.availability.caps import (
     Ledger,
-    counted_bookings,
-    counting_range,
     held_session_start,
+    ledgers,
     lock_consultant,
 )
 from db.availability.offer import (
@@ -180,13 +179,18 @@ async def _ledger(
     lock (None: no caps)."""
     if policy is None or not policy.caps.any:
         return None
-    await lock_consultant(session, piece.consultant_user_id)
-    zone = consultant_zone(piece.time_zone)
-    low, high = counting_range(piece.start_time, piece.end_time, zone, policy.caps)
-    counted = await counted_bookings(
-        session, (piece.consultant_user_id,), low, high, excluding_request=request_id
+    consultant = piece.consultant_user_id
+    await lock_consultant(session, consultant)
+    counted = await ledgers(
+        session,
+        {consultant: policy.caps},
+        {consultant: consultant_zone(piece.time_zone)},
+        piece.start_time,
+        piece.end_time,
+        service_type_id=policy.service_type_id,
+        excluding_request=request_id,
     )
-    return Ledger(policy.caps, counted, zone=zone, service_type_id=policy.service_type_id)
+    return counted[consultant]
 
 
 CARVES_FOLLOWED = 16

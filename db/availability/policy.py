@@ -40,7 +40,8 @@ class ServiceTypePolicyColumns(Protocol):
     def reschedule_cutoff_minutes(self) -> int | None: ...
 
 
-def _minutes(value: int | None) -> timedelta:
+def minutes(value: int | None) -> timedelta:
+    """A policy column in minutes; null is none."""
     return NO_TIME if value is None else timedelta(minutes=value)
 
 
@@ -68,15 +69,15 @@ class ServicePolicy:
         cancel = (
             cancel_cutoff
             if columns.cancel_cutoff_minutes is None
-            else _minutes(columns.cancel_cutoff_minutes)
+            else minutes(columns.cancel_cutoff_minutes)
         )
         return cls(
-            buffer_before=_minutes(columns.buffer_before_minutes),
-            buffer_after=_minutes(columns.buffer_after_minutes),
+            buffer_before=minutes(columns.buffer_before_minutes),
+            buffer_after=minutes(columns.buffer_after_minutes),
             minimum_notice=(
                 minimum_notice
                 if columns.minimum_notice_minutes is None
-                else _minutes(columns.minimum_notice_minutes)
+                else minutes(columns.minimum_notice_minutes)
             ),
             horizon=(
                 None
@@ -87,7 +88,7 @@ class ServicePolicy:
             reschedule_cutoff=(
                 cancel
                 if columns.reschedule_cutoff_minutes is None
-                else _minutes(columns.reschedule_cutoff_minutes)
+                else minutes(columns.reschedule_cutoff_minutes)
             ),
         )
 
@@ -167,7 +168,7 @@ async def hold_policy(
         # Notice and cutoffs are the workflow's (copied at submission); a hold needs
         # the buffers and the horizon.
         service=ServicePolicy.of(service_type, minimum_notice=NO_TIME, cancel_cutoff=NO_TIME),
-        consultant_buffer_before=_minutes(row[1]),
-        consultant_buffer_after=_minutes(row[2]),
+        consultant_buffer_before=minutes(row[1]),
+        consultant_buffer_after=minutes(row[2]),
         caps=Caps(*row[3:]),
     )

@@ -54,6 +54,7 @@ from db.availability.offer import (
     grid_for,
     offered_starts,
 )
+from db.availability.policy import minutes
 from db.availability.slots import MAX_SLOT_LENGTH
 from db.models import AvailabilitySlot, ConsultantProfile, ConsultantServiceLimit
 
@@ -137,8 +138,7 @@ class FreeSlotRow(NamedTuple):
     def rules(self, rules: StartRules) -> StartRules:
         """``rules`` with this consultant's own buffers."""
         return rules.with_buffers(
-            timedelta(minutes=self.buffer_before_minutes or 0),
-            timedelta(minutes=self.buffer_after_minutes or 0),
+            minutes(self.buffer_before_minutes), minutes(self.buffer_after_minutes)
         )
 
 
