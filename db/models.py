@@ -22,6 +22,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -416,6 +417,11 @@ class ScheduledSession(Base):
     consultant_joined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     actual_start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     actual_end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The iCalendar SEQUENCE of the session's event: grows on every reschedule and on
+    # the cancel, so calendar apps replace their copy.
+    calendar_sequence: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -712,3 +718,98 @@ class PersonErasure(Base):
     requested_at: Mapped[datetime] = _created_at()
     step: Mapped[str] = mapped_column(String(32), nullable=False, server_default="started")
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- Calendars: busy time in, sessions out ------------------------------------------------
+
+
+class ConsultantCalendar(Base):
+    """An external calendar of a consultant whose events make them busy: an ICS address
+    or a CalDAV calendar. The address (which often carries a private token) and the
+    password are stored encrypted and never returned; ``address_hint`` is what may be
+    shown. The sync state says what the server last told us (ETag, Last-Modified, a
+    CalDAV sync token or ctag) and whether the last fetch failed."""
+
+    __tablename__ = "consultant_calendars"
+    __table_args__ = (
+        CheckConstraint("kind IN ('ics', 'caldav')", name="kind_allowed"),
+        Index("ix_consultant_calendars_consultant_user_id", "consultant_user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    consultant_user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("consultant_profiles.consultant_user_id", ondelete="CASCADE"),
+        nullable=False,
+    )
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    address_ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    address_hint: Mapped[str] = mapped_column(String(300), nullable=False)
+    username: Mapped[str | None] = mapped_column(String(200))
+    password_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # What the server said last time, for a conditional or incremental fetch.
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    ctag: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when a fetch fails, cleared by the next good one: the busy set is then the
+    # last good one, and the calendar is stale since this moment.
+    stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    busy_interval_count: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class BusyInterval(Base):
+    """A time a consultant is busy elsewhere, expanded from one of their calendars.
+    Only the times are kept, never an event's title or attendees. ``source_key`` names
+    the calendar object it came from (a CalDAV href, an ICS UID), so an incremental
+    sync replaces just that object's intervals."""
+
+    __tablename__ = "consultant_busy_intervals"
+    __table_args__ = (
+        CheckConstraint("end_time > start_time", name="end_after_start"),
+        # Search, hold and confirm ask "is this consultant busy during [a, b)?".
+        Index(
+            "ix_consultant_busy_intervals_consultant_during",
+            "consultant_user_id",
+            func.tstzrange(text("start_time"), text("end_time")),
+            postgresql_using="gist",
+        ),
+        Index("ix_consultant_busy_intervals_calendar_source", "calendar_id", "source_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    calendar_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("consultant_calendars.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+    consultant_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    source_key: Mapped[str] = mapped_column(String(1000), nullable=False)
+    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class CalendarFeed(Base):
+    """A private, revocable iCalendar feed of one person's sessions. Only the SHA-256
+    of its token is stored: the token is shown once, when the feed is made."""
+
+    __tablename__ = "calendar_feeds"
+    __table_args__ = (
+        CheckConstraint("owner_role IN ('consultant', 'learner')", name="owner_role_allowed"),
+        Index("ix_calendar_feeds_owner", "owner_role", "owner_user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    owner_role: Mapped[str] = mapped_column(String(16), nullable=False)
+    owner_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    token_sha256: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created_at()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
