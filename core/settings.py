@@ -184,6 +184,12 @@ class Settings(BaseSettings):
     # own step is 5 to 240; 1 minute, any whole minute, lets tests book a start now).
     default_start_interval: Duration = timedelta(minutes=15)
 
+    # Calendars. A consultant's linked calendar that failed its last fetch keeps its
+    # last good busy time; with this on, such a stale calendar also makes the
+    # consultant unbookable until a fetch succeeds (safer, but an outage of their
+    # calendar provider then stops their bookings).
+    calendar_stale_blocks_booking: bool = False
+
     # Abuse limits. Per user and API process; a rate of 0 switches that limit off.
     rate_limit_read_per_second: float = Field(default=20.0, ge=0)
     rate_limit_read_burst: int = Field(default=100, ge=0)
