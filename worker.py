@@ -58,9 +58,12 @@ def build_activities(
 
     ``meeting_platform`` replaces the configured one (tests, demos).
     """
-    requests = RequestActivities(session_factory)
+    stale_calendars_block = settings.calendar_stale_blocks_booking
+    requests = RequestActivities(session_factory, stale_calendars_block=stale_calendars_block)
     sessions = SessionActivities(
-        session_factory, default_learner_time_zone=settings.default_learner_time_zone
+        session_factory,
+        default_learner_time_zone=settings.default_learner_time_zone,
+        stale_calendars_block=stale_calendars_block,
     )
     meetings = MeetingActivities(
         session_factory, meeting_platform or build_meeting_platform(settings)

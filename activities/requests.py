@@ -57,8 +57,12 @@ _RELEASE_EVENTS = {
 
 
 class RequestActivities:
-    def __init__(self, session_factory: SessionFactory) -> None:
+    def __init__(
+        self, session_factory: SessionFactory, *, stale_calendars_block: bool = False
+    ) -> None:
+        """``stale_calendars_block``: ``BOOKING_CALENDAR_STALE_BLOCKS_BOOKING``."""
         self._sessions = session_factory
+        self._stale_calendars_block = stale_calendars_block
 
     @activity.defn(name=ActivityName.PERSIST_REQUEST)
     async def persist_request(self, arg: PersistRequestInput) -> PersistedRequest:
@@ -91,9 +95,12 @@ class RequestActivities:
             own = await _own_hold(session, arg)
             if own is not None:
                 return CandidateList(candidates=(own,))
-            ranked = await rank_candidates(session, arg)
+            stale_block = self._stale_calendars_block
+            ranked = await rank_candidates(session, arg, stale_calendars_block=stale_block)
             if not ranked and arg.only_consultant_id is not None:
-                in_the_way = await policy_in_the_way(session, arg)
+                in_the_way = await policy_in_the_way(
+                    session, arg, stale_calendars_block=stale_block
+                )
                 return CandidateList(
                     candidates=(), refusal=None if in_the_way is None else in_the_way.value
                 )
@@ -129,6 +136,7 @@ class RequestActivities:
                 policy=await hold_policy(
                     session, request_id=arg.request_id, consultant_id=arg.consultant_id
                 ),
+                stale_calendars_block=self._stale_calendars_block,
             )
             if held is None:
                 return HoldResult(held=False)

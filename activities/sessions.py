@@ -51,12 +51,18 @@ BEFORE_END = (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS)
 
 class SessionActivities:
     def __init__(
-        self, session_factory: SessionFactory, *, default_learner_time_zone: str = UTC_ZONE
+        self,
+        session_factory: SessionFactory,
+        *,
+        default_learner_time_zone: str = UTC_ZONE,
+        stale_calendars_block: bool = False,
     ) -> None:
         """``default_learner_time_zone``: the zone of learners whose request was stored
-        before requests had one (``BOOKING_DEFAULT_LEARNER_TIME_ZONE``)."""
+        before requests had one (``BOOKING_DEFAULT_LEARNER_TIME_ZONE``);
+        ``stale_calendars_block``: ``BOOKING_CALENDAR_STALE_BLOCKS_BOOKING``."""
         self._sessions = session_factory
         self._default_learner_zone = default_learner_time_zone
+        self._stale_calendars_block = stale_calendars_block
 
     async def _local_times(
         self, session: AsyncSession, session_id: uuid.UUID, start: datetime, end: datetime
@@ -89,9 +95,9 @@ class SessionActivities:
                 request_id=arg.request_id,
                 start=arg.start,
                 end=arg.end,
+                stale_calendars_block=self._stale_calendars_block,
             )
-            if not booked:
-                raise business_failure(ErrorType.HOLD_LOST, "the request no longer holds the slot")
+            _raise_unless_booked(booked, "the request no longer holds the slot")
             await sessions.insert_session(
                 session,
                 session_id=arg.session_id,
@@ -148,9 +154,9 @@ class SessionActivities:
                 request_id=arg.request_id,
                 start=arg.start,
                 end=arg.end,
+                stale_calendars_block=self._stale_calendars_block,
             )
-            if not booked:
-                raise business_failure(ErrorType.HOLD_LOST, "the new slot is no longer held")
+            _raise_unless_booked(booked, "the new slot is no longer held")
             if place.slot_id is not None:
                 await holds.free(session, place.slot_id)
             await sessions.move_session(
@@ -280,6 +286,17 @@ _MOMENT_EVENTS = {
     SessionStatus.IN_PROGRESS: EventType.SESSION_STARTED,
     SessionStatus.COMPLETED: EventType.SESSION_COMPLETED,
 }
+
+
+def _raise_unless_booked(booked: holds.Booking, not_held: str) -> None:
+    """The business failure of a booking that did not happen (the workflow moves on)."""
+    if booked is holds.Booking.NOT_HELD:
+        raise business_failure(ErrorType.HOLD_LOST, not_held)
+    if booked is holds.Booking.CONSULTANT_BUSY:
+        raise business_failure(
+            ErrorType.CONSULTANT_BUSY,
+            "the consultant's calendar shows them busy then (an event added since the hold)",
+        )
 
 
 async def _record_moment(

@@ -30,6 +30,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from api.errors import (
     ChangeInProgress,
+    ConsultantBusy,
     DeadlinePassed,
     Forbidden,
     IdempotencyKeyReused,
@@ -80,6 +81,7 @@ _REFUSALS: dict[ErrorType, type[ProblemError]] = {
     ErrorType.MEETING_PLATFORM_REJECTED: MeetingPlatformRejected,
     ErrorType.OPEN_REQUEST_LIMIT: RateLimited,
     ErrorType.SCHEDULING_POLICY: SchedulingPolicyRefused,
+    ErrorType.CONSULTANT_BUSY: ConsultantBusy,
 }
 
 

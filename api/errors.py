@@ -134,6 +134,12 @@ class SchedulingPolicyRefused(Conflict):
     slug, title = "scheduling-policy", "A scheduling policy forbids this time"
 
 
+class ConsultantBusy(Conflict):
+    """The consultant's linked calendar shows them busy at the time."""
+
+    slug, title = "consultant-busy", "The consultant is busy elsewhere then"
+
+
 class IdempotencyKeyReused(Conflict):
     slug, title = "idempotency-key-reused", "Idempotency-Key already used"
 

@@ -25,6 +25,7 @@ from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
 from core.vocabulary import SlotStatus
 from db import requests
+from db.availability.busy import busy_times
 from db.availability.caps import caps_of, ledgers
 from db.availability.offer import (
     FreeSlot,
@@ -178,6 +179,7 @@ async def chosen_start_window(
         policy=service_policy(service_type, settings),
         service_type_id=service_type.id,
         published_slot_id=published,
+        stale_calendars_block=settings.calendar_stale_blocks_booking,
     )
 
 
@@ -191,10 +193,11 @@ async def start_on_offer(
     service_type_id: uuid.UUID,
     published_slot_id: uuid.UUID | None,
     request_id: uuid.UUID | None = None,
+    stale_calendars_block: bool = False,
 ) -> Window:
     """The session at ``start`` if the consultant offers it under ``rules`` (and their
-    own buffers and caps; within the slot published as ``published_slot_id``, if
-    given); else the problem saying why: ``start-off-grid`` (422) or
+    own buffers, caps and busy time; within the slot published as
+    ``published_slot_id``, if given); else the problem saying why: ``start-off-grid`` (422) or
     ``start-unavailable`` (409, with a ``reason``). ``request_id``: a request moving
     its session (its own booking does not count towards the caps)."""
     rules = rules.with_buffers(*consultant_buffers(consultant))
@@ -236,6 +239,16 @@ async def start_on_offer(
         raise StartUnavailable(
             f"The consultant takes no more sessions at {start.isoformat()}: {capped.explanation}.",
             reason=capped.value,
+        )
+    consultant_id = consultant.consultant_user_id
+    busy = await busy_times(
+        session, (consultant_id,), taken_from, taken_until, stale_blocks=stale_calendars_block
+    )
+    if busy.overlaps(consultant_id, taken_from, taken_until):
+        raise StartUnavailable(
+            f"The consultant is not free at {start.isoformat()}: "
+            f"{Refusal.CALENDAR_BUSY.explanation}.",
+            reason=Refusal.CALENDAR_BUSY.value,
         )
     return Window(start=start, end=end)
 

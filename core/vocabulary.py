@@ -154,6 +154,8 @@ class ErrorType(StrEnum):
     OPEN_REQUEST_LIMIT = "OpenRequestLimit"
     # A scheduling policy forbids the time (details: the ``StartRefusal`` value).
     SCHEDULING_POLICY = "SchedulingPolicy"
+    # The consultant's linked calendar shows them busy at the time.
+    CONSULTANT_BUSY = "ConsultantBusy"
 
 
 class StartRefusal(StrEnum):
@@ -167,6 +169,8 @@ class StartRefusal(StrEnum):
     BUFFER = "buffer"
     DAILY_CAP = "daily_cap"
     WEEKLY_CAP = "weekly_cap"
+    # The consultant is busy elsewhere then (an event in a linked calendar).
+    CALENDAR_BUSY = "calendar_busy"
 
     @property
     def is_policy(self) -> bool:
@@ -196,6 +200,7 @@ _EXPLANATIONS = {
     StartRefusal.BUFFER: "the buffer kept free around the session is not free",
     StartRefusal.DAILY_CAP: "the consultant has reached their cap of sessions that day",
     StartRefusal.WEEKLY_CAP: "the consultant has reached their cap of sessions that week",
+    StartRefusal.CALENDAR_BUSY: "the consultant's calendar shows them busy then",
 }
 
 

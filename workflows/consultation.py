@@ -223,11 +223,11 @@ class ConsultationWorkflow(ConsultationHandlers):
     def _no_fit_for_operator(self) -> ApplicationError:
         """Why an operator's choice of consultant found no time: a scheduling policy
         when one stands in the way (named, so the operator knows what to change)."""
-        refused = self._policy_in_the_way
-        if refused is not None and refused.is_policy:
-            return _policy_rejection(refused)
-        return rejection(
-            ErrorType.NO_FITTING_SLOT, "that consultant has no free slot fitting the request"
+        return _time_refused(
+            self._policy_in_the_way,
+            rejection(
+                ErrorType.NO_FITTING_SLOT, "that consultant has no free slot fitting the request"
+            ),
         )
 
     async def _wait_for_retry(self) -> None:
@@ -287,7 +287,7 @@ class ConsultationWorkflow(ConsultationHandlers):
         # The state changes first, so no confirmation for this hold is accepted
         # while the database catches up.
         self._hold = None
-        if outcome is not ReleaseOutcome.HOLD_LOST:
+        if outcome not in (ReleaseOutcome.HOLD_LOST, ReleaseOutcome.CONSULTANT_BUSY):
             self._excluded.append(hold.consultant_id)
         self._set_status(RequestStatus.PENDING_ASSIGNMENT)
         await self._release_hold(
@@ -311,6 +311,13 @@ class ConsultationWorkflow(ConsultationHandlers):
             )
         except ACTIVITY_FAILURES as err:
             cause = business_error(err)
+            if cause is not None and cause.type == ErrorType.CONSULTANT_BUSY:
+                # An event in the consultant's calendar appeared over the held time
+                # since the hold: the request goes on to the next candidate (the
+                # consultant, too, at another time).
+                await self._release(hold, ReleaseOutcome.CONSULTANT_BUSY)
+                decision.fail(cause)
+                return False
             if cause is None or cause.type != ErrorType.HOLD_LOST:
                 raise
             # The hold lapsed and another request took the slot: not the
@@ -592,13 +599,13 @@ class ConsultationWorkflow(ConsultationHandlers):
         )
         to_slot_id = held.slot_id or message.slot_id
         if not held.held or held.start is None or held.end is None:
-            refused = _refusal(held.refusal)
             pending.fail(
-                _policy_rejection(refused)
-                if refused is not None and refused.is_policy
-                else rejection(
-                    ErrorType.SLOT_UNAVAILABLE,
-                    "that slot is not a free slot of the consultant fitting the session",
+                _time_refused(
+                    _refusal(held.refusal),
+                    rejection(
+                        ErrorType.SLOT_UNAVAILABLE,
+                        "that slot is not a free slot of the consultant fitting the session",
+                    ),
                 )
             )
             return
@@ -826,6 +833,16 @@ def _refusal(value: str | None) -> StartRefusal | None:
         return None if value is None else StartRefusal(value)
     except ValueError:
         return None
+
+
+def _time_refused(refused: StartRefusal | None, otherwise: ApplicationError) -> ApplicationError:
+    """The rejection naming what stands in the way of a time: a scheduling policy, or
+    the consultant's calendar; ``otherwise`` when it is neither."""
+    if refused is StartRefusal.CALENDAR_BUSY:
+        return rejection(ErrorType.CONSULTANT_BUSY, refused.explanation)
+    if refused is not None and refused.is_policy:
+        return _policy_rejection(refused)
+    return otherwise
 
 
 def _policy_rejection(refused: StartRefusal) -> ApplicationError:

@@ -282,7 +282,11 @@ async def _decide(
 @router.post(
     "/{request_id}/confirm",
     summary="Confirm an assigned request (its consultant)",
-    description="Books the held slot: the request becomes `scheduled` with a session.",
+    description=(
+        "Books the held slot: the request becomes `scheduled` with a session. 409 "
+        "`consultant-busy` when the consultant's linked calendar has shown them busy "
+        "at that time since the hold: the request goes on to the next candidate."
+    ),
     responses=WORKFLOW_PROBLEMS,
 )
 async def confirm(
@@ -368,7 +372,8 @@ async def cancel(
         "with the given slot or their earliest free slot fitting the request. "
         "409 `no-fitting-slot` when there is none; 409 `scheduling-policy` when a "
         "policy is what stands in the way, named in `policy` (`daily_cap`, "
-        "`weekly_cap`, `buffer`, `beyond_horizon`)."
+        "`weekly_cap`, `buffer`, `beyond_horizon`); 409 `consultant-busy` when the "
+        "consultant's linked calendar is."
     ),
     responses={**WORKFLOW_PROBLEMS, **problems((422, "The slot is not the consultant's"))},
 )

@@ -160,6 +160,7 @@ async def search_availability(
         buffer_before=policy.buffer_before,
         buffer_after=policy.buffer_after,
         starts_by=policy.starts_by(now),
+        stale_calendars_block=settings.calendar_stale_blocks_booking,
     )
     if earliest_only:
         after_slot = decode_slot_cursor(page.cursor) if page.cursor else None

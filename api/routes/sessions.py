@@ -206,8 +206,9 @@ async def cancel_session(
         "ahead). The learner may do so until the reschedule cutoff (the service type's, "
         "else its cancel cutoff, else `BOOKING_REQUESTER_CANCEL_CUTOFF`); the consultant "
         "and operators until the start. Every scheduling policy applies to the new time: "
-        "409 `start-unavailable` names it in `reason` (`buffer`, `daily_cap`, …), or "
-        "409 `scheduling-policy` in `policy` when the workflow's hold finds it."
+        "409 `start-unavailable` names it in `reason` (`buffer`, `daily_cap`, "
+        "`calendar_busy`, …), or 409 `scheduling-policy` in `policy` (`consultant-busy` "
+        "for a linked calendar's busy time) when the workflow's hold finds it."
     ),
     responses={
         **WORKFLOW_PROBLEMS,
@@ -271,6 +272,7 @@ async def _require_start_on_offer(
         service_type_id=service_type.id,
         published_slot_id=slot.carved_from_slot_id or slot.id,
         request_id=row.consultation_request_id,
+        stale_calendars_block=settings.calendar_stale_blocks_booking,
     )
 
 

@@ -3,8 +3,9 @@
 Eligible: available for booking, the service type's specialization (if any), not
 excluded for this request (declined or timed out), and a free slot that offers a
 start (``db.availability.offer``: on the grid, from ``not_before``, the session
-ending by the window's end, its buffers free, within the type's horizon) on a day
-and in a week where the consultant is below their caps; with a requested slot, a
+ending by the window's end, its buffers free, within the type's horizon) that their
+calendar's busy time leaves free, on a day and in a week where the consultant is
+below their caps; with a requested slot, a
 free piece of that slot as it was published (another request may have carved it
 meanwhile).
 Order: the preferred consultant first when eligible, then the earliest fit, then
@@ -100,7 +101,9 @@ class Candidate(NamedTuple):
     end: datetime
 
 
-async def _fits_for(session: AsyncSession, query: CandidateQuery) -> _Fits | None:
+async def _fits_for(
+    session: AsyncSession, query: CandidateQuery, *, stale_calendars_block: bool
+) -> _Fits | None:
     """How to find the request's fits (None: the service type was withdrawn, so
     nobody can take the request)."""
     service = (
@@ -117,14 +120,22 @@ async def _fits_for(session: AsyncSession, query: CandidateQuery) -> _Fits | Non
     policy = ServicePolicy.of(service_type, minimum_notice=NO_TIME, cancel_cutoff=NO_TIME)
     # Plan with the actual values (see db.search): a generic plan would misjudge the range.
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    return _Fits(query, service_type.required_specialization, policy, now)
+    return _Fits(
+        query,
+        service_type.required_specialization,
+        policy,
+        now,
+        stale_calendars_block=stale_calendars_block,
+    )
 
 
-async def policy_in_the_way(session: AsyncSession, query: CandidateQuery) -> Refusal | None:
+async def policy_in_the_way(
+    session: AsyncSession, query: CandidateQuery, *, stale_calendars_block: bool = False
+) -> Refusal | None:
     """For a request only one consultant may serve (an operator's choice) who has no
     start on offer: the scheduling policy without which they would have one, if any
-    (caps first, then buffers, then the horizon)."""
-    fits = await _fits_for(session, query)
+    (caps first, then their calendar's busy time, then buffers, then the horizon)."""
+    fits = await _fits_for(session, query, stale_calendars_block=stale_calendars_block)
     consultant_id = query.only_consultant_id
     if fits is None or consultant_id is None:
         return None
@@ -132,6 +143,9 @@ async def policy_in_the_way(session: AsyncSession, query: CandidateQuery) -> Ref
     found = (await uncapped.earliest(session, consultant_id)).get(consultant_id)
     if found is not None:
         return await fits.cap_refusal(session, found)
+    uncapped = replace(uncapped, busy=False)
+    if (await uncapped.earliest(session, consultant_id)).get(consultant_id) is not None:
+        return Refusal.CALENDAR_BUSY
     unbuffered = replace(uncapped, buffers=False)
     if (await unbuffered.earliest(session, consultant_id)).get(consultant_id) is not None:
         return Refusal.BUFFER
@@ -141,8 +155,10 @@ async def policy_in_the_way(session: AsyncSession, query: CandidateQuery) -> Ref
     return None
 
 
-async def rank_candidates(session: AsyncSession, query: CandidateQuery) -> list[Candidate]:
-    fits = await _fits_for(session, query)
+async def rank_candidates(
+    session: AsyncSession, query: CandidateQuery, *, stale_calendars_block: bool = False
+) -> list[Candidate]:
+    fits = await _fits_for(session, query, stale_calendars_block=stale_calendars_block)
     if fits is None:
         return []
     earliest = await fits.earliest(session, query.only_consultant_id)
@@ -178,6 +194,8 @@ class _Fits:
     now: datetime
     count_caps: bool = True
     buffers: bool = True
+    busy: bool = True
+    stale_calendars_block: bool = False
 
     async def cap_refusal(self, session: AsyncSession, candidate: Candidate) -> Refusal | None:
         """Which cap refuses ``candidate``'s start (None: none does)."""
@@ -208,6 +226,8 @@ class _Fits:
             buffer_before=self.policy.buffer_before if self.buffers else NO_TIME,
             buffer_after=self.policy.buffer_after if self.buffers else NO_TIME,
             starts_by=self.policy.starts_by(self.now),
+            busy=self.busy,
+            stale_calendars_block=self.stale_calendars_block,
         )
 
     async def earliest(

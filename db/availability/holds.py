@@ -15,7 +15,9 @@ The exclusion constraint stays the guarantee that no two slots overlap.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.vocabulary import RequestStatus, SlotStatus
+from db.availability.busy import BusyTimes, busy_times
 from db.availability.caps import (
     Ledger,
     held_session_start,
@@ -94,6 +97,7 @@ async def hold(
     expires_at: datetime,
     retrying: bool = False,
     policy: HoldPolicy | None = None,
+    stale_calendars_block: bool = False,
 ) -> HeldTime | Refusal | None:
     """Hold exactly one session's time for the request: ``start`` if given, else the
     earliest start the slot offers under ``rules`` and ``policy``. The slot is carved
@@ -106,7 +110,8 @@ async def hold(
     after another request carved a different part of the same slot meanwhile.
 
     None: the slot is not there to hold (taken, gone); a ``Refusal``: it is, but no
-    start in it satisfies the rules (the chosen start's reason, or the caps').
+    start in it satisfies the rules (the chosen start's reason, or the caps', or the
+    consultant's busy time's: ``db.availability.busy``).
 
     Idempotent: holding what this request already holds succeeds again (and with
     ``retrying`` only that does). A hold past its expiry is fair game (its workflow
@@ -137,15 +142,26 @@ async def hold(
         rules = policy.rules(rules, now=piece.now)
     free = FreeSlot(piece.start_time, piece.end_time, piece.time_zone)
     ledger = await _ledger(session, piece, request_id, policy)
+    busy = await busy_times(
+        session,
+        (piece.consultant_user_id,),
+        piece.start_time,
+        piece.end_time,
+        stale_blocks=stale_calendars_block,
+    )
+    consultant = piece.consultant_user_id
     if start is None:
-        start = first_admitted(free, rules, ledger)
+        start = next(busy.free_starts(consultant, _admitted(free, rules, ledger), rules), None)
         if start is None:
-            first = first_offered(free, rules)
-            return None if ledger is None or first is None else ledger.refusal(first)
+            return _why_nothing_admitted(free, rules, ledger, busy, consultant)
     else:
         why = refusal(start, rules, time_zone=piece.time_zone, slot=free)
         if why is None and ledger is not None:
             why = ledger.refusal(start)
+        if why is None and busy.overlaps(
+            consultant, *buffered(start, start + rules.duration, rules)
+        ):
+            why = Refusal.CALENDAR_BUSY
         if why is not None:
             return why
     end = start + rules.duration
@@ -164,12 +180,31 @@ async def hold(
     return HeldTime(piece.id, start, end)
 
 
-def first_admitted(free: FreeSlot, rules: StartRules, ledger: Ledger | None) -> datetime | None:
-    """The earliest start ``free`` offers that the caps admit."""
-    for start in offered_starts(free, rules):
-        if ledger is None or ledger.refusal(start) is None:
-            return start
-    return None
+def _admitted(free: FreeSlot, rules: StartRules, ledger: Ledger | None) -> Iterator[datetime]:
+    """The starts ``free`` offers that the caps admit."""
+    starts = offered_starts(free, rules)
+    if ledger is None:
+        return starts
+    return (start for start in starts if ledger.refusal(start) is None)
+
+
+def _why_nothing_admitted(
+    free: FreeSlot,
+    rules: StartRules,
+    ledger: Ledger | None,
+    busy: BusyTimes,
+    consultant_id: uuid.UUID,
+) -> Refusal | None:
+    """Why a slot that offers starts has none to hold: the caps refuse the first one
+    the busy time leaves free, or, if the caps leave some, busy time covers them
+    (None: the slot offers no start at all)."""
+    first = first_offered(free, rules)
+    if first is None:
+        return None
+    unbusy = next(busy.free_starts(consultant_id, offered_starts(free, rules), rules), None)
+    if unbusy is not None and ledger is not None:
+        return ledger.refusal(unbusy)
+    return Refusal.CALENDAR_BUSY
 
 
 async def _ledger(
@@ -342,6 +377,16 @@ async def release_all(session: AsyncSession, request_id: uuid.UUID) -> None:
         await merge_free_pieces(session, slot_id)
 
 
+class Booking(StrEnum):
+    """What became of a hold the consultant confirmed."""
+
+    BOOKED = "booked"
+    NOT_HELD = "not_held"
+    """The request no longer holds the slot (its hold lapsed and another took it)."""
+    CONSULTANT_BUSY = "consultant_busy"
+    """A calendar event found since the hold covers the session or its buffers."""
+
+
 async def book(
     session: AsyncSession,
     *,
@@ -349,20 +394,28 @@ async def book(
     request_id: uuid.UUID,
     start: datetime,
     end: datetime,
-) -> bool:
+    stale_calendars_block: bool = False,
+) -> Booking:
     """Turn the request's hold into a booking of exactly ``[start, end)``. A hold is
     exactly the session's time already; one taken before holds carved (the whole
-    slot) is carved now, as a hold is. False if the request no longer holds it.
-    The slot keeps its id: the session points at it."""
+    slot) is carved now, as a hold is. The slot keeps its id: the session points at
+    it. The consultant's busy time is read again here, under the slot's lock: the
+    calendar sync may have found an event while the hold waited for the answer."""
     piece = await _lock_piece(session, slot_id)
     if piece is None or piece.status != SlotStatus.HELD.value:
-        return False
+        return Booking.NOT_HELD
     if piece.held_by_request_id != request_id:
-        return False
+        return Booking.NOT_HELD
     taken_from = start - piece.buffer_before_minutes * MINUTE
     taken_until = end + piece.buffer_after_minutes * MINUTE
     if taken_from < piece.start_time or taken_until > piece.end_time:
-        return False
+        return Booking.NOT_HELD
+    consultant = piece.consultant_user_id
+    busy = await busy_times(
+        session, (consultant,), taken_from, taken_until, stale_blocks=stale_calendars_block
+    )
+    if busy.overlaps(consultant, taken_from, taken_until):
+        return Booking.CONSULTANT_BUSY
     await _carve(
         session,
         piece,
@@ -372,7 +425,7 @@ async def book(
         held_by_request_id=None,
         hold_expires_at=None,
     )
-    return True
+    return Booking.BOOKED
 
 
 async def free(session: AsyncSession, slot_id: uuid.UUID) -> None:

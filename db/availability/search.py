@@ -44,6 +44,7 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from core.start_grid import StartGrid
 from core.vocabulary import SlotStatus
+from db.availability.busy import BusyTimes, busy_times
 from db.availability.caps import Caps, Ledger, ledgers
 from db.availability.offer import (
     WHOLE_MINUTES,
@@ -77,6 +78,10 @@ class SearchCriteria:
     buffer_before: timedelta = timedelta(0)
     buffer_after: timedelta = timedelta(0)
     starts_by: datetime | None = None
+    # Busy time from the consultants' calendars is kept free (``db.availability.busy``);
+    # with ``stale_calendars_block``, a consultant with a stale calendar offers nothing.
+    busy: bool = True
+    stale_calendars_block: bool = False
 
     @property
     def rules(self) -> StartRules:
@@ -143,12 +148,18 @@ class FreeSlotRow(NamedTuple):
 
 
 class SlotPolicies:
-    """The consultants' buffers and caps for the rows of one search: the caps of each
-    capped consultant met are counted once (one query per batch of rows that meets
-    new ones; none without caps)."""
+    """The consultants' buffers, caps and busy time for the rows of one search: the
+    caps of each capped consultant met are counted once (one query per batch of rows
+    that meets new ones; none without caps), their busy time read once per batch of
+    rows (one query)."""
 
     def __init__(
-        self, criteria: SearchCriteria, *, count_caps: bool = True, consultant_buffers: bool = True
+        self,
+        criteria: SearchCriteria,
+        *,
+        count_caps: bool = True,
+        consultant_buffers: bool = True,
+        read_busy: bool = True,
     ) -> None:
         self._criteria = criteria
         self._rules = criteria.rules
@@ -156,6 +167,9 @@ class SlotPolicies:
         self._covered: dict[uuid.UUID, tuple[datetime, datetime]] = {}
         self._count_caps = count_caps
         self._consultant_buffers = consultant_buffers
+        self._read_busy = read_busy and criteria.busy
+        self._busy = BusyTimes()
+        self._busy_read: dict[uuid.UUID, tuple[datetime, datetime]] = {}
 
     async def load(
         self,
@@ -163,8 +177,11 @@ class SlotPolicies:
         rows: Sequence[FreeSlotRow],
         span: tuple[datetime, datetime] | None = None,
     ) -> None:
-        """Count the caps of the capped consultants of ``rows`` for starts in ``span``
-        (default: the whole window), unless already counted for it."""
+        """Read the busy time of the consultants of ``rows`` over the rows' slots, and
+        count the caps of the capped ones for starts in ``span`` (default: the whole
+        window), unless already done for it."""
+        if self._read_busy and rows:
+            await self._load_busy(session, rows)
         if not self._count_caps:
             return
         criteria = self._criteria
@@ -188,9 +205,31 @@ class SlotPolicies:
             self._ledgers[consultant] = ledger
             self._covered[consultant] = (start, end)
 
+    async def _load_busy(self, session: AsyncSession, rows: Sequence[FreeSlotRow]) -> None:
+        # A session lies inside its slot, buffers included: the slots' stretch is all
+        # the busy time their starts can meet.
+        lowest = min(row.slot_start for row in rows)
+        highest = max(row.slot_end for row in rows)
+        new = {
+            row.consultant_id
+            for row in rows
+            if not _within(self._busy_read.get(row.consultant_id), lowest, highest)
+        }
+        if not new:
+            return
+        await busy_times(
+            session,
+            new,
+            lowest,
+            highest,
+            stale_blocks=self._criteria.stale_calendars_block,
+            into=self._busy,
+        )
+        for consultant in new:
+            self._busy_read[consultant] = (lowest, highest)
+
     def _covers(self, consultant_id: uuid.UUID, start: datetime, end: datetime) -> bool:
-        covered = self._covered.get(consultant_id)
-        return covered is not None and covered[0] <= start and end <= covered[1]
+        return _within(self._covered.get(consultant_id), start, end)
 
     def rules(self, row: FreeSlotRow) -> StartRules:
         return row.rules(self._rules) if self._consultant_buffers else self._rules
@@ -200,12 +239,19 @@ class SlotPolicies:
         return None if ledger is None else ledger.refusal(start)
 
     def starts(self, row: FreeSlotRow, grid: StartGrid | None = None) -> Iterator[datetime]:
-        """The starts ``row`` offers that its consultant's caps admit."""
-        starts = offered_starts(row.free, self.rules(row), grid=grid)
+        """The starts ``row`` offers that its consultant's caps and busy time admit."""
+        rules = self.rules(row)
+        starts = offered_starts(row.free, rules, grid=grid)
+        if self._read_busy:
+            starts = self._busy.free_starts(row.consultant_id, starts, rules)
         ledger = self._ledgers.get(row.consultant_id)
         if ledger is None:
             return starts
         return (start for start in starts if ledger.refusal(start) is None)
+
+
+def _within(read: tuple[datetime, datetime] | None, start: datetime, end: datetime) -> bool:
+    return read is not None and read[0] <= start and end <= read[1]
 
 
 def search_statement(criteria: SearchCriteria) -> SearchSelect:
@@ -361,14 +407,15 @@ async def search_bookable_starts(
     (the last start and slot of the page before); at most ``criteria.limit``.
 
     The walk (``_walk_starts``) applies every rule of a slot itself (grid, notice,
-    window, buffers, horizon). Caps depend on the consultant's other bookings: they
-    are counted as the starts come, a chunk at a time, for the consultants of those
-    starts only (none without caps), and a start they refuse is dropped. After a
-    chunk the next one asks for twice the starts still missing, so a page on capped
-    days needs few counting queries and never walks the index twice.
+    window, buffers, horizon) and its consultant's busy time. Caps depend on the
+    consultant's other bookings: they are counted as the starts come, a chunk at a
+    time, for the consultants of those starts only (none without caps), and a start
+    they refuse is dropped. After a chunk the next one asks for twice the starts
+    still missing, so a page on capped days needs few counting queries and never
+    walks the index twice.
     """
     await _plan_with_actual_values(session)
-    policies = SlotPolicies(criteria)
+    policies = SlotPolicies(criteria, read_busy=False)  # the walk keeps busy time free
     found: list[BookableTime] = []
     chunk: list[tuple[BookableTime, FreeSlotRow]] = []
     wanted = criteria.limit
@@ -422,7 +469,8 @@ async def _walk_starts(
     *,
     after: tuple[datetime, uuid.UUID] | None,
 ) -> AsyncGenerator[tuple[BookableTime, FreeSlotRow]]:
-    """Every start the free slots offer by the rules of the slots alone (no caps),
+    """Every start the free slots offer by the rules of the slots and their
+    consultants' busy time (no caps),
     after ``after``, in (start, slot id) order, each as soon as it is final; the
     caller stops when it has enough.
 
@@ -465,7 +513,7 @@ async def _walk_starts(
     window_start = criteria.window_start
     filtered, unfiltered = STARTS_FIRST_BATCH_PAGES
     pages = filtered if criteria.specializations or criteria.consultant_id else unfiltered
-    rows = free_slots(session, criteria, first_batch=pages * criteria.limit)
+    rows = free_slots(session, criteria, uncapped, first_batch=pages * criteria.limit)
     try:
         async for row in rows:
             earliest = row.slot_start if row.slot_start > window_start else window_start

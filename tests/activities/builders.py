@@ -14,6 +14,8 @@ from activities.requests import RequestActivities
 from activities.sessions import SessionActivities
 from db.models import (
     AvailabilitySlot,
+    BusyInterval,
+    ConsultantCalendar,
     ConsultantProfile,
     ConsultationRequest,
     DomainEvent,
@@ -99,6 +101,43 @@ class Backend:
             end_time=start + timedelta(hours=hours),
             status=status,
         )
+
+    async def busy(
+        self,
+        consultant_id: uuid.UUID,
+        start: datetime,
+        end: datetime,
+        *,
+        stale: bool = False,
+    ) -> uuid.UUID:
+        """A linked calendar of the consultant holding one busy interval (as its sync
+        stores them); ``stale``: its last fetch failed."""
+        calendar_id = await self._insert(
+            ConsultantCalendar,
+            ConsultantCalendar.id,
+            consultant_user_id=consultant_id,
+            kind="ics",
+            address_ciphertext=b"not read by these tests",
+            address_hint="https://calendar.example/…",
+            stale_since=datetime.now(UTC) if stale else None,
+            last_error="HTTP 503 from the calendar server" if stale else None,
+        )
+        await self.add_busy(calendar_id, consultant_id, start, end)
+        return calendar_id
+
+    async def add_busy(
+        self, calendar_id: uuid.UUID, consultant_id: uuid.UUID, start: datetime, end: datetime
+    ) -> None:
+        async with self.session_factory() as session, session.begin():
+            await session.execute(
+                insert(BusyInterval).values(
+                    calendar_id=calendar_id,
+                    consultant_user_id=consultant_id,
+                    source_key=f"event-{uuid.uuid4()}",
+                    start_time=start,
+                    end_time=end,
+                )
+            )
 
     async def request(
         self, service_type_id: uuid.UUID, *, window_start: datetime, window_end: datetime, **kw: Any

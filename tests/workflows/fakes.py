@@ -64,6 +64,9 @@ class FakeBooking:
     persist_error: ErrorType | None = None
     policy_refusal: str | None = None
     """What a search for one consultant with no candidates says stood in the way."""
+    busy_at_confirm: set[uuid.UUID] = field(default_factory=set)
+    """Slots whose booking finds the consultant's calendar busy (an event found since
+    the hold); the search offers them no more after that."""
     meeting_fails: bool = False
     platform_down_until: datetime | None = None
     reports_attendance: bool = False
@@ -165,6 +168,13 @@ class FakeBooking:
     @activity.defn(name=ActivityName.RESERVE)
     async def reserve(self, arg: ReserveInput) -> ReservedSession:
         await self._record(ActivityName.RESERVE, arg)
+        if arg.slot_id in self.busy_at_confirm:
+            self.candidates = [c for c in self.candidates if c.slot_id != arg.slot_id]
+            raise ApplicationError(
+                "the consultant's calendar shows them busy then",
+                type=ErrorType.CONSULTANT_BUSY,
+                non_retryable=True,
+            )
         return ReservedSession(
             session_id=arg.session_id, slot_id=arg.slot_id, start=arg.start, end=arg.end
         )

@@ -28,6 +28,7 @@ from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimin
 from workflows.start import initial_search_attributes, static_summary
 
 HISTORIES = Path(__file__).parent / "histories"
+CHECKOUT = f"{Path(__file__).resolve().parents[2]}/"
 RECORD_HISTORIES = os.environ.get("BOOKING_RECORD_HISTORIES") == "1"
 """Set ``BOOKING_RECORD_HISTORIES=1`` to rewrite the committed replay histories."""
 
@@ -131,7 +132,9 @@ async def keep_history(handle: ConsultationHandle, path: str) -> None:
         return
     history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{path}.json").write_text(history.to_json())
+    # Stack traces name files by absolute path: this checkout's path stays out of them.
+    recorded = history.to_json().replace(CHECKOUT, "/app/")
+    (HISTORIES / f"{path}.json").write_text(recorded)
 
 
 async def server_clock(env: WorkflowEnvironment) -> datetime:

@@ -385,6 +385,39 @@ async def test_a_slot_lost_to_another_request_goes_to_the_next_candidate(
     assert holds == [taken.slot_id, free.slot_id]
 
 
+async def test_a_calendar_event_found_since_the_hold_fails_the_confirm_and_moves_on(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    now = await dev_env.get_current_time()
+    busy = candidate(now + timedelta(days=2))
+    free = candidate(now + timedelta(days=2, hours=3))
+    fake = FakeBooking(
+        clock=dev_env.get_current_time, candidates=[busy, free], busy_at_confirm={busy.slot_id}
+    )
+    async with running_worker(dev_env.client, fake) as task_queue:
+        handle = await submit(dev_env, make_input(now), task_queue)
+        await wait_for(handle, lambda d: d.assigned_consultant_id == busy.consultant_id)
+
+        await expect_rejection(
+            handle.execute_update(
+                ConsultationWorkflow.confirm, ConfirmRequest(consultant_id=busy.consultant_id)
+            ),
+            ErrorType.CONSULTANT_BUSY,
+        )
+        await confirm(handle, free)
+        await operator_cancel(handle)
+        await handle.result()
+
+    (release,) = fake.named(ActivityName.RELEASE_HOLD)
+    assert release.arg.slot_id == busy.slot_id
+    assert release.arg.outcome is ReleaseOutcome.CONSULTANT_BUSY
+    assert [call.arg.slot_id for call in fake.named(ActivityName.RESERVE)] == [
+        busy.slot_id,
+        free.slot_id,
+    ]
+    await keep_history(handle, "calendar_busy_at_confirm_moves_on")
+
+
 async def test_the_requester_cannot_change_a_session_inside_the_cutoff(
     dev_env: WorkflowEnvironment,
 ) -> None:

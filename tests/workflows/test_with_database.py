@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,10 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from core.settings import Environment, Settings
-from core.vocabulary import CancellationReason, Party, RequestStatus, SessionStatus
+from core.vocabulary import CancellationReason, ErrorType, Party, RequestStatus, SessionStatus
 from integrations.meetings.room_link import RoomLinkPlatform
 from tests.activities.builders import Backend, future
-from tests.workflows.support import event_types, make_input, wait_for
+from tests.workflows.support import event_types, expect_rejection, make_input, wait_for
 from tests.workflows.test_messages import HAPPY_PATH_EVENT_BUDGET, submit
 from worker import build_activities
 from workflows.consultation import ConsultationWorkflow
@@ -99,3 +100,42 @@ async def test_submit_confirm_and_cancel_against_the_database(
         "session.cancelled",
         "consultation.cancelled",
     ]
+
+
+async def test_a_calendar_event_found_after_the_hold_fails_the_confirm_and_moves_on(
+    dev_env: WorkflowEnvironment, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    backend = Backend(session_factory)
+    service_type_id = await backend.service_type()
+    first = await backend.consultant()
+    second = await backend.consultant()
+    await backend.slot(first, future(hour=9), hours=1)
+    await backend.slot(second, future(hour=12), hours=1)
+    now = await dev_env.get_current_time()
+    request = make_input(now, service_type_id=service_type_id)
+
+    async with real_worker(dev_env.client, session_factory) as task_queue:
+        handle = await submit(dev_env, request, task_queue)
+        await wait_for(handle, lambda d: d.assigned_consultant_id == first)
+        # The first consultant's calendar sync finds a meeting over the held hour.
+        await backend.busy(first, future(hour=9) + timedelta(minutes=30), future(hour=11))
+
+        await expect_rejection(
+            handle.execute_update(
+                ConsultationWorkflow.confirm, ConfirmRequest(consultant_id=first)
+            ),
+            ErrorType.CONSULTANT_BUSY,
+        )
+        asked = await wait_for(handle, lambda d: d.assigned_consultant_id == second)
+        booked = await handle.execute_update(
+            ConsultationWorkflow.confirm, ConfirmRequest(consultant_id=second)
+        )
+        await handle.execute_update(
+            ConsultationWorkflow.cancel,
+            CancelRequest(party=Party.REQUESTER, actor_id=request.requester_id),
+        )
+        await handle.result()
+
+    assert asked.status is RequestStatus.PENDING_CONFIRMATION
+    assert booked.session_start == future(hour=12)
+    assert [s.status for s in await backend.slots_of(first)] == ["available"]

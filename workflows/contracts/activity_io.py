@@ -29,6 +29,8 @@ class ReleaseOutcome(StrEnum):
     CONFIRMATION_EXPIRED = "confirmation_expired"
     HOLD_LOST = "hold_lost"
     RESCHEDULE_ABANDONED = "reschedule_abandoned"
+    # The consultant confirmed, but their calendar shows them busy then by now.
+    CONSULTANT_BUSY = "consultant_busy"
 
 
 @dataclass(frozen=True, kw_only=True)
