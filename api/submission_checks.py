@@ -241,10 +241,11 @@ async def start_on_offer(
             reason=capped.value,
         )
     consultant_id = consultant.consultant_user_id
-    busy = await busy_times(
-        session, (consultant_id,), taken_from, taken_until, stale_blocks=stale_calendars_block
-    )
-    if busy.overlaps(consultant_id, taken_from, taken_until):
+    if consultant.linked_calendars and (
+        await busy_times(
+            session, (consultant_id,), taken_from, taken_until, stale_blocks=stale_calendars_block
+        )
+    ).overlaps(consultant_id, taken_from, taken_until):
         raise StartUnavailable(
             f"The consultant is not free at {start.isoformat()}: "
             f"{Refusal.CALENDAR_BUSY.explanation}.",

@@ -152,6 +152,7 @@ class ConsultantProfile(Base):
         Index("ix_consultant_profiles_specializations", "specializations", postgresql_using="gin"),
         *_buffer_checks(),
         *_session_cap_checks(),
+        CheckConstraint("linked_calendars >= 0", name="linked_calendars_counted"),
     )
 
     consultant_user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -171,6 +172,9 @@ class ConsultantProfile(Base):
     buffer_after_minutes: Mapped[int | None] = mapped_column(Integer)
     max_sessions_per_day: Mapped[int | None] = mapped_column(Integer)
     max_sessions_per_week: Mapped[int | None] = mapped_column(Integer)
+    # How many calendars the consultant linked (``consultant_calendars``; kept by a
+    # trigger there): the search reads busy time only for consultants with some.
+    linked_calendars: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

@@ -142,13 +142,7 @@ async def hold(
         rules = policy.rules(rules, now=piece.now)
     free = FreeSlot(piece.start_time, piece.end_time, piece.time_zone)
     ledger = await _ledger(session, piece, request_id, policy)
-    busy = await busy_times(
-        session,
-        (piece.consultant_user_id,),
-        piece.start_time,
-        piece.end_time,
-        stale_blocks=stale_calendars_block,
-    )
+    busy = await _busy_around(session, piece, stale_calendars_block=stale_calendars_block)
     consultant = piece.consultant_user_id
     if start is None:
         start = next(busy.free_starts(consultant, _admitted(free, rules, ledger), rules), None)
@@ -228,6 +222,23 @@ async def _ledger(
     return counted[consultant]
 
 
+async def _busy_around(
+    session: AsyncSession,
+    piece: _Piece,
+    within: tuple[datetime, datetime] | None = None,
+    *,
+    stale_calendars_block: bool,
+) -> BusyTimes:
+    """The piece's consultant's busy time over ``within`` (default: the piece); none
+    read for a consultant without a linked calendar."""
+    if not piece.linked_calendars:
+        return BusyTimes()
+    start, end = within or (piece.start_time, piece.end_time)
+    return await busy_times(
+        session, (piece.consultant_user_id,), start, end, stale_blocks=stale_calendars_block
+    )
+
+
 CARVES_FOLLOWED = 16
 """How many concurrent carves of the same published slot a hold of a chosen start
 follows before it gives up (each one means another request committed meanwhile)."""
@@ -245,6 +256,7 @@ class _Piece(NamedTuple):
     buffer_before_minutes: int
     buffer_after_minutes: int
     time_zone: str
+    linked_calendars: int
     now: datetime
 
 
@@ -275,6 +287,7 @@ async def _lock_piece(
             Slot.buffer_before_minutes,
             Slot.buffer_after_minutes,
             ConsultantProfile.time_zone,
+            ConsultantProfile.linked_calendars,
             func.now(),
         )
         .join(ConsultantProfile, ConsultantProfile.consultant_user_id == Slot.consultant_user_id)
@@ -410,11 +423,10 @@ async def book(
     taken_until = end + piece.buffer_after_minutes * MINUTE
     if taken_from < piece.start_time or taken_until > piece.end_time:
         return Booking.NOT_HELD
-    consultant = piece.consultant_user_id
-    busy = await busy_times(
-        session, (consultant,), taken_from, taken_until, stale_blocks=stale_calendars_block
+    busy = await _busy_around(
+        session, piece, (taken_from, taken_until), stale_calendars_block=stale_calendars_block
     )
-    if busy.overlaps(consultant, taken_from, taken_until):
+    if busy.overlaps(piece.consultant_user_id, taken_from, taken_until):
         return Booking.CONSULTANT_BUSY
     await _carve(
         session,

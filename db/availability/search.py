@@ -126,6 +126,7 @@ class FreeSlotRow(NamedTuple):
     max_sessions_per_week: int | None = None
     type_max_sessions_per_day: int | None = None
     type_max_sessions_per_week: int | None = None
+    linked_calendars: int = 0
 
     @property
     def free(self) -> FreeSlot:
@@ -206,13 +207,17 @@ class SlotPolicies:
             self._covered[consultant] = (start, end)
 
     async def _load_busy(self, session: AsyncSession, rows: Sequence[FreeSlotRow]) -> None:
-        # A session lies inside its slot, buffers included: the slots' stretch is all
-        # the busy time their starts can meet.
-        lowest = min(row.slot_start for row in rows)
-        highest = max(row.slot_end for row in rows)
+        # Only consultants with a linked calendar can be busy. A session lies inside
+        # its slot, buffers included: the slots' stretch is all the busy time their
+        # starts can meet.
+        linked = [row for row in rows if row.linked_calendars]
+        if not linked:
+            return
+        lowest = min(row.slot_start for row in linked)
+        highest = max(row.slot_end for row in linked)
         new = {
             row.consultant_id
-            for row in rows
+            for row in linked
             if not _within(self._busy_read.get(row.consultant_id), lowest, highest)
         }
         if not new:
@@ -284,6 +289,7 @@ def search_statement(criteria: SearchCriteria) -> SearchSelect:
             profile.max_sessions_per_day,
             profile.max_sessions_per_week,
             *type_caps,
+            profile.linked_calendars,
         )
         .join(profile, profile.consultant_user_id == slot.consultant_user_id)
         .where(

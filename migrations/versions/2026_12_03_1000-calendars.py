@@ -6,6 +6,8 @@ encrypted) with its sync state; ``consultant_busy_intervals`` the busy times, wi
 GiST index on the consultant and the range so that search, hold and confirm ask for
 overlaps through an index. ``calendar_feeds`` keeps the SHA-256 of each feed's token.
 ``scheduled_sessions.calendar_sequence`` starts at 0 for every existing session.
+``consultant_profiles.linked_calendars`` counts each consultant's calendars (kept by a
+trigger), so the search reads busy time only for consultants who have any.
 
 Revision ID: 0013
 Revises: 0012
@@ -21,6 +23,22 @@ revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+COUNT_LINKED_CALENDARS = """
+CREATE FUNCTION count_linked_calendars() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        UPDATE consultant_profiles SET linked_calendars = linked_calendars + 1
+         WHERE consultant_user_id = NEW.consultant_user_id;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        UPDATE consultant_profiles SET linked_calendars = linked_calendars - 1
+         WHERE consultant_user_id = OLD.consultant_user_id;
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
 
 
 def upgrade() -> None:
@@ -99,6 +117,21 @@ def upgrade() -> None:
         "CREATE TRIGGER consultant_calendars_set_updated_at BEFORE UPDATE ON "
         "consultant_calendars FOR EACH ROW EXECUTE FUNCTION set_updated_at()"
     )
+    op.add_column(
+        "consultant_profiles",
+        sa.Column("linked_calendars", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    )
+    op.create_check_constraint(
+        op.f("ck_consultant_profiles_linked_calendars_counted"),
+        "consultant_profiles",
+        "linked_calendars >= 0",
+    )
+    op.execute(COUNT_LINKED_CALENDARS)
+    op.execute(
+        "CREATE TRIGGER consultant_calendars_counted AFTER INSERT OR DELETE OR UPDATE OF "
+        "consultant_user_id ON consultant_calendars "
+        "FOR EACH ROW EXECUTE FUNCTION count_linked_calendars()"
+    )
     op.create_table(
         "consultant_busy_intervals",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -148,6 +181,14 @@ def downgrade() -> None:
         "ix_consultant_busy_intervals_calendar_source", table_name="consultant_busy_intervals"
     )
     op.drop_table("consultant_busy_intervals")
+    op.execute("DROP TRIGGER consultant_calendars_counted ON consultant_calendars")
+    op.execute("DROP FUNCTION count_linked_calendars()")
+    op.drop_constraint(
+        op.f("ck_consultant_profiles_linked_calendars_counted"),
+        "consultant_profiles",
+        type_="check",
+    )
+    op.drop_column("consultant_profiles", "linked_calendars")
     op.drop_index("ix_consultant_calendars_consultant_user_id", table_name="consultant_calendars")
     op.drop_table("consultant_calendars")
     op.drop_index("ix_calendar_feeds_owner", table_name="calendar_feeds")

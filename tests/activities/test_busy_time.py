@@ -11,11 +11,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import delete
 from temporalio.exceptions import ApplicationError
 
 from activities.requests import RequestActivities
 from core.vocabulary import ErrorType
 from db.availability.search import SearchCriteria, search_bookable_starts, search_bookable_times
+from db.models import ConsultantCalendar, ConsultantProfile
 from tests.activities.builders import Backend, future
 from workflows.contracts.activity_io import FindCandidatesInput, ReserveInput
 
@@ -197,3 +199,22 @@ async def test_assignment_passes_over_a_busy_consultant_and_names_the_calendar_t
 
     assert [(c.consultant_id, c.start) for c in found.candidates] == [(free, at(9))]
     assert (operator_choice.candidates, operator_choice.refusal) == ((), "calendar_busy")
+
+
+async def test_the_profile_counts_the_linked_calendars_the_search_reads_busy_time_for(
+    backend: Backend,
+) -> None:
+    consultant = await backend.consultant()
+    first = await backend.busy(consultant, at(8), at(9))
+    await backend.busy(consultant, at(10), at(11))
+
+    async def linked() -> int:
+        async with backend.session_factory() as session:
+            profile = await session.get(ConsultantProfile, consultant)
+            assert profile is not None
+            return profile.linked_calendars
+
+    assert await linked() == 2
+    async with backend.session_factory() as session, session.begin():
+        await session.execute(delete(ConsultantCalendar).where(ConsultantCalendar.id == first))
+    assert await linked() == 1
