@@ -277,6 +277,67 @@ async def remove_catalog(dsn: str, catalog: Catalog) -> None:
         await connection.close()
 
 
+# Busy time: one linked calendar per consultant; its intervals fall on random days of
+# the catalog, from 06:00 to 17:45 UTC (where the slots are), 30 to 120 minutes long.
+_INSERT_CALENDARS = """
+INSERT INTO consultant_calendars
+    (consultant_user_id, kind, address_ciphertext, address_hint, last_success_at)
+SELECT id, 'ics', '\\x00'::bytea, 'https://calendar.bench.invalid/…', now()
+FROM unnest($1::uuid[]) AS c(id)
+"""
+_INSERT_BUSY = """
+INSERT INTO consultant_busy_intervals
+    (calendar_id, consultant_user_id, source_key, start_time, end_time)
+SELECT calendar_id, consultant_user_id, 'bench-' || n, start_time, start_time + length
+FROM (
+    SELECT c.id AS calendar_id, c.consultant_user_id, n,
+           $2::timestamptz
+             + floor(random() * $3) * interval '1 day'
+             + interval '6 hours'
+             + floor(random() * 48) * interval '15 minutes' AS start_time,
+           (30 * (1 + floor(random() * 4))) * interval '1 minute' AS length
+    FROM consultant_calendars c CROSS JOIN generate_series(1, $4) AS n
+    WHERE c.consultant_user_id = ANY($1::uuid[])
+) AS busy
+"""
+
+
+async def load_busy_time(dsn: str, catalog: Catalog, intervals: int) -> float:
+    """Link a calendar to every consultant of the catalog and store ``intervals`` busy
+    intervals over them, as the calendar sync would; returns the seconds it took."""
+    began = time.perf_counter()
+    per_consultant = max(1, intervals // len(catalog.consultants))
+    connection = await asyncpg.connect(dsn)
+    try:
+        async with connection.transaction():
+            await connection.execute(_INSERT_CALENDARS, catalog.consultant_ids)
+            await connection.execute(
+                _INSERT_BUSY,
+                catalog.consultant_ids,
+                catalog.first_day,
+                catalog.days,
+                per_consultant,
+            )
+        await connection.execute("ANALYZE consultant_busy_intervals")
+        await connection.execute("ANALYZE consultant_profiles")
+    finally:
+        await connection.close()
+    return time.perf_counter() - began
+
+
+async def remove_busy_time(dsn: str, catalog: Catalog) -> None:
+    """Unlink the calendars :func:`load_busy_time` linked (their intervals go with them)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "DELETE FROM consultant_calendars WHERE consultant_user_id = ANY($1::uuid[])",
+            catalog.consultant_ids,
+        )
+        await connection.execute("ANALYZE consultant_profiles")
+    finally:
+        await connection.close()
+
+
 async def table_facts(dsn: str) -> dict[str, object]:
     """Sizes and status counts of the slots table, for the record."""
     connection = await asyncpg.connect(dsn)

@@ -48,7 +48,9 @@ from bench.catalog import (
     POLICY_TYPE,
     Catalog,
     ServiceTypeSpec,
+    load_busy_time,
     load_catalog,
+    remove_busy_time,
     remove_catalog,
     table_facts,
 )
@@ -348,9 +350,18 @@ class FormSamples:
     full_pages: int = 0
 
 
-FORMS = ("earliest", "starts", "plain", "policies")
+FORMS = ("earliest", "starts", "plain", "policies", "busy")
 # form → the prefix of its figures
-FORM_PREFIX = {"earliest": "", "starts": "starts.", "plain": "plain.", "policies": "policies."}
+FORM_PREFIX = {
+    "earliest": "",
+    "starts": "starts.",
+    "plain": "plain.",
+    "policies": "policies.",
+    "busy": "busy.",
+}
+BUSY_INTERVALS = 100_000
+"""Busy intervals from linked calendars (one calendar per consultant) in force for
+the ``busy`` form: the every-start searches again, after the other forms' rounds."""
 
 
 @dataclass
@@ -368,9 +379,11 @@ async def time_round(
     reference_path: str,
     users: list[Headers],
     catalog: Catalog,
+    *,
+    busy: bool = False,
 ) -> RoundSamples:
     """Each search alone, then through the API, in each of its forms, then the API's
-    reference call.
+    reference call (with ``busy``: the ``busy`` form alone, no reference).
 
     Interleaved one by one, so a burst of noise on the machine falls on all of them
     alike and their ratios stay meaningful.
@@ -378,7 +391,8 @@ async def time_round(
     samples = RoundSamples()
     for index, first in enumerate(cases):
         user = users[index % len(users)]
-        for name, case in first.forms(catalog).items():
+        forms = {"busy": first.every_start_case()} if busy else first.forms(catalog)
+        for name, case in forms.items():
             form = samples.forms[name]
             form.query.append(await time_query_alone(sessions, case))
             elapsed, response = await time_get(http, SEARCH_PATH, user, case.query_params())
@@ -386,7 +400,8 @@ async def time_round(
             form.api_by_kind[case.kind].append(elapsed)
             if response.json()["next_cursor"] is not None:
                 form.full_pages += 1
-        samples.reference.append((await time_get(http, reference_path, user))[0])
+        if not busy:
+            samples.reference.append((await time_get(http, reference_path, user))[0])
     return samples
 
 
@@ -396,10 +411,16 @@ async def compare_paths(
     cases: list[SearchCase],
     users: list[Headers],
     catalog: Catalog,
+    *,
+    busy: bool = False,
 ) -> list[str]:
     """Cases where the API and the query alone disagree (there should be none)."""
     mismatches = []
-    both = [form for case in cases for form in case.forms(catalog).values()]
+    both = [
+        form
+        for case in cases
+        for form in ([case.every_start_case()] if busy else case.forms(catalog).values())
+    ]
     for index, case in enumerate(both):
         user = users[index % len(users)]
         _, response = await time_get(http, SEARCH_PATH, user, case.query_params())
@@ -415,6 +436,107 @@ async def compare_paths(
 
 
 # -- the scenario --------------------------------------------------------------------
+
+
+def record_forms(
+    samples: RoundSamples,
+    figures: dict[str, list[float]],
+    kind_samples: dict[str, dict[str, list[int]]],
+    full_pages: dict[str, int],
+) -> list[str]:
+    """Add one round's percentiles of each form it measured to ``figures``; the round's
+    line for the log."""
+    line = []
+    for name, form in samples.forms.items():
+        if not form.api:
+            continue
+        prefix = FORM_PREFIX[name]
+        query, api = latencies_ms(form.query), latencies_ms(form.api)
+        full_pages[name] += form.full_pages
+        for kind, timings in form.api_by_kind.items():
+            kind_samples[name][kind] += timings
+        figures[f"{prefix}query.p50"].append(query.p50)
+        figures[f"{prefix}query.p99"].append(query.p99)
+        figures[f"{prefix}api.p50"].append(api.p50)
+        figures[f"{prefix}api.p95"].append(api.p95)
+        figures[f"{prefix}api.p99"].append(api.p99)
+        line.append(
+            f"{name}: query p50 {query.p50:.2f} p99 {query.p99:.2f} ms, "
+            f"API p50 {api.p50:.2f} p99 {api.p99:.2f} ms"
+        )
+    return line
+
+
+async def _measure_busy(
+    ctx: BenchContext,
+    catalog: Catalog,
+    http: httpx.AsyncClient,
+    sessions: Sessions,
+    cases: list[SearchCase],
+    users: list[Headers],
+    figures: dict[str, list[float]],
+    kind_samples: dict[str, dict[str, list[int]]],
+    full_pages: dict[str, int],
+) -> dict[str, Any]:
+    """The every-start searches again with busy time in force: a calendar linked to
+    every consultant, ``BUSY_INTERVALS`` busy intervals over them; unlinked after."""
+    dsn = asyncpg_dsn(ctx.stack.database_url)
+    intervals = BUSY_INTERVALS if catalog.slots >= TARGET_SLOTS else BUSY_INTERVALS // 100
+    ctx.say(f"search: linking a calendar to every consultant with {intervals:,} busy intervals")
+    load_seconds = await load_busy_time(dsn, catalog, intervals)
+    try:
+        mismatches = await compare_paths(http, sessions, cases, users, catalog, busy=True)
+        overlapping = await _starts_meeting_busy_time(sessions, cases)
+        await time_round(http, sessions, cases, "", users, catalog, busy=True)
+        gc.collect()
+        gc.freeze()
+        for round_number in ctx.round_numbers():
+            samples = await time_round(http, sessions, cases, "", users, catalog, busy=True)
+            line = record_forms(samples, figures, kind_samples, full_pages)
+            ctx.say(f"search: busy round {round_number}: {'; '.join(line)}")
+        gc.unfreeze()
+        async with sessions() as session:
+            stored = await session.scalar(text("SELECT count(*) FROM consultant_busy_intervals"))
+    finally:
+        await remove_busy_time(dsn, catalog)
+    return {
+        "intervals": stored,
+        "load_seconds": round(load_seconds, 1),
+        "api_query_mismatches": mismatches,
+        "starts_meeting_busy_time": overlapping,
+    }
+
+
+async def _starts_meeting_busy_time(sessions: Sessions, cases: list[SearchCase]) -> int:
+    """How many starts the every-start searches offer whose session meets busy time
+    (checked by SQL over what the searches returned: there must be none)."""
+    slots: list[uuid.UUID] = []
+    starts: list[datetime] = []
+    lengths: list[int] = []
+    for case in cases:
+        every_start = case.every_start_case()
+        async with sessions() as session:
+            for slot_id, start in await run_query(session, every_start):
+                slots.append(uuid.UUID(slot_id))
+                starts.append(datetime.fromisoformat(start))
+                lengths.append(every_start.service_type.minutes)
+    async with sessions() as session:
+        found = await session.scalar(_MEETING_BUSY_TIME, {"s": slots, "t": starts, "m": lengths})
+    return int(found or 0)
+
+
+_MEETING_BUSY_TIME = text(
+    """
+    SELECT count(*)
+      FROM unnest(CAST(:s AS uuid[]), CAST(:t AS timestamptz[]), CAST(:m AS int[]))
+           AS offered(slot_id, start_time, minutes)
+      JOIN consultant_availability_slots slot ON slot.id = offered.slot_id
+      JOIN consultant_busy_intervals busy
+        ON busy.consultant_user_id = slot.consultant_user_id
+       AND tstzrange(busy.start_time, busy.end_time) && tstzrange(
+             offered.start_time, offered.start_time + offered.minutes * interval '1 minute')
+    """
+)
 
 
 @scenario(
@@ -497,22 +619,7 @@ async def _measure(
         reference = latencies_ms(samples.reference)
         indexed, _ = await time_in_one_transaction(sessions, sample, drop_index=False)
         without, _ = await time_in_one_transaction(sessions, sample, drop_index=True)
-        line = []
-        for name, form in samples.forms.items():
-            prefix = FORM_PREFIX[name]
-            query, api = latencies_ms(form.query), latencies_ms(form.api)
-            full_pages[name] += form.full_pages
-            for kind, timings in form.api_by_kind.items():
-                kind_samples[name][kind] += timings
-            figures[f"{prefix}query.p50"].append(query.p50)
-            figures[f"{prefix}query.p99"].append(query.p99)
-            figures[f"{prefix}api.p50"].append(api.p50)
-            figures[f"{prefix}api.p95"].append(api.p95)
-            figures[f"{prefix}api.p99"].append(api.p99)
-            line.append(
-                f"{name}: query p50 {query.p50:.2f} p99 {query.p99:.2f} ms, "
-                f"API p50 {api.p50:.2f} p99 {api.p99:.2f} ms"
-            )
+        line = record_forms(samples, figures, kind_samples, full_pages)
         figures["reference.p50"].append(reference.p50)
         figures["reference.p99"].append(reference.p99)
         figures["sample.indexed.p50"].append(latencies_ms(indexed).p50)
@@ -523,6 +630,9 @@ async def _measure(
             f"the index, {figures['sample.no_index.p50'][-1]:.1f} ms without"
         )
     gc.unfreeze()
+    busy_evidence = await _measure_busy(
+        ctx, catalog, http, sessions, cases, users, figures, kind_samples, full_pages
+    )
 
     ctx.say("search: EXPLAIN ANALYZE of each kind")
     plans: dict[str, dict[str, Any]] = {}
@@ -559,6 +669,9 @@ async def _measure(
         ("policies.query.p99", f"{week}, same type with buffers and caps: query alone, p99"),
         ("policies.api.p50", f"{week}, same type with buffers and caps: through the API, p50"),
         ("policies.api.p99", f"{week}, same type with buffers and caps: through the API, p99"),
+        ("busy.query.p99", f"{week}, {BUSY_INTERVALS:,} busy intervals: query alone, p99"),
+        ("busy.api.p50", f"{week}, {BUSY_INTERVALS:,} busy intervals: through the API, p50"),
+        ("busy.api.p99", f"{week}, {BUSY_INTERVALS:,} busy intervals: through the API, p99"),
         ("reference.p50", "API reference call (GET a service type), p50"),
         ("reference.p99", "API reference call (GET a service type), p99"),
         ("sample.indexed.p50", f"sample of {size} searches in one transaction, p50"),
@@ -585,6 +698,13 @@ async def _measure(
         "search.policies.api.p99_ms",
         "search.plain.api.p99_ms",
         "what the scheduling policies (buffers, a cap counted for every consultant) cost",
+    )
+    result.ratio(
+        "search.busy_over_starts.p99",
+        "with busy time / without, every-start API p99",
+        "search.busy.api.p99_ms",
+        "search.starts.api.p99_ms",
+        "what reading the consultants' busy time (a calendar each) costs the search",
     )
     result.ratio(
         "search.api_over_query.p99",
@@ -632,6 +752,19 @@ async def _measure(
         ),
     )
     result.target(
+        f"every-start search p99 with {BUSY_INTERVALS:,} busy intervals ≤ {TARGET_P99_MS:g} ms "
+        "at one million slots",
+        "search.busy.api.p99_ms",
+        "<=",
+        TARGET_P99_MS,
+        applies=catalog.slots >= TARGET_SLOTS,
+        reason=f"only {catalog.slots:,} slots (--quick)",
+        context=(
+            f"the same searches without busy time p99 {median('search.starts.api.p99_ms')} ms, "
+            f"query alone with it p99 {median('search.busy.query.p99_ms')} ms"
+        ),
+    )
+    result.target(
         f"earliest-fit search p99 ≤ {TARGET_P99_MS:g} ms at one million slots",
         "search.api.p99_ms",
         "<=",
@@ -660,12 +793,19 @@ async def _measure(
             walks_search_index(summary),
             "; ".join(summary["outline"][:4]),
         )
-    compared = len(FORMS) * len(cases)
+    mismatches += busy_evidence["api_query_mismatches"]
+    compared = len(FORMS) * len(cases)  # the four forms, and every start with busy time
     result.check(
         "the API returns exactly what the query alone returns",
         not mismatches,
         f"{compared - len(mismatches)} of {compared} searches agree"
         + (f"; first mismatch: {mismatches[0]}" if mismatches else ""),
+    )
+    result.check(
+        "no start offered with busy time in force meets a busy interval (SQL over the results)",
+        busy_evidence["starts_meeting_busy_time"] == 0,
+        f"{busy_evidence['starts_meeting_busy_time']} offered starts meet busy time; "
+        f"{busy_evidence['intervals']:,} intervals stored in {busy_evidence['load_seconds']} s",
     )
     per_kind = {
         name: {
@@ -680,6 +820,7 @@ async def _measure(
     }
     result.evidence.update(
         {
+            "busy_time": busy_evidence,
             "plans": plans,
             "plan_without_index": no_index_plan,
             "api_by_kind_all_rounds": per_kind,
