@@ -237,7 +237,8 @@ async def explain_analyze(session: AsyncSession, criteria: SearchCriteria) -> di
     """EXPLAIN ANALYZE of one query of a search's walk (give ``walk_criteria()``)."""
     # As search_bookable_times plans: with the actual values, never a generic plan.
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    raw = (await session.execute(ExplainAnalyze(search_statement(criteria)))).scalar_one()
+    query = search_statement(criteria)
+    raw = (await session.execute(ExplainAnalyze(query.statement), query.params)).scalar_one()
     document = json.loads(raw) if isinstance(raw, str) else raw
     top: dict[str, Any] = document[0]
     return top

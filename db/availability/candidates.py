@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.availability.holds import published_slot_id
 from db.availability.offer import WHOLE_MINUTES, Refusal
 from db.availability.policy import NO_TIME, ServicePolicy
-from db.availability.search import FreeSlotRow, SearchCriteria, SlotPolicies, search_statement
+from db.availability.search import SearchCriteria, SlotPolicies, search_statement
 from db.models import AvailabilitySlot, ServiceType
 
 SEARCH_DEPTH = 200
@@ -200,12 +200,11 @@ class _Fits:
     async def cap_refusal(self, session: AsyncSession, candidate: Candidate) -> Refusal | None:
         """Which cap refuses ``candidate``'s start (None: none does)."""
         criteria = self._criteria(candidate.consultant_id)
-        rows = [
-            FreeSlotRow(*row)
-            for row in await session.execute(
-                search_statement(criteria).where(AvailabilitySlot.id == candidate.slot_id)
-            )
-        ]
+        rows = (
+            await search_statement(criteria)
+            .where(AvailabilitySlot.id == candidate.slot_id)
+            .rows(session)
+        )
         policies = SlotPolicies(criteria)
         await policies.load(session, rows)
         return policies.cap_refusal(candidate.consultant_id, candidate.start)
@@ -252,7 +251,7 @@ class _Fits:
             )
         if published is not None:
             statement = statement.where(published_slot_id() == published)
-        rows = [FreeSlotRow(*row) for row in await session.execute(statement)]
+        rows = await statement.rows(session)
         policies = SlotPolicies(
             criteria, count_caps=self.count_caps, consultant_buffers=self.buffers
         )
