@@ -31,6 +31,8 @@ from core.settings import Settings
 from db import drafts
 from db.engine import create_engine, create_session_factory
 from integrations.meetings import MeetingPlatform, build_meeting_platform
+from integrations.observability.temporal_metrics import worker_runtime
+from integrations.observability.tracing import WORKER_SERVICE_NAME, start_tracing
 from integrations.temporal_client import wait_for_temporal
 from integrations.webhooks.dispatcher import run_dispatcher
 from workflows.bytecode import keep_workflow_bytecode
@@ -218,9 +220,22 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; raises if the worker fails on its own."""
     keep_workflow_bytecode()
-    engine = create_engine(settings, application_name=DATABASE_APPLICATION_NAME)
+    # Both before the client connects: the SDK runtime (its metrics endpoint) is the
+    # process's one, and the tracing interceptor goes onto the client, from which the
+    # worker takes it. Unset, neither exists and the worker runs as it always did.
+    runtime = worker_runtime(settings)
+    tracing = start_tracing(settings, service_name=WORKER_SERVICE_NAME)
+    engine = create_engine(
+        settings,
+        application_name=DATABASE_APPLICATION_NAME,
+        tracer_provider=tracing.provider if tracing else None,
+    )
     try:
-        client = await wait_for_temporal(settings)
+        client = await wait_for_temporal(
+            settings,
+            interceptors=[tracing.temporal_interceptor()] if tracing else [],
+            runtime=runtime,
+        )
         session_factory = create_session_factory(engine)
         worker = build_worker(client, settings, session_factory)
         stop_requested = asyncio.Event()
@@ -234,6 +249,12 @@ async def run_worker(settings: Settings) -> None:
             settings.temporal_namespace,
             settings.temporal_address,
         )
+        if settings.worker_metrics_address is not None:
+            logger.info(
+                "Temporal SDK metrics at http://%s/metrics", settings.worker_metrics_address
+            )
+        if settings.otlp_endpoint is not None:
+            logger.info("sending traces to %s", settings.otlp_endpoint)
         running = asyncio.create_task(worker.run(), name="temporal-worker")
         # Webhook delivery runs beside the worker, never inside a booking's transaction;
         # any number of worker processes may run it (claims use SKIP LOCKED).
@@ -267,3 +288,5 @@ async def run_worker(settings: Settings) -> None:
             await sweeping
     finally:
         await engine.dispose()
+        if tracing is not None:
+            tracing.shutdown()

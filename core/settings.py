@@ -140,6 +140,16 @@ class Settings(BaseSettings):
     # parked requests under 100 MB (bench: idle, workflow_load). The SDK's is 1,000.
     worker_max_cached_workflows: int = Field(default=200, ge=0)
 
+    # Observability. Traces go to an OTLP/HTTP receiver (an OpenTelemetry Collector,
+    # Jaeger, Tempo) at this base URL, e.g. http://127.0.0.1:4318 (sent to
+    # <endpoint>/v1/traces). Unset: no tracing at all, so nothing is instrumented and no
+    # interceptor is installed. The standard OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
+    # _COMPRESSION, OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME and OTEL_BSP_* apply beside it.
+    otlp_endpoint: str | None = None
+    # host:port on which the worker serves the Temporal SDK's own metrics (task slots,
+    # schedule-to-start latency, sticky cache) at /metrics for Prometheus; unset: none.
+    worker_metrics_address: str | None = None
+
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -265,6 +275,29 @@ class Settings(BaseSettings):
                 f"BOOKING_JWT_ALGORITHMS allows only {allowed}; got {', '.join(unknown) or 'none'}"
             )
         return algorithms
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_endpoint(cls, endpoint: str | None) -> str | None:
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise ValueError(
+                "BOOKING_OTLP_ENDPOINT is the http:// or https:// URL of an OTLP/HTTP "
+                f"receiver (e.g. http://127.0.0.1:4318); got {endpoint!r}"
+            )
+        return endpoint
+
+    @field_validator("worker_metrics_address")
+    @classmethod
+    def _host_and_port(cls, address: str | None) -> str | None:
+        if address is None:
+            return None
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                "BOOKING_WORKER_METRICS_ADDRESS is host:port (e.g. 127.0.0.1:9464); "
+                f"got {address!r}"
+            )
+        return address
 
     @field_validator("default_learner_time_zone")
     @classmethod

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-from temporalio.client import Client, TLSConfig
+from temporalio.client import Client, Interceptor, TLSConfig
+from temporalio.runtime import Runtime
 
 from core.settings import Settings
 
@@ -32,11 +34,20 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect_temporal(
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
     """Connect with the configured address, namespace, TLS and API key.
 
     ``lazy`` defers the connection to the first call, so the API can start (and report
-    not-ready) while Temporal is still coming up.
+    not-ready) while Temporal is still coming up. ``interceptors`` (the tracing one,
+    when tracing is on) also apply to every worker built on this client. ``runtime``:
+    the process's one SDK runtime when it has its own (metrics; see
+    ``integrations.observability.temporal_metrics``), else the SDK's default.
     """
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
@@ -45,10 +56,17 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
         api_key=api_key,
         tls=tls_config(settings),
         lazy=lazy,
+        interceptors=interceptors,
+        runtime=runtime,
     )
 
 
-async def wait_for_temporal(settings: Settings) -> Client:
+async def wait_for_temporal(
+    settings: Settings,
+    *,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
     """Connect, retrying with backoff while the server cannot be reached (starting,
     restarting) for up to ``temporal_connect_timeout``; then the last error is raised.
 
@@ -59,7 +77,7 @@ async def wait_for_temporal(settings: Settings) -> Client:
     delay = FIRST_RETRY_S
     while True:
         try:
-            return await connect_temporal(settings)
+            return await connect_temporal(settings, interceptors=interceptors, runtime=runtime)
         except RuntimeError as exc:  # how the SDK reports a failed connection
             if loop.time() + delay > deadline:
                 raise

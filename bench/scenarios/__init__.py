@@ -2,6 +2,7 @@
 
 from bench.scenarios import floor, search, workflow_load  # isort: skip
 from bench.scenarios import booking, contention, contention_caps  # isort: skip  (after floor)
+from bench.scenarios import tracing  # isort: skip
 from bench.scenarios import idle  # isort: skip  (last: it leaves the most behind)
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "floor",
     "idle",
     "search",
+    "tracing",
     "workflow_load",
 ]

@@ -200,3 +200,21 @@ def test_quick_workflow_load_compares_the_three_setups(tmp_path: Path) -> None:
         assert figures[f"workflow_load.{setup}.cpu"]["median"] > 0
     assert document["ratios"]["workflow_load.bytecode_vs_source"]["median"] > 0
     assert all(check["ok"] for check in document["checks"]), document["checks"]
+
+
+def test_quick_tracing_compares_an_untraced_and_a_traced_pair(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    run_quick(["tracing"], results, rounds=1, timeout=240)
+    document = json.loads((results / "tracing.json").read_text())
+    figures = document["figures"]
+    for mode in ("off", "on"):
+        for step in ("submit", "search"):
+            assert figures[f"tracing.{mode}.{step}.p50"]["median"] > 0
+            assert figures[f"tracing.{mode}.{step}.cpu"]["median"] > 0
+    assert document["ratios"]["tracing.submit.cpu.on_vs_off"]["median"] > 0
+    # The traced pair exported to the loopback receiver, from both of its processes.
+    assert all(check["ok"] for check in document["checks"]), document["checks"]
+    assert set(document["evidence"]["spans_received_by_service"]) == {
+        "booking-api",
+        "booking-worker",
+    }
