@@ -10,11 +10,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 
-# Dependencies first, so a code change does not reinstall them.
+# Dependencies first, so a code change does not reinstall them. urllib3-future (for
+# caldav's niquests) is built from source with URLLIB3_NO_OVERRIDE, so that it installs
+# beside urllib3 instead of replacing it.
 COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > requirements.txt \
-    && /opt/venv/bin/pip install -c requirements.lock -r requirements.txt
+    && URLLIB3_NO_OVERRIDE=1 /opt/venv/bin/pip install --no-binary urllib3-future \
+        -c requirements.lock -r requirements.txt
 
 # The project itself, as a regular (non-editable) install.
 COPY . .

@@ -24,8 +24,12 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# caldav needs niquests, whose urllib3-future otherwise replaces urllib3 itself on every
+# interpreter start (breaking requests-based tools); built from source with
+# URLLIB3_NO_OVERRIDE it installs beside urllib3 as urllib3_future, as niquests expects.
 $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
-	$(PIP) install --quiet -c requirements.lock -e '.[dev]'
+	URLLIB3_NO_OVERRIDE=1 $(PIP) install --quiet --no-binary urllib3-future \
+		-c requirements.lock -e '.[dev]'
 	@touch $@
 
 install: $(STAMP)
