@@ -20,6 +20,7 @@ from api.openapi import install_openapi
 from api.routes import (
     audit_log,
     availability,
+    calendars,
     consultants,
     consultation_requests,
     events,
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         consultants,
         service_limits,
         availability,
+        calendars,
         search,
         consultation_requests,
         sessions,
