@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.calendars import CalendarActivities
 from activities.erasure import ErasureActivities
 from activities.export import ExportActivities
 from activities.meetings import MeetingActivities
@@ -29,6 +30,7 @@ from activities.retention import RetentionActivities
 from activities.sessions import SessionActivities
 from core.settings import Settings
 from db import drafts
+from db.calendars import linked
 from db.engine import create_engine, create_session_factory
 from integrations.meetings import MeetingPlatform, build_meeting_platform
 from integrations.observability.temporal_metrics import worker_runtime
@@ -36,6 +38,7 @@ from integrations.observability.tracing import WORKER_SERVICE_NAME, start_tracin
 from integrations.temporal_client import wait_for_temporal
 from integrations.webhooks.dispatcher import run_dispatcher
 from workflows.bytecode import keep_workflow_bytecode
+from workflows.calendar_sync_start import wake_calendar_sync
 from workflows.contracts.names import workflow_id_for
 from workflows.registry import WORKFLOWS
 
@@ -73,6 +76,7 @@ def build_activities(
     retention = RetentionActivities(session_factory)
     export = ExportActivities(session_factory)
     erasure = ErasureActivities(session_factory)
+    calendars = CalendarActivities(session_factory, settings)
     return [
         requests.persist_request,
         requests.find_candidates,
@@ -103,6 +107,8 @@ def build_activities(
         erasure.pseudonymise_events,
         erasure.pseudonymise_rows,
         erasure.finish,
+        calendars.list_calendars,
+        calendars.sync_calendar,
     ]
 
 
@@ -198,6 +204,58 @@ async def run_draft_sweeper(
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+KEEPER_BATCH = 100
+OVERDUE_AFTER_ROUNDS = 3
+KEEPER_GRACE = timedelta(minutes=1)
+
+
+async def wake_overdue_calendar_syncs(
+    client: Client, session_factory: async_sessionmaker[AsyncSession], settings: Settings
+) -> int:
+    """Start the sync of every consultant whose calendars no sync has tried for a few
+    intervals, or ever: linking a calendar starts its consultant's sync, but not while
+    Temporal is unreachable, and a sync workflow someone terminated is not there
+    either. Returns how many were woken."""
+    now = datetime.now(UTC)
+    interval = settings.calendar_sync_interval
+    async with session_factory() as session, session.begin():
+        overdue = await linked.consultants_overdue(
+            session,
+            attempted_before=now - OVERDUE_AFTER_ROUNDS * interval - KEEPER_GRACE,
+            linked_before=now - KEEPER_GRACE,
+            limit=KEEPER_BATCH,
+        )
+    for consultant_id in overdue:
+        await wake_calendar_sync(
+            client,
+            consultant_id=consultant_id,
+            task_queue=settings.temporal_task_queue,
+            interval=interval,
+        )
+    if overdue:
+        logger.info("started the calendar sync of %d consultants that had none", len(overdue))
+    return len(overdue)
+
+
+async def run_calendar_keeper(
+    client: Client,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    stop: asyncio.Event,
+) -> None:
+    """Wake overdue calendar syncs every interval until ``stop`` is set. Several
+    workers may do it at once: a signal-with-start of a running sync only signals it."""
+    interval = max(settings.calendar_sync_interval, KEEPER_GRACE).total_seconds()
+    while not stop.is_set():
+        try:
+            await wake_overdue_calendar_syncs(client, session_factory, settings)
+        except Exception:
+            # Temporal or the database may be restarting; the next round catches up.
+            logger.exception("waking overdue calendar syncs failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
 # --- the worker ---------------------------------------------------------------------
 
 
@@ -268,6 +326,10 @@ async def run_worker(settings: Settings) -> None:
             ),
             name="draft-sweeper",
         )
+        keeping = asyncio.create_task(
+            run_calendar_keeper(client, session_factory, settings, background_stop),
+            name="calendar-keeper",
+        )
         stopping = asyncio.create_task(stop_requested.wait(), name="stop-signal")
         try:
             await asyncio.wait(
@@ -286,6 +348,7 @@ async def run_worker(settings: Settings) -> None:
             background_stop.set()
             await dispatching  # in-flight deliveries finish and record their outcome
             await sweeping
+            await keeping
     finally:
         await engine.dispose()
         if tracing is not None:

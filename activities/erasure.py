@@ -35,6 +35,7 @@ from core.vocabulary import (
 )
 from db import erasure
 from db.erasure import RequestState, Subject
+from workflows.contracts.calendar_sync import calendar_sync_workflow_id
 from workflows.contracts.erasure import (
     CANCEL_UPDATE,
     DECLINE_UPDATE,
@@ -119,6 +120,7 @@ class ErasureActivities:
             if subject is not None:
                 await erasure.close_for_booking(session, subject)
                 await erasure.delete_free_slots(session, subject)
+                await erasure.delete_calendars(session, subject)
 
     @activity.defn(name=ErasureActivity.OPEN_REQUESTS)
     @heartbeating
@@ -202,8 +204,9 @@ class ErasureActivities:
     @activity.defn(name=ErasureActivity.FORGET_WORKFLOWS)
     @heartbeating
     async def forget_workflows(self, arg: ForgetInput) -> ForgetResult:
-        """Delete the executions of their requests (and exports) from Temporal: closed
-        ones, and finished ones still running (a completed session's no-show window)."""
+        """Delete the executions of their requests, exports and calendar sync from
+        Temporal: closed ones, and finished ones still running (a completed session's
+        no-show window, the calendar sync)."""
         async with transaction(self._sessions) as session:
             subject = await erasure.running_subject(session, arg.pseudonym)
             if subject is None:
@@ -212,6 +215,9 @@ class ErasureActivities:
             exports = await erasure.export_ids(session, subject) if arg.after is None else []
         client = activity.client()
         deleted = 0
+        if arg.after is None:
+            # Their calendar sync (its id names them); a running one is terminated.
+            deleted += await _delete_execution(client, calendar_sync_workflow_id(subject.person_id))
         for export_id in exports:
             deleted += await _delete_execution(client, export_workflow_id(export_id))
         for request_id, finished in requests:
@@ -265,6 +271,7 @@ class ErasureActivities:
             if subject is None:
                 return
             await erasure.delete_free_slots(session, subject)
+            await erasure.delete_calendars(session, subject)
             await erasure.complete(session, arg.pseudonym)
 
 

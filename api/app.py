@@ -20,6 +20,7 @@ from api.openapi import install_openapi
 from api.routes import (
     audit_log,
     availability,
+    calendars,
     consultants,
     consultation_requests,
     events,
@@ -125,6 +126,7 @@ def create_app(
         consultants,
         service_limits,
         availability,
+        calendars,
         search,
         consultation_requests,
         sessions,

@@ -32,6 +32,11 @@ environment. Nothing defaults to it any more; ``booking dev`` makes a secret of 
 DEVELOPMENT_PSEUDONYM_SECRET = "development-only-pseudonym-secret-0000000000"  # noqa: S105
 """The well-known key of erased people's pseudonyms in development; refused in production."""
 
+PLACEHOLDER_CALENDAR_KEYS = frozenset({"", "change-me", "changeme", "placeholder", "secret"})
+"""Calendar keys left empty or copied from a sample rather than made: refused in production."""
+MIN_SECRET_LENGTH = 32
+MAX_CALENDAR_HORIZON = timedelta(days=731)
+
 
 def _parse_duration(value: Any) -> Any:
     """Accept plain seconds given as a string ("90", "1.5") besides ISO-8601."""
@@ -199,6 +204,36 @@ class Settings(BaseSettings):
     # consultant unbookable until a fetch succeeds (safer, but an outage of their
     # calendar provider then stops their bookings).
     calendar_stale_blocks_booking: bool = False
+    # How often each linked calendar is fetched. 15 minutes is what the big calendar
+    # apps poll subscribed ICS feeds at (Google takes hours): a conflict entered
+    # elsewhere blocks bookings here within that, without hammering anyone's server
+    # (a conditional GET or sync token makes an unchanged calendar cost one request).
+    calendar_sync_interval: Duration = Field(default=timedelta(minutes=15), ge=timedelta(seconds=1))
+    # One fetch, connect to last byte (a CalDAV sync is several requests, each bounded).
+    # An ICS export of a busy year is a few MB; 20 s is ample for it and short enough
+    # that a hanging server does not hold an activity slot for long.
+    calendar_fetch_timeout: Duration = Field(default=timedelta(seconds=20), gt=timedelta(0))
+    # Largest calendar body read (ICS file, or one CalDAV answer); a larger one fails
+    # the sync (stale, last good set kept) instead of filling the worker's memory.
+    # 10 MiB holds some 20,000 ordinary events.
+    calendar_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Busy intervals kept per calendar after expansion and merging. A daily meeting
+    # over a year is 366; 20,000 is far beyond any real calendar, and bounds what an
+    # RRULE without an end (or a hostile feed) can make us store. More fails the sync.
+    calendar_max_busy_intervals: int = Field(default=20_000, ge=1, le=1_000_000)
+    # How far ahead recurring events are expanded into busy time. Null: as far as
+    # availability can be published (``recurrence_max_horizon``), since no session can
+    # be booked beyond that; bounded to 2 years either way.
+    calendar_expansion_horizon: Duration | None = None
+    # Calendar addresses that may be fetched although they are not public (host names,
+    # CIDR ranges), like BOOKING_WEBHOOK_ALLOWED_TARGETS but for the URLs consultants
+    # link. Empty: public addresses only; the tests and the dev stack allow loopback.
+    calendar_allowed_targets: CommaList = []
+    # The key that encrypts linked calendars' addresses and passwords (AES-256-GCM,
+    # derived from this secret; at least 32 characters). Required in production;
+    # `booking dev` makes one of its own. Changing it makes stored calendars
+    # undecryptable: they then fail (stale) until relinked.
+    calendar_secret_key: SecretStr | None = None
 
     # Abuse limits. Per user and API process; a rate of 0 switches that limit off.
     rate_limit_read_per_second: float = Field(default=20.0, ge=0)
@@ -369,12 +404,41 @@ class Settings(BaseSettings):
             raise ValueError("BOOKING_PSEUDONYM_SECRET is the development placeholder")
         if len(self.pseudonym_secret.get_secret_value()) < 32:
             raise ValueError("BOOKING_PSEUDONYM_SECRET must be at least 32 characters")
+        self._check_calendars()
         interval = self.default_start_interval
         if interval % timedelta(minutes=1) or not (
             timedelta(minutes=1) <= interval <= timedelta(minutes=240)
         ):
             raise ValueError("BOOKING_DEFAULT_START_INTERVAL must be whole minutes, 1 to 240")
         return self
+
+    def _check_calendars(self) -> None:
+        key = self.calendar_secret_key
+        if key is None:
+            if self.environment is Environment.PRODUCTION:
+                raise ValueError(
+                    "production needs BOOKING_CALENDAR_SECRET_KEY (at least 32 characters), "
+                    "the key of linked calendars' addresses and passwords"
+                )
+        else:
+            value = key.get_secret_value()
+            if (
+                self.environment is Environment.PRODUCTION
+                and value.strip().lower() in PLACEHOLDER_CALENDAR_KEYS
+            ):
+                raise ValueError("BOOKING_CALENDAR_SECRET_KEY is a placeholder")
+            if len(value) < MIN_SECRET_LENGTH:
+                raise ValueError("BOOKING_CALENDAR_SECRET_KEY must be at least 32 characters")
+        if self.calendar_expansion_horizon is not None and not (
+            timedelta(days=1) <= self.calendar_expansion_horizon <= MAX_CALENDAR_HORIZON
+        ):
+            raise ValueError("BOOKING_CALENDAR_EXPANSION_HORIZON must be 1 day to 2 years")
+
+    @property
+    def calendar_horizon(self) -> timedelta:
+        """How far ahead busy time is expanded: the setting, else the publishing horizon."""
+        horizon = self.calendar_expansion_horizon or self.recurrence_max_horizon
+        return min(max(horizon, timedelta(days=1)), MAX_CALENDAR_HORIZON)
 
     def _check_retention(self) -> None:
         if self.retention_inbound_events <= self.meeting_webhook_tolerance:

@@ -241,6 +241,7 @@ class AuditTarget(StrEnum):
     AVAILABILITY_SLOT = "availability_slot"
     WEBHOOK_SUBSCRIPTION = "webhook_subscription"
     WEBHOOK_DELIVERY = "webhook_delivery"
+    CONSULTANT_CALENDAR = "consultant_calendar"
     # A person, by their user id (pseudonymised once they are erased).
     PERSON = "person"
     # Linked external calendars do not exist yet; their routes (under
@@ -267,6 +268,10 @@ class AuditAction(StrEnum):
     WEBHOOK_SUBSCRIPTION_DELETED = "webhook_subscription.deleted"
     WEBHOOK_SUBSCRIPTION_SECRET_ROTATED = "webhook_subscription.secret_rotated"  # noqa: S105
     WEBHOOK_DELIVERY_REDELIVERED = "webhook_delivery.redelivered"
+    # A consultant's linked calendars: the target is the calendar (never its address).
+    CALENDAR_LINKED = "calendar.linked"
+    CALENDAR_UNLINKED = "calendar.unlinked"
+    CALENDAR_SYNC_REQUESTED = "calendar.sync_requested"
     # A person's data: who asked for an export (not what it held), who for an erasure
     # (its target is the person's pseudonym, never their id).
     PERSONAL_DATA_EXPORT_REQUESTED = "personal_data.export_requested"
@@ -299,6 +304,8 @@ class PersonalDataSection(StrEnum):
     REQUEST_DRAFTS = "request_drafts"
     SESSIONS = "sessions"
     AVAILABILITY = "availability"
+    # Linked calendars (their kind, name and sync state; never address or password).
+    CALENDARS = "calendars"
     EVENTS = "events"
     AUDIT_LOG = "audit_log"
 
@@ -333,3 +340,22 @@ class OpenRequestAction(StrEnum):
     CANCEL = "cancel"  # theirs, or a session they give: cancelled (account_erased)
     DECLINE = "decline"  # offered to them as consultant: declined, so another is asked
     WAIT = "wait"  # its session is in progress: it ends on its own
+
+
+# --- linked calendars -----------------------------------------------------------------
+
+
+class CalendarKind(StrEnum):
+    """How a linked calendar is read: an iCalendar file over HTTP(S), or CalDAV."""
+
+    ICS = "ics"
+    CALDAV = "caldav"
+
+
+class CalendarSyncOutcome(StrEnum):
+    """What one sync of a calendar did."""
+
+    UPDATED = "updated"  # fetched and stored afresh (all of it, or what changed)
+    UNCHANGED = "unchanged"  # the server said nothing changed; the set stays
+    FAILED = "failed"  # stale: the last good set stays, with the error
+    GONE = "gone"  # unlinked meanwhile

@@ -28,6 +28,7 @@ from db.json_values import JsonValue, json_value
 from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
+    ConsultantCalendar,
     ConsultantProfile,
     ConsultantServiceLimit,
     ServiceType,
@@ -75,6 +76,8 @@ AUDITED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
     # the previous secret, and as its action.
     WebhookSubscription: ("url", "event_types", "description", "is_enabled"),
     WebhookDelivery: ("status", "attempts"),
+    # Never the address, the password or their hint: which calendar, not where it is.
+    ConsultantCalendar: ("consultant_user_id", "kind"),
 }
 """Per audited table, the columns whose changes the trail records."""
 

@@ -13,9 +13,9 @@ What an erasure changes (see ``README.md``, Personal data):
 - the id itself, replaced by the pseudonym in every column that holds a person
   (``PERSON_COLUMNS``), in event payloads and in audit entries' changes; a
   consultant's profile row moves to the pseudonym (references first, then the row);
-- the consultant's free slots are deleted (nobody can book an erased consultant).
-
-Linked calendar credentials will be deleted here too, once calendars exist.
+- the consultant's free slots are deleted (nobody can book an erased consultant);
+- their linked calendars are deleted, with their (encrypted) addresses and passwords
+  and the busy time expanded from them (``delete_calendars``).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from core.vocabulary import (
     SessionStatus,
 )
 from db.availability.slots import FREE_STATUSES
+from db.calendars.linked import delete_calendars_of
 from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
@@ -494,3 +495,8 @@ async def delete_free_slots(session: AsyncSession, subject: Subject) -> int:
         .returning(AvailabilitySlot.id)
     )
     return len(result.all())
+
+
+async def delete_calendars(session: AsyncSession, subject: Subject) -> int:
+    """Their linked calendars, credentials and busy time: nothing of theirs to sync."""
+    return await delete_calendars_of(session, subject.ids)

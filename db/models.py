@@ -757,6 +757,10 @@ class ConsultantCalendar(Base):
     last_modified: Mapped[str | None] = mapped_column(String(100))
     sync_token: Mapped[str | None] = mapped_column(Text)
     ctag: Mapped[str | None] = mapped_column(Text)
+    # The end of the window the stored busy set was expanded over. An unchanged
+    # calendar (304, same ctag) keeps its set, but the window moves on with time: once
+    # it falls short, the next sync fetches and expands everything again.
+    expanded_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when a fetch fails, cleared by the next good one: the busy set is then the

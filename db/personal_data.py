@@ -29,6 +29,7 @@ from db.json_values import JsonValue, json_value, row_as_json
 from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
+    ConsultantCalendar,
     ConsultantProfile,
     ConsultationRequest,
     ConsultationRequestDraft,
@@ -112,6 +113,23 @@ SECTIONS: dict[PersonalDataSection, Section] = {
         AvailabilitySlot,
         (AvailabilitySlot.start_time, AvailabilitySlot.id),
         lambda person: AvailabilitySlot.consultant_user_id == person,
+    ),
+    PersonalDataSection.CALENDARS: Section(
+        ConsultantCalendar,
+        (ConsultantCalendar.created_at, ConsultantCalendar.id),
+        lambda person: ConsultantCalendar.consultant_user_id == person,
+        # Never the secrets; nor the servers' sync bookkeeping.
+        leave_out=frozenset(
+            {
+                "address_ciphertext",
+                "password_ciphertext",
+                "etag",
+                "last_modified",
+                "sync_token",
+                "ctag",
+                "expanded_until",
+            }
+        ),
     ),
     PersonalDataSection.EVENTS: Section(
         DomainEvent,

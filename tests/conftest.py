@@ -38,6 +38,7 @@ from tests.support.tokens import TokenFactory
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 TEST_JWT_SECRET = "test-secret-for-the-booking-service-suite-000"
+TEST_CALENDAR_KEY = "test-key-of-linked-calendars-secrets-000000"
 LOOPBACK_WEBHOOK_TARGETS = ("127.0.0.0/8", "::1/128")
 
 
@@ -81,8 +82,10 @@ def settings(database_url: str) -> Settings:
         rate_limit_read_per_second=0,
         rate_limit_write_per_second=0,
         max_open_requests_per_learner=1000,
-        # Webhook receivers of the tests listen on loopback.
+        # Webhook receivers and calendar servers of the tests listen on loopback.
         webhook_allowed_targets=list(LOOPBACK_WEBHOOK_TARGETS),
+        calendar_allowed_targets=list(LOOPBACK_WEBHOOK_TARGETS),
+        calendar_secret_key=SecretStr(TEST_CALENDAR_KEY),
     )
 
 

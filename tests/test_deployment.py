@@ -58,6 +58,7 @@ def test_no_secret_has_a_default() -> None:
         "POSTGRES_PASSWORD",
         "BOOKING_JWT_SECRET",
         "BOOKING_PSEUDONYM_SECRET",
+        "BOOKING_CALENDAR_SECRET_KEY",
     }
     for match in secrets:
         assert match["rest"].startswith(":?"), match.group(0)

@@ -55,6 +55,7 @@ WORKFLOW_SANDBOX_MODULES = (
     "workflows.retention",
     "workflows.export",
     "workflows.erasure",
+    "workflows.calendar_sync",
 )
 """What the sandbox loads for every workflow; none of it may reach I/O libraries."""
 IO_LIBRARIES = {"sqlalchemy", "asyncpg", "httpx", "fastapi", "pydantic_settings"}

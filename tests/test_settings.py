@@ -86,6 +86,7 @@ def test_nothing_configured_is_refused_naming_the_settings() -> None:
 def test_the_default_environment_is_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOOKING_JWT_SECRET", REAL_SECRET)
     monkeypatch.setenv("BOOKING_PSEUDONYM_SECRET", REAL_SECRET[::-1])
+    monkeypatch.setenv("BOOKING_CALENDAR_SECRET_KEY", REAL_SECRET.upper())
     monkeypatch.setenv("BOOKING_DATABASE_URL", "postgresql+asyncpg://db/booking")
     settings = Settings()
     assert settings.environment is Environment.PRODUCTION
@@ -122,6 +123,12 @@ def test_production_with_a_real_secret_and_database(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValidationError, match="BOOKING_PSEUDONYM_SECRET"):
         Settings()  # erasures need a key of their own, not the development one
     monkeypatch.setenv("BOOKING_PSEUDONYM_SECRET", REAL_SECRET[::-1])
+    with pytest.raises(ValidationError, match="BOOKING_CALENDAR_SECRET_KEY"):
+        Settings()  # linked calendars' addresses are encrypted with it
+    monkeypatch.setenv("BOOKING_CALENDAR_SECRET_KEY", "change-me")
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings()
+    monkeypatch.setenv("BOOKING_CALENDAR_SECRET_KEY", REAL_SECRET.upper())
     settings = Settings()
     assert not settings.uses_development_secret
     assert settings.require_database_url() == "postgresql+asyncpg://db/booking"
@@ -218,4 +225,22 @@ def test_an_unknown_default_learner_time_zone_is_refused(
 ) -> None:
     monkeypatch.setenv("BOOKING_DEFAULT_LEARNER_TIME_ZONE", zone)
     with pytest.raises(ValidationError, match="BOOKING_DEFAULT_LEARNER_TIME_ZONE"):
+        Settings()
+
+
+@pytest.mark.usefixtures("configured")
+def test_calendar_settings_have_sensible_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.calendar_sync_interval == timedelta(minutes=15)
+    # Unset: as far ahead as availability can be published, so no bookable time is
+    # left without its busy time.
+    assert settings.calendar_horizon == settings.recurrence_max_horizon
+    monkeypatch.setenv("BOOKING_CALENDAR_EXPANSION_HORIZON", "P30D")
+    assert Settings().calendar_horizon == timedelta(days=30)
+    monkeypatch.setenv("BOOKING_CALENDAR_EXPANSION_HORIZON", "P1000D")
+    with pytest.raises(ValidationError, match="BOOKING_CALENDAR_EXPANSION_HORIZON"):
+        Settings()
+    monkeypatch.delenv("BOOKING_CALENDAR_EXPANSION_HORIZON")
+    monkeypatch.setenv("BOOKING_CALENDAR_SECRET_KEY", "too-short")
+    with pytest.raises(ValidationError, match="at least 32 characters"):
         Settings()

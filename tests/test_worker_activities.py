@@ -10,6 +10,7 @@ from core.settings import Environment, MeetingProvider, Settings
 from integrations.meetings.factory import build_meeting_platform
 from integrations.meetings.http import HttpMeetingPlatform
 from worker import build_activities
+from workflows.contracts.calendar_sync import CalendarActivity
 from workflows.contracts.erasure import ErasureActivity
 from workflows.contracts.export import ExportActivity
 from workflows.contracts.names import ActivityName
@@ -30,7 +31,13 @@ def test_every_activity_the_workflow_calls_is_registered_once() -> None:
         names.append(definition.name)
     expected = [
         name.value
-        for names_of in (ActivityName, RetentionActivity, ExportActivity, ErasureActivity)
+        for names_of in (
+            ActivityName,
+            RetentionActivity,
+            ExportActivity,
+            ErasureActivity,
+            CalendarActivity,
+        )
         for name in names_of
     ]
     assert sorted(names) == sorted(expected)
@@ -38,6 +45,10 @@ def test_every_activity_the_workflow_calls_is_registered_once() -> None:
 
 def test_the_consultation_workflow_is_registered() -> None:
     assert "ConsultationWorkflow" in {workflow.__name__ for workflow in WORKFLOWS}
+
+
+def test_the_calendar_sync_workflow_is_registered() -> None:
+    assert "CalendarSyncWorkflow" in {workflow.__name__ for workflow in WORKFLOWS}
 
 
 def test_the_http_provider_is_chosen_by_settings() -> None:

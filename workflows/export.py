@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PAGE_TIMEOUT = timedelta(minutes=1)
+CALENDARS_SECTION_PATCH = "export-calendars-section"
+"""Exports started before the calendars section existed replay without it."""
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -39,6 +41,10 @@ class PersonalDataExportWorkflow:
     async def run(self, request: ExportInput) -> ExportSummary:
         position = 0
         for section in PersonalDataSection:
+            if section is PersonalDataSection.CALENDARS and not workflow.patched(
+                CALENDARS_SECTION_PATCH
+            ):
+                continue  # an export that began before calendars were part of it
             self._summary.items[section] = 0
             cursor = None
             while True:

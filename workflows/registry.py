@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.calendar_sync import CalendarSyncWorkflow
 from workflows.consultation import ConsultationWorkflow
 from workflows.erasure import PersonErasureWorkflow
 from workflows.export import PersonalDataExportWorkflow
@@ -14,4 +15,5 @@ WORKFLOWS: list[type] = [
     RetentionSweepWorkflow,
     PersonalDataExportWorkflow,
     PersonErasureWorkflow,
+    CalendarSyncWorkflow,
 ]

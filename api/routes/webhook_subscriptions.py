@@ -25,8 +25,8 @@ from core.vocabulary import AuditAction, AuditTarget
 from db import audit
 from db.json_values import json_value
 from db.models import WebhookSubscription
+from integrations.outbound.targets import TargetRefused, webhook_target_policy
 from integrations.webhooks.signing import generate_secret
-from integrations.webhooks.targets import TargetRefused, webhook_target_policy
 
 _CURSOR_TIME = "created_at"
 

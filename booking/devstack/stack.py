@@ -232,6 +232,7 @@ class DevStack:
             "BOOKING_DATABASE_URL": self._database_url(),
             "BOOKING_TEMPORAL_ADDRESS": self.temporal_address,
             "BOOKING_WEBHOOK_ALLOWED_TARGETS": ",".join(self.settings.webhook_allowed_targets),
+            "BOOKING_CALENDAR_ALLOWED_TARGETS": ",".join(self.settings.calendar_allowed_targets),
             # Given as options of `booking dev`, they are not in the environment yet.
             "BOOKING_API_HOST": self.settings.api_host,
             "BOOKING_API_PORT": str(self.settings.api_port),
@@ -239,6 +240,10 @@ class DevStack:
         }
         if self.settings.jwt_jwks_url is None and self.settings.jwt_secret is not None:
             env["BOOKING_JWT_SECRET"] = self.settings.jwt_secret.get_secret_value()
+        if self.settings.calendar_secret_key is not None:
+            env["BOOKING_CALENDAR_SECRET_KEY"] = (
+                self.settings.calendar_secret_key.get_secret_value()
+            )
         return env
 
     def _start_child(self, services: ExitStack, command: str, name: str) -> None:

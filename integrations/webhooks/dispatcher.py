@@ -39,11 +39,11 @@ from core.settings import Settings
 from core.vocabulary import DeliveryStatus
 from db.event_feed import EventEnvelope
 from db.models import DomainEvent, WebhookDelivery, WebhookSubscription
+from integrations.outbound.targets import TargetRefused, webhook_target_policy
+from integrations.outbound.transport import GuardedTransport, OutboundTargetRefused
 from integrations.webhooks.backoff import retry_delay
 from integrations.webhooks.fanout import fan_out
 from integrations.webhooks.signing import signed_headers
-from integrations.webhooks.targets import TargetRefused, webhook_target_policy
-from integrations.webhooks.transport import GuardedTransport, WebhookTargetRefused
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class WebhookDispatcher:
         self._policy = webhook_target_policy(settings)
         # Redirects are not followed: the subscription names the endpoint, and a
         # redirect could point the signed body anywhere. The transport connects to
-        # public addresses only (see integrations/webhooks/targets.py).
+        # public addresses only (see integrations/outbound/targets.py).
         self._http = http or httpx.AsyncClient(
             transport=GuardedTransport(self._policy),
             timeout=self._timeout,
@@ -317,7 +317,7 @@ class WebhookDispatcher:
                 status_code = response.status_code
         except TimeoutError:
             return Outcome(False, None, f"No response within {self._timeout:g} s.")
-        except WebhookTargetRefused as exc:
+        except OutboundTargetRefused as exc:
             return Outcome(False, None, _refused(exc))
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             # The library's text may name resolved addresses or the worker's network;

@@ -33,7 +33,7 @@ from temporalio.client import Client
 from api.app import create_app
 from core.settings import Settings
 from db import exports
-from db.models import ConsultantServiceLimit, WebhookSubscription
+from db.models import ConsultantCalendar, ConsultantServiceLimit, WebhookSubscription
 from integrations.webhooks.signing import generate_secret
 from tests.abuse.world import Party, World
 from tests.support.tokens import TokenFactory
@@ -144,6 +144,27 @@ async def _delete_service_limit(world: World, learner: Party, consultant: Party)
             )
         )
     return Call("DELETE", f"{profile_of(consultant)}/service-limits/{world.service_type_id}")
+
+
+async def _calendar_path(world: World, consultant: Party) -> str:
+    """A calendar of the consultant's of its own per call (the operator's cell really
+    deletes it); its sealed address is never opened here."""
+    async with world.backend.session_factory() as session, session.begin():
+        calendar = ConsultantCalendar(
+            consultant_user_id=consultant.user_id,
+            kind="ics",
+            address_ciphertext=b"sealed",
+            address_hint="https://calendar.example.test/…",
+        )
+        session.add(calendar)
+    return f"{profile_of(consultant)}/calendars/{calendar.id}"
+
+
+def on_calendar(method: str, suffix: str = "") -> Build:
+    async def build(world: World, learner: Party, consultant: Party) -> Call:
+        return Call(method, await _calendar_path(world, consultant) + suffix)
+
+    return build
 
 
 def profile_of(consultant: Party) -> str:
@@ -264,6 +285,31 @@ MATRIX: dict[str, Row] = {
     ),
     "DELETE /v1/consultants/{user_id}/availability/{slot_id}": Row(
         _delete_slot, managers(OK), owned=True
+    ),
+    # Linked calendars: only the consultant and operators, reading as writing (the
+    # address is secret, and even its hint and errors are theirs alone).
+    "POST /v1/consultants/{consultant_user_id}/calendars": Row(
+        fixed(
+            "POST",
+            PROFILE + "/calendars",
+            json={"kind": "ics", "url": "https://calendar.example.test/private/basic.ics"},
+        ),
+        managers(OK),
+        owned=True,
+    ),
+    "GET /v1/consultants/{consultant_user_id}/calendars": Row(
+        fixed("GET", PROFILE + "/calendars"), managers(OK), owned=True
+    ),
+    "GET /v1/consultants/{consultant_user_id}/calendars/{calendar_id}": Row(
+        on_calendar("GET"), managers(OK), owned=True
+    ),
+    "DELETE /v1/consultants/{consultant_user_id}/calendars/{calendar_id}": Row(
+        on_calendar("DELETE"), managers(OK), owned=True
+    ),
+    "POST /v1/consultants/{consultant_user_id}/calendars/{calendar_id}/sync": Row(
+        on_calendar("POST", "/sync"),
+        managers(ALLOWED),  # 503: the sync workflow cannot be woken here
+        owned=True,
     ),
     "GET /v1/availability/search": Row(_search, signed_in(OK)),
     # Requests: learners submit; each party acts on their own, operators on all.

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -33,7 +34,7 @@ SessionFactory = async_sessionmaker[AsyncSession]
 
 AUDITED_PREFIXES = (
     "/v1/service-types",
-    "/v1/consultants",  # profiles, availability, and linked calendars once they exist
+    "/v1/consultants",  # profiles, availability, linked calendars
     "/v1/webhook-subscriptions",
     "/v1/webhook-deliveries",
 )
@@ -306,6 +307,46 @@ async def _redeliver(c: Catalogue) -> Expected:
     )
 
 
+CALENDAR = {"kind": "ics", "url": "https://calendar.example.test/private-0123/basic.ics"}
+
+
+async def _link_calendar(c: Catalogue) -> Expected:
+    consultant = await c.consultant()
+    linked = (await c.call("POST", f"/v1/consultants/{consultant}/calendars", CALENDAR)).json()
+    return Expected(
+        AuditAction.CALENDAR_LINKED,
+        AuditTarget.CONSULTANT_CALENDAR,
+        linked["id"],
+        {
+            "kind": {"before": None, "after": "ics"},
+            "consultant_user_id": {"before": None, "after": str(consultant)},
+        },
+    )
+
+
+async def _unlink_calendar(c: Catalogue) -> Expected:
+    consultant = await c.consultant()
+    linked = (await c.call("POST", f"/v1/consultants/{consultant}/calendars", CALENDAR)).json()
+    await c.call("DELETE", f"/v1/consultants/{consultant}/calendars/{linked['id']}")
+    return Expected(
+        AuditAction.CALENDAR_UNLINKED,
+        AuditTarget.CONSULTANT_CALENDAR,
+        linked["id"],
+        {"kind": {"before": "ics", "after": None}},
+    )
+
+
+async def _sync_calendar(c: Catalogue) -> Expected:
+    consultant = await c.consultant()
+    linked = (await c.call("POST", f"/v1/consultants/{consultant}/calendars", CALENDAR)).json()
+    # Temporal is not reachable here; the workflow side has tests of its own.
+    with mock.patch("api.routes.calendars.wake_calendar_sync", mock.AsyncMock()):
+        await c.call("POST", f"/v1/consultants/{consultant}/calendars/{linked['id']}/sync")
+    return Expected(
+        AuditAction.CALENDAR_SYNC_REQUESTED, AuditTarget.CONSULTANT_CALENDAR, linked["id"], {}
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "POST /v1/service-types": _create_service_type,
     "PATCH /v1/service-types/{service_type_id}": _patch_service_type,
@@ -320,6 +361,9 @@ SCENARIOS: dict[str, Scenario] = {
     "POST /v1/consultants/{user_id}/availability": _publish,
     "PATCH /v1/consultants/{user_id}/availability/{slot_id}": _change_slot,
     "DELETE /v1/consultants/{user_id}/availability/{slot_id}": _delete_slot,
+    "POST /v1/consultants/{consultant_user_id}/calendars": _link_calendar,
+    "DELETE /v1/consultants/{consultant_user_id}/calendars/{calendar_id}": _unlink_calendar,
+    "POST /v1/consultants/{consultant_user_id}/calendars/{calendar_id}/sync": _sync_calendar,
     "POST /v1/webhook-subscriptions": _create_subscription,
     "PATCH /v1/webhook-subscriptions/{subscription_id}": _patch_subscription,
     "DELETE /v1/webhook-subscriptions/{subscription_id}": _delete_subscription,
@@ -398,6 +442,23 @@ async def test_a_refused_change_leaves_no_row(catalogue: Catalogue) -> None:
     assert [e.action for e in await catalogue.entries(second)] == [
         AuditAction.SERVICE_TYPE_CREATED.value
     ]
+
+
+async def test_no_calendar_address_or_password_reaches_the_trail(catalogue: Catalogue) -> None:
+    consultant = await catalogue.consultant()
+    body = {
+        "kind": "caldav",
+        "url": "https://dav.example.test/calendars/ada/work-7f3a/",
+        "username": "ada",
+        "password": "app-password-9c1e",
+    }
+    linked = await catalogue.call("POST", f"/v1/consultants/{consultant}/calendars", body)
+    await catalogue.call("DELETE", f"/v1/consultants/{consultant}/calendars/{linked.json()['id']}")
+    async with catalogue.sessions() as session:
+        trail = await session.scalar(text("SELECT string_agg(changes::text, ' ') FROM audit_log"))
+    assert trail is not None
+    for secret in ("work-7f3a", "app-password-9c1e", "dav.example.test"):
+        assert secret not in trail
 
 
 async def test_no_secret_reaches_the_trail(catalogue: Catalogue) -> None:

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from booking.devstack.local_settings import LOCAL_SECRET_FILE, DevelopmentSettings
+from booking.devstack.local_settings import (
+    LOCAL_CALENDAR_KEY_FILE,
+    LOCAL_SECRET_FILE,
+    DevelopmentSettings,
+)
 from booking.devstack.stack import DevStack
 from core.settings import DEVELOPMENT_JWT_SECRET, Environment
 
@@ -39,7 +43,29 @@ def test_unset_means_development_with_a_private_persisted_secret(data_dir: Path)
     again = DevelopmentSettings().jwt_secret
     assert again is not None
     assert again.get_secret_value() == secret
-    assert [path.name for path in data_dir.iterdir()] == [LOCAL_SECRET_FILE]
+    assert sorted(path.name for path in data_dir.iterdir()) == [
+        LOCAL_CALENDAR_KEY_FILE,
+        LOCAL_SECRET_FILE,
+    ]
+
+
+def test_development_makes_a_calendar_key_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path
+) -> None:
+    first = DevelopmentSettings().calendar_secret_key
+    assert first is not None
+    key = first.get_secret_value()
+    assert len(key) >= 32
+    key_file = data_dir / LOCAL_CALENDAR_KEY_FILE
+    assert key_file.read_text().strip() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    again = DevelopmentSettings().calendar_secret_key
+    assert again is not None
+    assert again.get_secret_value() == key  # calendars linked yesterday still decrypt
+    monkeypatch.setenv("BOOKING_CALENDAR_SECRET_KEY", EXPLICIT_SECRET)
+    configured = DevelopmentSettings().calendar_secret_key
+    assert configured is not None
+    assert configured.get_secret_value() == EXPLICIT_SECRET
 
 
 def test_each_data_directory_has_its_own_secret(
@@ -63,7 +89,7 @@ def test_an_explicit_secret_or_key_set_is_kept(
     monkeypatch.delenv("BOOKING_JWT_SECRET")
     monkeypatch.setenv("BOOKING_JWT_JWKS_URL", "https://iam.example.test/jwks.json")
     assert DevelopmentSettings().jwt_secret is None
-    assert not data_dir.exists()
+    assert not (data_dir / LOCAL_SECRET_FILE).exists()
 
 
 def test_another_environment_gets_no_local_secret(
@@ -85,3 +111,6 @@ def test_the_worker_and_the_api_are_told_the_environment_and_the_secret() -> Non
     assert env["BOOKING_DATABASE_URL"] == settings.database_url
     # Webhook receivers a developer runs on this machine are reachable.
     assert env["BOOKING_WEBHOOK_ALLOWED_TARGETS"] == "127.0.0.0/8,::1/128,localhost"
+    assert env["BOOKING_CALENDAR_ALLOWED_TARGETS"] == "127.0.0.0/8,::1/128,localhost"
+    assert settings.calendar_secret_key is not None
+    assert env["BOOKING_CALENDAR_SECRET_KEY"] == settings.calendar_secret_key.get_secret_value()

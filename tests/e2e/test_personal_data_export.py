@@ -100,6 +100,7 @@ async def test_a_person_with_a_thousand_requests_downloads_all_of_it(
         "request_drafts",
         "sessions",
         "availability",
+        "calendars",
         "events",
         "audit_log",
     ]
