@@ -222,6 +222,26 @@ class Settings(BaseSettings):
     # at submission, and read for requests stored before requests had a zone.
     default_learner_time_zone: str = UTC_ZONE
 
+    # --- Sessions in people's calendars: the .ics of a session, private feeds ---
+    # The right-hand side of every session's iCalendar UID (``<session id>@<this>``).
+    # Fixed for good: another domain makes every calendar see every session anew.
+    calendar_uid_domain: str = Field(
+        default="booking-service.dev", min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+$"
+    )
+    # A feed holds the person's sessions starting from this long ago up to this far
+    # ahead, at most this many (the earliest first).
+    calendar_feed_past: Duration = Field(default=timedelta(days=30), ge=timedelta(0))
+    calendar_feed_horizon: Duration = Field(default=timedelta(days=366), gt=timedelta(0))
+    calendar_feed_max_sessions: int = Field(default=1000, ge=1, le=10_000)
+    # How often a subscribed calendar app is asked to fetch the feed again (the apps
+    # that honour REFRESH-INTERVAL / X-PUBLISHED-TTL; Google keeps its own pace).
+    calendar_feed_refresh_interval: Duration = Field(
+        default=timedelta(minutes=15), ge=timedelta(minutes=1)
+    )
+    # Feeds one person may have that are not revoked.
+    calendar_feeds_per_person: int = Field(default=10, ge=1, le=100)
+    # --- end sessions in people's calendars ---
+
     # Meeting platform.
     meeting_provider: MeetingProvider = MeetingProvider.ROOM_LINK
     meeting_room_base_url: str = "https://meet.jit.si"

@@ -28,6 +28,7 @@ from db.json_values import JsonValue, json_value
 from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
+    CalendarFeed,
     ConsultantProfile,
     ConsultantServiceLimit,
     ServiceType,
@@ -75,6 +76,8 @@ AUDITED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
     # the previous secret, and as its action.
     WebhookSubscription: ("url", "event_types", "description", "is_enabled"),
     WebhookDelivery: ("status", "attempts"),
+    # Never ``token_sha256``: whose feed it is, and whether it still works.
+    CalendarFeed: ("owner_role", "owner_user_id", "revoked_at"),
 }
 """Per audited table, the columns whose changes the trail records."""
 

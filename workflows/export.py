@@ -27,6 +27,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PAGE_TIMEOUT = timedelta(minutes=1)
+# ``workflow.patched`` id: exports that had passed the end of the sections before the
+# calendar feeds became one replay without them.
+CALENDAR_FEEDS_SECTION = "export-calendar-feeds"
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -39,6 +42,10 @@ class PersonalDataExportWorkflow:
     async def run(self, request: ExportInput) -> ExportSummary:
         position = 0
         for section in PersonalDataSection:
+            if section is PersonalDataSection.CALENDAR_FEEDS and not workflow.patched(
+                CALENDAR_FEEDS_SECTION
+            ):
+                continue
             self._summary.items[section] = 0
             cursor = None
             while True:
