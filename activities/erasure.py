@@ -119,6 +119,7 @@ class ErasureActivities:
             if subject is not None:
                 await erasure.close_for_booking(session, subject)
                 await erasure.delete_free_slots(session, subject)
+                await erasure.delete_calendar_feeds(session, subject)
 
     @activity.defn(name=ErasureActivity.OPEN_REQUESTS)
     @heartbeating
@@ -265,6 +266,8 @@ class ErasureActivities:
             if subject is None:
                 return
             await erasure.delete_free_slots(session, subject)
+            # A feed an operator made while the erasure began is gone too.
+            await erasure.delete_calendar_feeds(session, subject)
             await erasure.complete(session, arg.pseudonym)
 
 

@@ -13,7 +13,10 @@ What an erasure changes (see ``README.md``, Personal data):
 - the id itself, replaced by the pseudonym in every column that holds a person
   (``PERSON_COLUMNS``), in event payloads and in audit entries' changes; a
   consultant's profile row moves to the pseudonym (references first, then the row);
-- the consultant's free slots are deleted (nobody can book an erased consultant).
+- the consultant's free slots are deleted (nobody can book an erased consultant);
+- their private calendar feeds are deleted, as learner and as consultant, first
+  thing (a feed is read without a bearer token, so the erased person's refused
+  tokens would not stop it) and once more at the end.
 
 Linked calendar credentials will be deleted here too, once calendars exist.
 """
@@ -52,6 +55,7 @@ from core.vocabulary import (
     SessionStatus,
 )
 from db.availability.slots import FREE_STATUSES
+from db.calendar_feeds import delete_feeds_of
 from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
@@ -494,3 +498,8 @@ async def delete_free_slots(session: AsyncSession, subject: Subject) -> int:
         .returning(AvailabilitySlot.id)
     )
     return len(result.all())
+
+
+async def delete_calendar_feeds(session: AsyncSession, subject: Subject) -> int:
+    """Their feeds serve nobody any more (the subscribed apps get 404)."""
+    return await delete_feeds_of(session, subject.ids)
