@@ -143,7 +143,9 @@ class Settings(BaseSettings):
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Where clients reach the API from outside, for addresses it hands out (calendar
+    # feeds); unset: http://BOOKING_API_HOST:BOOKING_API_PORT, right for `booking dev`.
+    public_base_url: str | None = None
     # Largest request body, refused with 413 before it is read in full. 1 MiB holds a
     # bulk availability POST of max_slots_per_request slots many times over.
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -381,6 +383,13 @@ class Settings(BaseSettings):
             self.jwt_secret is not None
             and self.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
         )
+
+    @property
+    def api_base_url(self) -> str:
+        """The API's address as clients outside use it, without a trailing slash."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.api_host}:{self.api_port}"
 
     @property
     def default_start_interval_minutes(self) -> int:

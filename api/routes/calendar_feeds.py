@@ -89,7 +89,7 @@ async def _owner(
 
 def feed_url(settings: Settings, feed_id: uuid.UUID, token: str) -> str:
     path = FEED_DOCUMENT.format(feed_id=feed_id)
-    return f"{settings.public_base_url.rstrip('/')}{path}?token={token}"
+    return f"{settings.api_base_url}{path}?token={token}"
 
 
 async def _create(

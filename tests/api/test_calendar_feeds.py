@@ -98,7 +98,7 @@ async def test_a_learner_makes_a_feed_and_sees_its_token_once(
     token = feed["token"]
     assert len(token) >= 43  # secrets.token_urlsafe(32)
     assert feed["url"] == (
-        f"{settings.public_base_url}/v1/calendar-feeds/{feed['id']}/calendar.ics?token={token}"
+        f"{settings.api_base_url}/v1/calendar-feeds/{feed['id']}/calendar.ics?token={token}"
     )
     assert feed["webcal_url"] == "webcal://" + feed["url"].split("://", 1)[1]
 
