@@ -121,6 +121,7 @@ class ErasureActivities:
                 await erasure.close_for_booking(session, subject)
                 await erasure.delete_free_slots(session, subject)
                 await erasure.delete_calendars(session, subject)
+                await erasure.delete_calendar_feeds(session, subject)
 
     @activity.defn(name=ErasureActivity.OPEN_REQUESTS)
     @heartbeating
@@ -272,6 +273,8 @@ class ErasureActivities:
                 return
             await erasure.delete_free_slots(session, subject)
             await erasure.delete_calendars(session, subject)
+            # A feed an operator made while the erasure began is gone too.
+            await erasure.delete_calendar_feeds(session, subject)
             await erasure.complete(session, arg.pseudonym)
 
 

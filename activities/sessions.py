@@ -139,7 +139,7 @@ class SessionActivities:
     @activity.defn(name=ActivityName.RESCHEDULE_SESSION)
     async def reschedule_session(self, arg: RescheduleSessionInput) -> None:
         """The new slot (already held) is booked and carved, the old one freed and
-        the session moved, in one transaction."""
+        the session moved (its calendar SEQUENCE one up), in one transaction."""
         async with transaction(self._sessions) as session:
             place = await sessions.lock_session(session, arg.session_id)
             if place.slot_id == arg.to_slot_id:
@@ -181,7 +181,8 @@ class SessionActivities:
 
     @activity.defn(name=ActivityName.CANCEL_SESSION)
     async def cancel_session(self, arg: CancelSessionInput) -> None:
-        """Session cancelled, its slot free again, the request cancelled."""
+        """Session cancelled (its calendar SEQUENCE one up), its slot free again, the
+        request cancelled."""
         async with transaction(self._sessions) as session:
             reason = (arg.reason or arg.status_reason).value
             await transition_session(
@@ -191,6 +192,8 @@ class SessionActivities:
                 target=arg.session_status,
                 cancellation_reason=reason,
                 cancelled_by=arg.party.value,
+                # Only when this attempt cancels it: a retry finds it cancelled already.
+                calendar_sequence=sessions.next_calendar_sequence(),
             )
             slot_id = await sessions.slot_of_session(session, arg.session_id)
             if slot_id is not None:

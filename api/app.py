@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.access_log import redact_access_log
 from api.auth import TokenVerifier
 from api.body_limit import BodySizeLimit
 from api.concurrency_limit import ConcurrencyLimit
@@ -20,6 +21,7 @@ from api.openapi import install_openapi
 from api.routes import (
     audit_log,
     availability,
+    calendar_feeds,
     calendars,
     consultants,
     consultation_requests,
@@ -31,6 +33,7 @@ from api.routes import (
     search,
     service_limits,
     service_types,
+    session_calendar,
     sessions,
     webhook_deliveries,
     webhook_subscriptions,
@@ -119,6 +122,7 @@ def create_app(
     app.add_middleware(ConcurrencyLimit, max_in_flight=settings.api_max_concurrent_requests)
     app.middleware("http")(metrics.middleware)
     install_error_handlers(app)
+    redact_access_log()
     app.include_router(health.router)
     # Each router carries its full "/v1/..." prefix, so route templates (metrics) are whole.
     for module in (
@@ -130,6 +134,8 @@ def create_app(
         search,
         consultation_requests,
         sessions,
+        session_calendar,
+        calendar_feeds,
         events,
         webhook_subscriptions,
         webhook_deliveries,

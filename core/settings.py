@@ -158,7 +158,9 @@ class Settings(BaseSettings):
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Where clients reach the API from outside, for addresses it hands out (calendar
+    # feeds); unset: http://BOOKING_API_HOST:BOOKING_API_PORT, right for `booking dev`.
+    public_base_url: str | None = None
     # Largest request body, refused with 413 before it is read in full. 1 MiB holds a
     # bulk availability POST of max_slots_per_request slots many times over.
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -266,6 +268,26 @@ class Settings(BaseSettings):
     # Learners. The zone of a request that names none (IANA); stored with the request
     # at submission, and read for requests stored before requests had a zone.
     default_learner_time_zone: str = UTC_ZONE
+
+    # --- Sessions in people's calendars: the .ics of a session, private feeds ---
+    # The right-hand side of every session's iCalendar UID (``<session id>@<this>``).
+    # Fixed for good: another domain makes every calendar see every session anew.
+    calendar_uid_domain: str = Field(
+        default="booking-service.dev", min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+$"
+    )
+    # A feed holds the person's sessions starting from this long ago up to this far
+    # ahead, at most this many (the earliest first).
+    calendar_feed_past: Duration = Field(default=timedelta(days=30), ge=timedelta(0))
+    calendar_feed_horizon: Duration = Field(default=timedelta(days=366), gt=timedelta(0))
+    calendar_feed_max_sessions: int = Field(default=1000, ge=1, le=10_000)
+    # How often a subscribed calendar app is asked to fetch the feed again (the apps
+    # that honour REFRESH-INTERVAL / X-PUBLISHED-TTL; Google keeps its own pace).
+    calendar_feed_refresh_interval: Duration = Field(
+        default=timedelta(minutes=15), ge=timedelta(minutes=1)
+    )
+    # Feeds one person may have that are not revoked.
+    calendar_feeds_per_person: int = Field(default=10, ge=1, le=100)
+    # --- end sessions in people's calendars ---
 
     # Meeting platform.
     meeting_provider: MeetingProvider = MeetingProvider.ROOM_LINK
@@ -458,6 +480,13 @@ class Settings(BaseSettings):
             self.jwt_secret is not None
             and self.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
         )
+
+    @property
+    def api_base_url(self) -> str:
+        """The API's address as clients outside use it, without a trailing slash."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.api_host}:{self.api_port}"
 
     @property
     def default_start_interval_minutes(self) -> int:

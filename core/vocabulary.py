@@ -226,6 +226,8 @@ class AuditActorKind(StrEnum):
 
     OPERATOR = "operator"
     CONSULTANT = "consultant"
+    # A learner on their own records (their calendar feeds).
+    LEARNER = "learner"
     # The platform's identity provider (an inbound IAM event), no person.
     IAM = "iam"
 
@@ -244,6 +246,8 @@ class AuditTarget(StrEnum):
     CONSULTANT_CALENDAR = "consultant_calendar"
     # A person, by their user id (pseudonymised once they are erased).
     PERSON = "person"
+    # A private iCalendar feed of a person's sessions (never its token).
+    CALENDAR_FEED = "calendar_feed"
     # Linked external calendars do not exist yet; their routes (under
     # /v1/consultants/{id}/calendars) get a target and actions of their own here, and
     # tests/api/test_audit_trail.py fails until they write audit rows.
@@ -276,6 +280,8 @@ class AuditAction(StrEnum):
     # (its target is the person's pseudonym, never their id).
     PERSONAL_DATA_EXPORT_REQUESTED = "personal_data.export_requested"
     PERSONAL_DATA_ERASURE_REQUESTED = "personal_data.erasure_requested"
+    CALENDAR_FEED_CREATED = "calendar_feed.created"
+    CALENDAR_FEED_REVOKED = "calendar_feed.revoked"
 
 
 # --- retention ------------------------------------------------------------------------
@@ -308,6 +314,8 @@ class PersonalDataSection(StrEnum):
     CALENDARS = "calendars"
     EVENTS = "events"
     AUDIT_LOG = "audit_log"
+    # Their private calendar feeds (when made, whether revoked; never a token).
+    CALENDAR_FEEDS = "calendar_feeds"
 
 
 class ExportStatus(StrEnum):

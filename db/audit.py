@@ -28,6 +28,7 @@ from db.json_values import JsonValue, json_value
 from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
+    CalendarFeed,
     ConsultantCalendar,
     ConsultantProfile,
     ConsultantServiceLimit,
@@ -78,6 +79,8 @@ AUDITED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
     WebhookDelivery: ("status", "attempts"),
     # Never the address, the password or their hint: which calendar, not where it is.
     ConsultantCalendar: ("consultant_user_id", "kind"),
+    # Never ``token_sha256``: whose feed it is, and whether it still works.
+    CalendarFeed: ("owner_role", "owner_user_id", "revoked_at"),
 }
 """Per audited table, the columns whose changes the trail records."""
 

@@ -16,6 +16,9 @@ What an erasure changes (see ``README.md``, Personal data):
 - the consultant's free slots are deleted (nobody can book an erased consultant);
 - their linked calendars are deleted, with their (encrypted) addresses and passwords
   and the busy time expanded from them (``delete_calendars``).
+- their private calendar feeds are deleted, as learner and as consultant, first
+  thing (a feed is read without a bearer token, so the erased person's refused
+  tokens would not stop it) and once more at the end.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from core.vocabulary import (
     SessionStatus,
 )
 from db.availability.slots import FREE_STATUSES
+from db.calendar_feeds import delete_feeds_of
 from db.calendars.linked import delete_calendars_of
 from db.models import (
     AuditLogEntry,
@@ -500,3 +504,8 @@ async def delete_free_slots(session: AsyncSession, subject: Subject) -> int:
 async def delete_calendars(session: AsyncSession, subject: Subject) -> int:
     """Their linked calendars, credentials and busy time: nothing of theirs to sync."""
     return await delete_calendars_of(session, subject.ids)
+
+
+async def delete_calendar_feeds(session: AsyncSession, subject: Subject) -> int:
+    """Their feeds serve nobody any more (the subscribed apps get 404)."""
+    return await delete_feeds_of(session, subject.ids)

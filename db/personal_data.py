@@ -29,6 +29,7 @@ from db.json_values import JsonValue, json_value, row_as_json
 from db.models import (
     AuditLogEntry,
     AvailabilitySlot,
+    CalendarFeed,
     ConsultantCalendar,
     ConsultantProfile,
     ConsultationRequest,
@@ -139,6 +140,14 @@ SECTIONS: dict[PersonalDataSection, Section] = {
     ),
     PersonalDataSection.AUDIT_LOG: Section(
         AuditLogEntry, (AuditLogEntry.occurred_at, AuditLogEntry.id), audit_entries_of
+    ),
+    # That they have feeds, since when, whether revoked; the token's hash is a
+    # credential, not data about them.
+    PersonalDataSection.CALENDAR_FEEDS: Section(
+        CalendarFeed,
+        (CalendarFeed.created_at, CalendarFeed.id),
+        lambda person: CalendarFeed.owner_user_id == person,
+        leave_out=frozenset({"token_sha256"}),
     ),
 }
 

@@ -3,6 +3,11 @@
 Only the session's request workflow writes these rows (through its activities):
 creating the session at the booking, moving it, the attendance the meeting
 platform reported, and its meeting room.
+
+A session's ``calendar_sequence`` is the iCalendar SEQUENCE of its event: every move
+and the cancel raise it by one in the statement that makes the change, so a calendar
+app that already holds the event replaces it (a retried activity finds the change
+made and raises nothing).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,6 +119,11 @@ async def insert_session(
     )
 
 
+def next_calendar_sequence() -> ColumnElement[int]:
+    """The session's SEQUENCE one up, for the ``UPDATE`` that moves or cancels it."""
+    return Session.calendar_sequence + 1
+
+
 async def move_session(
     session: AsyncSession,
     session_id: uuid.UUID,
@@ -125,7 +135,12 @@ async def move_session(
     await session.execute(
         update(Session)
         .where(Session.id == session_id)
-        .values(availability_slot_id=slot_id, scheduled_start_time=start, scheduled_end_time=end)
+        .values(
+            availability_slot_id=slot_id,
+            scheduled_start_time=start,
+            scheduled_end_time=end,
+            calendar_sequence=next_calendar_sequence(),
+        )
     )
 
 

@@ -244,3 +244,22 @@ def test_calendar_settings_have_sensible_bounds(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("BOOKING_CALENDAR_SECRET_KEY", "too-short")
     with pytest.raises(ValidationError, match="at least 32 characters"):
         Settings()
+
+
+@pytest.mark.usefixtures("configured")
+def test_the_public_address_defaults_to_where_the_api_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOOKING_API_PORT", "8010")
+    assert Settings().api_base_url == "http://127.0.0.1:8010"
+    monkeypatch.setenv("BOOKING_PUBLIC_BASE_URL", "https://booking.example.com/")
+    assert Settings().api_base_url == "https://booking.example.com"
+
+
+@pytest.mark.usefixtures("configured")
+def test_the_calendar_uid_domain_is_a_host_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_CALENDAR_UID_DOMAIN", "sessions.example.com")
+    assert Settings().calendar_uid_domain == "sessions.example.com"
+    monkeypatch.setenv("BOOKING_CALENDAR_UID_DOMAIN", "bad domain@x")
+    with pytest.raises(ValidationError, match="calendar_uid_domain"):
+        Settings()

@@ -29,6 +29,9 @@ with workflow.unsafe.imports_passed_through():
 PAGE_TIMEOUT = timedelta(minutes=1)
 CALENDARS_SECTION_PATCH = "export-calendars-section"
 """Exports started before the calendars section existed replay without it."""
+# ``workflow.patched`` id: exports that had passed the end of the sections before the
+# calendar feeds became one replay without them.
+CALENDAR_FEEDS_SECTION = "export-calendar-feeds"
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -45,6 +48,10 @@ class PersonalDataExportWorkflow:
                 CALENDARS_SECTION_PATCH
             ):
                 continue  # an export that began before calendars were part of it
+            if section is PersonalDataSection.CALENDAR_FEEDS and not workflow.patched(
+                CALENDAR_FEEDS_SECTION
+            ):
+                continue
             self._summary.items[section] = 0
             cursor = None
             while True:

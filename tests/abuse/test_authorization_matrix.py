@@ -32,7 +32,8 @@ from temporalio.client import Client
 
 from api.app import create_app
 from core.settings import Settings
-from db import exports
+from core.vocabulary import ParticipantRole
+from db import calendar_feeds, exports
 from db.models import ConsultantCalendar, ConsultantServiceLimit, WebhookSubscription
 from integrations.webhooks.signing import generate_secret
 from tests.abuse.world import Party, World
@@ -229,6 +230,29 @@ def the_person(expected: Expectation) -> dict[Caller, Cell]:
     return {**operators(expected), "learner": (expected, 403)}
 
 
+async def _feed(world: World, role: ParticipantRole, owner: uuid.UUID) -> tuple[uuid.UUID, str]:
+    """A feed of its own per call (the operator's cell really revokes it): id, token."""
+    token = calendar_feeds.new_token()
+    async with world.backend.session_factory() as session, session.begin():
+        feed = await calendar_feeds.create_feed(session, role, owner, token)
+    return feed.id, token
+
+
+async def _revoke_consultant_feed(world: World, learner: Party, consultant: Party) -> Call:
+    feed_id, _ = await _feed(world, ParticipantRole.CONSULTANT, consultant.user_id)
+    return Call("DELETE", f"{profile_of(consultant)}/calendar-feeds/{feed_id}")
+
+
+async def _revoke_learner_feed(world: World, learner: Party, consultant: Party) -> Call:
+    feed_id, _ = await _feed(world, ParticipantRole.LEARNER, learner.user_id)
+    return Call("DELETE", f"/v1/learners/{learner.user_id}/calendar-feeds/{feed_id}")
+
+
+async def _read_feed(world: World, learner: Party, consultant: Party) -> Call:
+    feed_id, token = await _feed(world, ParticipantRole.LEARNER, learner.user_id)
+    return Call("GET", f"/v1/calendar-feeds/{feed_id}/calendar.ics", params={"token": token})
+
+
 REQUEST = "/v1/consultation-requests/{learner.request_id}"
 SESSION = "/v1/sessions/{learner.session_id}"
 PROFILE = "/v1/consultants/{consultant.user_id}"
@@ -346,6 +370,34 @@ MATRIX: dict[str, Row] = {
         owned=True,
     ),
     "POST /v1/sessions/{session_id}/reschedule": Row(_reschedule, parties(ALLOWED), owned=True),
+    "GET /v1/sessions/{session_id}/calendar.ics": Row(
+        fixed("GET", SESSION + "/calendar.ics"), parties(OK), owned=True
+    ),
+    # Calendar feeds: the person (in the feed's role) and operators manage them; the
+    # feed itself opens with its token alone, whoever asks.
+    "POST /v1/consultants/{user_id}/calendar-feeds": Row(
+        fixed("POST", PROFILE + "/calendar-feeds"), managers(OK), owned=True
+    ),
+    "GET /v1/consultants/{user_id}/calendar-feeds": Row(
+        fixed("GET", PROFILE + "/calendar-feeds"), managers(OK), owned=True
+    ),
+    "DELETE /v1/consultants/{user_id}/calendar-feeds/{feed_id}": Row(
+        _revoke_consultant_feed, managers(OK), owned=True
+    ),
+    "POST /v1/learners/{user_id}/calendar-feeds": Row(
+        fixed("POST", "/v1/learners/{learner.user_id}/calendar-feeds"),
+        the_person(OK),
+        owned=True,
+    ),
+    "GET /v1/learners/{user_id}/calendar-feeds": Row(
+        fixed("GET", "/v1/learners/{learner.user_id}/calendar-feeds"),
+        the_person(OK),
+        owned=True,
+    ),
+    "DELETE /v1/learners/{user_id}/calendar-feeds/{feed_id}": Row(
+        _revoke_learner_feed, the_person(OK), owned=True
+    ),
+    "GET /v1/calendar-feeds/{feed_id}/calendar.ics": Row(_read_feed, everyone(OK)),
     "POST /v1/sessions/{session_id}/no-show": Row(
         fixed("POST", SESSION + "/no-show", json={"party": "learner"}),
         {**parties(ALLOWED), "learner": 403},  # the session has not started: 409

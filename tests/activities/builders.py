@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.requests import RequestActivities
 from activities.sessions import SessionActivities
+from core.vocabulary import Party, SessionStatus, StatusReason
 from db.models import (
     AvailabilitySlot,
     BusyInterval,
@@ -24,9 +25,11 @@ from db.models import (
 )
 from workflows.contracts.activity_io import (
     AssignmentStep,
+    CancelSessionInput,
     HoldResult,
     HoldSlotInput,
     PersistRequestInput,
+    RescheduleSessionInput,
     ReservedSession,
     ReserveInput,
 )
@@ -55,13 +58,14 @@ class Backend:
         active: bool = True,
         minutes: int = 60,
         step: int | None = None,
+        name: str | None = None,
         **policy: int | None,
     ) -> uuid.UUID:
         """``policy``: the type's scheduling-policy columns (``buffer_after_minutes``, …)."""
         return await self._insert(
             ServiceType,
             ServiceType.id,
-            name=f"type-{uuid.uuid4()}",
+            name=name or f"type-{uuid.uuid4()}",
             default_duration_minutes=minutes,
             required_specialization=specialization,
             is_active=active,
@@ -76,6 +80,7 @@ class Backend:
         available: bool = True,
         last_assigned_at: datetime | None = None,
         time_zone: str = "UTC",
+        display_name: str | None = None,
         **policy: int | None,
     ) -> uuid.UUID:
         """``policy``: the profile's buffers and caps (``max_sessions_per_day``, …)."""
@@ -83,6 +88,7 @@ class Backend:
             ConsultantProfile,
             ConsultantProfile.consultant_user_id,
             consultant_user_id=uuid.uuid4(),
+            display_name=display_name,
             specializations=list(specializations),
             is_available_for_booking=available,
             last_assigned_at=last_assigned_at,
@@ -216,6 +222,49 @@ class Backend:
                 service_type_id=row.consultation_service_type_id,
                 start=start,
                 end=start + timedelta(minutes=minutes),
+            )
+        )
+
+    async def move(self, session_id: uuid.UUID, start: datetime, *, minutes: int = 60) -> uuid.UUID:
+        """Reschedule the session to a new slot of its consultant at ``start`` (held,
+        then moved, as the workflow does); the new slot's id."""
+        row = await self.session_row(session_id)
+        assert row.availability_slot_id is not None
+        slot_id = await self.slot(row.consultant_user_id, start, hours=minutes / 60)
+        held = await self.hold(
+            row.consultation_request_id,
+            slot_id,
+            row.consultant_user_id,
+            not_before=start,
+            attempt=None,
+            minutes=minutes,
+        )
+        assert held.held
+        await self.sessions.reschedule_session(
+            RescheduleSessionInput(
+                request_id=row.consultation_request_id,
+                session_id=session_id,
+                from_slot_id=row.availability_slot_id,
+                to_slot_id=slot_id,
+                start=start,
+                end=start + timedelta(minutes=minutes),
+                party=Party.REQUESTER,
+            )
+        )
+        return slot_id
+
+    async def cancel(self, session_id: uuid.UUID) -> None:
+        """The learner cancels the session (as the workflow's activity does)."""
+        row = await self.session_row(session_id)
+        await self.sessions.cancel_session(
+            CancelSessionInput(
+                request_id=row.consultation_request_id,
+                session_id=session_id,
+                party=Party.REQUESTER,
+                actor_id=row.requester_user_id,
+                reason=None,
+                session_status=SessionStatus.CANCELLED_BY_USER,
+                status_reason=StatusReason.CANCELLED_BY_REQUESTER,
             )
         )
 

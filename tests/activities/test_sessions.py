@@ -137,6 +137,7 @@ async def test_reschedule_books_the_new_slot_and_frees_the_old(backend: Backend)
 
     session = await backend.session_row(session_id)
     assert (session.availability_slot_id, session.scheduled_start_time) == (new_slot, new_start)
+    assert session.calendar_sequence == 1  # once, although the move ran twice
     pieces = [
         (s.id, s.start_time, s.end_time, s.status) for s in await backend.slots_of(consultant)
     ]
@@ -172,6 +173,7 @@ async def test_cancel_frees_the_slot_and_cancels_the_request(backend: Backend) -
         "illness",
         "consultant",
     )
+    assert session.calendar_sequence == 1  # once, although the cancel ran twice
     pieces = [
         (s.id, s.start_time, s.end_time, s.status) for s in await backend.slots_of(consultant)
     ]
@@ -344,6 +346,7 @@ async def test_freed_time_is_bookable_as_before_the_booking(backend: Backend) ->
 
     after = {minutes: await _bookable(backend, consultant, minutes) for minutes in durations}
     assert after == before
+    assert (await backend.session_row(reserved.session_id)).calendar_sequence == 2
     slots = [(s.start_time, s.end_time, s.status) for s in await backend.slots_of(consultant)]
     assert slots == [(future(hour=8), future(hour=11), "available")]
 

@@ -34,7 +34,8 @@ SessionFactory = async_sessionmaker[AsyncSession]
 
 AUDITED_PREFIXES = (
     "/v1/service-types",
-    "/v1/consultants",  # profiles, availability, linked calendars
+    "/v1/consultants",  # profiles, availability, calendar feeds, linked calendars
+    "/v1/learners",  # calendar feeds
     "/v1/webhook-subscriptions",
     "/v1/webhook-deliveries",
 )
@@ -347,6 +348,53 @@ async def _sync_calendar(c: Catalogue) -> Expected:
     )
 
 
+async def _feed(c: Catalogue, owner_path: str) -> str:
+    return str((await c.call("POST", f"{owner_path}/calendar-feeds")).json()["id"])
+
+
+def _created_feed(feed: str, role: str, owner: uuid.UUID) -> Expected:
+    return Expected(
+        AuditAction.CALENDAR_FEED_CREATED,
+        AuditTarget.CALENDAR_FEED,
+        feed,
+        {
+            "owner_role": {"before": None, "after": role},
+            "owner_user_id": {"before": None, "after": str(owner)},
+            # never the token or its hash
+        },
+    )
+
+
+async def _revoked_feed(c: Catalogue, owner_path: str) -> Expected:
+    feed = await _feed(c, owner_path)
+    await c.call("DELETE", f"{owner_path}/calendar-feeds/{feed}")
+    (revoked,) = [e for e in await c.entries(feed) if e.action == AuditAction.CALENDAR_FEED_REVOKED]
+    assert set(revoked.changes) == {"revoked_at"}
+    assert revoked.changes["revoked_at"]["before"] is None
+    assert datetime.fromisoformat(revoked.changes["revoked_at"]["after"]) <= datetime.now(UTC)
+    return Expected(AuditAction.CALENDAR_FEED_REVOKED, AuditTarget.CALENDAR_FEED, feed, {})
+
+
+async def _create_consultant_feed(c: Catalogue) -> Expected:
+    consultant = await c.consultant()
+    feed = await _feed(c, f"/v1/consultants/{consultant}")
+    return _created_feed(feed, "consultant", consultant)
+
+
+async def _revoke_consultant_feed(c: Catalogue) -> Expected:
+    return await _revoked_feed(c, f"/v1/consultants/{await c.consultant()}")
+
+
+async def _create_learner_feed(c: Catalogue) -> Expected:
+    learner = uuid.uuid4()
+    feed = await _feed(c, f"/v1/learners/{learner}")
+    return _created_feed(feed, "learner", learner)
+
+
+async def _revoke_learner_feed(c: Catalogue) -> Expected:
+    return await _revoked_feed(c, f"/v1/learners/{uuid.uuid4()}")
+
+
 SCENARIOS: dict[str, Scenario] = {
     "POST /v1/service-types": _create_service_type,
     "PATCH /v1/service-types/{service_type_id}": _patch_service_type,
@@ -369,6 +417,10 @@ SCENARIOS: dict[str, Scenario] = {
     "DELETE /v1/webhook-subscriptions/{subscription_id}": _delete_subscription,
     "POST /v1/webhook-subscriptions/{subscription_id}/rotate-secret": _rotate_secret,
     "POST /v1/webhook-deliveries/{delivery_id}/redeliver": _redeliver,
+    "POST /v1/consultants/{user_id}/calendar-feeds": _create_consultant_feed,
+    "DELETE /v1/consultants/{user_id}/calendar-feeds/{feed_id}": _revoke_consultant_feed,
+    "POST /v1/learners/{user_id}/calendar-feeds": _create_learner_feed,
+    "DELETE /v1/learners/{user_id}/calendar-feeds/{feed_id}": _revoke_learner_feed,
 }
 
 
@@ -495,6 +547,27 @@ async def test_a_consultant_changing_their_own_profile_acts_as_consultant(
         (AuditAction.CONSULTANT_PROFILE_UPDATED.value, "consultant", consultant),
     ]
     assert rows[1].changes == {"display_name": {"before": "Ada", "after": "Ada L."}}
+
+
+async def test_a_learner_revoking_their_own_feed_acts_as_learner(catalogue: Catalogue) -> None:
+    learner = uuid.uuid4()
+    headers = catalogue.tokens.headers("learner", sub=learner)
+    path = f"/v1/learners/{learner}/calendar-feeds"
+    made = await catalogue.http.post(path, headers=headers)
+    assert made.status_code == 201, made.text
+    feed = made.json()
+    revoked = await catalogue.http.delete(f"{path}/{feed['id']}", headers=headers)
+    assert revoked.status_code == 204, revoked.text
+    again = await catalogue.http.delete(f"{path}/{feed['id']}", headers=headers)
+    assert again.status_code == 204, again.text
+    rows = await catalogue.entries(feed["id"])
+    assert [(e.action, e.actor_kind, e.actor_id) for e in rows] == [
+        (AuditAction.CALENDAR_FEED_CREATED.value, "learner", learner),
+        (AuditAction.CALENDAR_FEED_REVOKED.value, "learner", learner),  # once
+    ]
+    trail = " ".join(str(e.changes) for e in rows)
+    assert feed["token"] not in trail
+    assert "token" not in trail
 
 
 # --- reading it -----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """What an erasure test needs: a learner with a bit of everything (an open request, a
-scheduled session, a completed one, a cancelled request, details text, an export,
-webhook deliveries), and the checks that nothing of theirs is left: every text, uuid,
+scheduled session, a completed one, a cancelled request, details text, an export, a
+calendar feed, webhook deliveries), and the checks that nothing of theirs is left: every text, uuid,
 jsonb and array column of every table scanned for their id and their free text, and
 Temporal asked for their workflows."""
 
@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,6 +41,7 @@ class Footprint:
     cancelled_request: str
     export_id: str
     deliveries: int
+    feed_path: str  # the learner's calendar feed, token in the query
     request_ids: list[str] = field(default_factory=list)
 
 
@@ -86,6 +88,11 @@ async def learner_footprint(
     await service.wait_offered(waiting["id"], consultant)
 
     export = await _exported(service, learner)
+    feed = await service.http.post(
+        f"/v1/learners/{learner.user_id}/calendar-feeds", headers=learner.headers
+    )
+    assert feed.status_code == 201, feed.text
+    address = urlsplit(feed.json()["url"])
     deliveries = 0
     if with_deliveries:
         subscribed = await service.http.post(
@@ -106,6 +113,7 @@ async def learner_footprint(
         cancelled_request=cancelled["id"],
         export_id=export,
         deliveries=deliveries,
+        feed_path=f"{address.path}?{address.query}",
         request_ids=[
             waiting["id"],
             scheduled["request_id"],

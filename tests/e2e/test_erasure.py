@@ -90,11 +90,13 @@ async def test_erasing_a_learner_leaves_nothing_of_theirs(
     )
     assert asked.status_code == 202, asked.text
     assert asked.json()["person_pseudonym"] == str(pseudonym)
-    # From now on their token is refused, while the erasure runs and after.
+    # From now on their token is refused, while the erasure runs and after, and their
+    # calendar feed serves nothing.
     assert_problem(
         await service.http.get("/v1/consultation-requests", headers=footprint.learner.headers),
         410,
     )
+    assert_problem(await service.http.get(footprint.feed_path), 404)
     again = await service.http.post(
         f"/v1/people/{person}/erasure", headers=service.operator.headers
     )
@@ -105,8 +107,9 @@ async def test_erasing_a_learner_leaves_nothing_of_theirs(
     assert done["requested_via"] == "operator"
     assert done["step"] == "completed"
 
-    # Nothing of theirs in any column of any table.
+    # Nothing of theirs in any column of any table (their calendar feed is gone).
     assert await leftovers(session_factory, needles) == {}
+    assert_problem(await service.http.get(footprint.feed_path), 404)
 
     # What was open was cancelled through its workflow, with the usual events.
     async with session_factory() as session:

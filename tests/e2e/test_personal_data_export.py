@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from core.vocabulary import RequestStatus, SessionStatus
+from core.vocabulary import ParticipantRole, RequestStatus, SessionStatus
+from db import calendar_feeds
 from tests.e2e.support import wait_until
 from tests.support.aged_rows import AgedRows, ago
 from tests.support.tokens import TokenFactory
@@ -46,7 +47,15 @@ async def _seed(session_factory: SessionFactory, person: uuid.UUID) -> dict[str,
     events = await aged.events_of(completed + open_ones, occurred=ago(days=3))
     someone_else = await aged.requests(5, status=RequestStatus.COMPLETED, updated=ago(days=3))
     await aged.events_of(someone_else, occurred=ago(days=3))
+    async with session_factory() as session, session.begin():
+        feed = await calendar_feeds.create_feed(
+            session, ParticipantRole.LEARNER, person, calendar_feeds.new_token()
+        )
+        await calendar_feeds.create_feed(
+            session, ParticipantRole.LEARNER, uuid.uuid4(), calendar_feeds.new_token()
+        )
     return {
+        "feeds": {feed.id},
         "requests": set(completed + open_ones),
         "sessions": set(sessions),
         "events": set(events),
@@ -103,6 +112,7 @@ async def test_a_person_with_a_thousand_requests_downloads_all_of_it(
         "calendars",
         "events",
         "audit_log",
+        "calendar_feeds",
     ]
     requests = sections["consultation_requests"]
     assert len(requests) == REQUESTS
@@ -115,6 +125,9 @@ async def test_a_person_with_a_thousand_requests_downloads_all_of_it(
     (audited,) = sections["audit_log"]
     assert audited["action"] == "personal_data.export_requested"
     assert sections["profile"] == sections["availability"] == []
+    (feed,) = sections["calendar_feeds"]  # without its token's hash
+    assert (uuid.UUID(feed["id"]), feed["owner_role"]) == (*seeded["feeds"], "learner")
+    assert set(feed) == {"id", "owner_role", "owner_user_id", "created_at", "revoked_at"}
     text = json.dumps(document)
     assert not any(str(other) in text for other in seeded["someone_else"])
 
