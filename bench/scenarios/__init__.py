@@ -2,6 +2,7 @@
 
 from bench.scenarios import floor, search, workflow_load  # isort: skip
 from bench.scenarios import booking, contention, contention_caps  # isort: skip  (after floor)
+from bench.scenarios import scale  # isort: skip  (after booking: the same bookings, more processes)
 from bench.scenarios import idle  # isort: skip  (last: it leaves the most behind)
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "contention_caps",
     "floor",
     "idle",
+    "scale",
     "search",
     "workflow_load",
 ]

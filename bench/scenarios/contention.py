@@ -18,6 +18,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -101,9 +102,15 @@ async def _consultant_driver(
     raise RuntimeError("no request was ever offered to this consultant")
 
 
-async def _round(
-    ctx: BenchContext, params: ContentionParams, tokens: Tokens, number_: int
+async def play_round(
+    ctx: BenchContext,
+    params: ContentionParams,
+    tokens: Tokens,
+    number_: int,
+    api: str | Sequence[str] | None = None,
 ) -> tuple[RoundOutcome, Seeded]:
+    """One round on fresh consultants; ``api``: the API process(es) to spread the
+    requests over (default: the stack's API)."""
     dsn = asyncpg_dsn(ctx.stack.database_url)
     seeded = await seed_consultants(
         dsn,
@@ -116,7 +123,8 @@ async def _round(
     refusals: list[int] = []
     # Tokens first: minting is not part of the burst.
     learners = [tokens.of(Role.LEARNER, uuid.uuid4()) for _ in range(params.requests)]
-    async with http_client(ctx.stack.api_url, params.requests + params.slots * 2) as http:
+    connections = params.requests + params.slots * 2
+    async with http_client(api or ctx.stack.api_url, connections) as http:
         began = time.perf_counter()
         drivers = [
             asyncio.create_task(_consultant_driver(http, headers, refusals))
@@ -143,6 +151,17 @@ async def _round(
         confirm_refusals=len(refusals),
     )
     return outcome, seeded
+
+
+def check_exact_sessions(
+    result: ScenarioResult, params: ContentionParams, outcomes: Sequence[RoundOutcome]
+) -> None:
+    exact = all(o.sessions == params.slots for o in outcomes)
+    result.check(
+        f"exactly {params.slots} sessions each round, each with a join URL",
+        exact and all(o.sessions_with_join_url == params.slots for o in outcomes),
+        "; ".join(f"{o.sessions} ({o.sessions_with_join_url} with URL)" for o in outcomes),
+    )
 
 
 @scenario(
@@ -181,7 +200,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         )
 
     outcomes = await contention_rounds(
-        ctx, "contention", lambda number_: _round(ctx, params, tokens, number_), report
+        ctx, "contention", lambda number_: play_round(ctx, params, tokens, number_), report
     )
 
     result.figure(
@@ -219,12 +238,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         "<=",
         params.slots,
     )
-    exact = all(o.sessions == params.slots for o in outcomes)
-    result.check(
-        f"exactly {params.slots} sessions each round, each with a join URL",
-        exact and all(o.sessions_with_join_url == params.slots for o in outcomes),
-        "; ".join(f"{o.sessions} ({o.sessions_with_join_url} with URL)" for o in outcomes),
-    )
+    check_exact_sessions(result, params, outcomes)
     check_no_overlaps(result, outcomes)
     result.evidence["submit_statuses_per_round"] = [
         {str(code): count for code, count in o.statuses.items()} for o in outcomes
