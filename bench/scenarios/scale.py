@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import statistics
 import time
@@ -67,6 +68,8 @@ from bench.scenarios.contention import (
 from bench.stack import BenchStack, ChildProcess, Component, asyncpg_dsn
 from bench.stats import latencies_ms
 from booking.devstack.errors import DevStackError
+
+logger = logging.getLogger("bench")
 
 WORKER_READY_TIMEOUT_S = 60.0
 # What each process is counted as; the service's cost leaves out the load generator.
@@ -172,8 +175,21 @@ class LayoutRound:
     core_shares: dict[str, float]
     machine: dict[str, float] | None
     requests_per_api: list[int]
+    """What each API process served over the peak and half phases (its ``/metrics``)."""
+    peak_requests: int
+    """What the API processes served together over the peak phase."""
     warm_bookings: int = 0
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def requests_per_booking(self) -> float:
+        """HTTP requests per booking at peak: submit, confirm, and the 20 ms polls."""
+        return self.peak_requests / len(self.peak.bookings)
+
+    @property
+    def api_cpu_per_request(self) -> float:
+        """The APIs' CPU-seconds per request served at peak."""
+        return self.cpu_per_booking["api"] / self.requests_per_booking
 
     @property
     def cores_free_of_others(self) -> float:
@@ -299,6 +315,7 @@ async def _measure_layout(
             http, tokens, service_type, take(params.peak_bookings), params.peak_in_flight
         )
         cpu_after, machine_after = cpu_seconds(pids), CpuTimes.read()
+        served_between = [await served_requests(scraper, url) for url in urls]
         half_rate = max(peak.rate / 2, 0.1)
         half = await open_loop(http, tokens, service_type, take(params.half_bookings), half_rate)
         served_after = [await served_requests(scraper, url) for url in urls]
@@ -314,6 +331,7 @@ async def _measure_layout(
         core_shares=core_shares(cpu_before, cpu_after, peak.elapsed_s),
         machine=cpu_usage_between(machine_before, machine_after),
         requests_per_api=[a - b for a, b in zip(served_after, served_before, strict=True)],
+        peak_requests=sum(served_between) - sum(served_before),
         warm_bookings=len(warm.bookings),
         failures=[*warm.failures, *peak.failures, *half.failures],
     )
@@ -372,6 +390,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
 
     measured: list[LayoutRound] = []
     contention_outcomes: list[RoundOutcome] = []
+    contention_error = ""
     try:
         gc.collect()
         gc.freeze()
@@ -392,17 +411,24 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         facts = await booked_facts(dsn, seeded.consultant_ids)
         # The contention rounds start their own two workers; the second API stays.
         await processes.arrange(Layout(2, 0))
-        contention_outcomes = await contention_rounds(
-            ctx,
-            "scale contention",
-            lambda n: play_round(ctx, contention, tokens, n, api=processes.api_urls),
-            lambda n, outcome: ctx.say(
-                f"scale: contention round {n} across 2 APIs and 2 workers: "
-                f"{outcome.sessions} sessions in {outcome.seconds_to_all_booked:.2f} s, "
-                f"{outcome.session_overlaps} overlaps"
-            ),
-            workers=2,
-        )
+        try:
+            contention_outcomes = await contention_rounds(
+                ctx,
+                "scale contention",
+                lambda n: play_round(ctx, contention, tokens, n, api=processes.api_urls),
+                lambda n, outcome: ctx.say(
+                    f"scale: contention round {n} across 2 APIs and 2 workers: "
+                    f"{outcome.sessions} sessions in {outcome.seconds_to_all_booked:.2f} s, "
+                    f"{outcome.session_overlaps} overlaps"
+                ),
+                workers=2,
+            )
+        except Exception as error:
+            # The layouts' figures stand without it: a contention round that cannot
+            # finish (on an overloaded machine, no offer within a driver's minute) fails
+            # its check and the run, but the file with everything measured is written.
+            logger.exception("scale: the contention rounds did not finish")
+            contention_error = f"{type(error).__name__}: {error}"
     finally:
         processes.close()
         if not ctx.stack.owns_database:
@@ -427,8 +453,14 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         f"{facts.session_overlaps} overlapping session pairs, {facts.slot_overlaps} slot pairs",
     )
     _check_spread(result, measured)
-    check_exact_sessions(result, contention, contention_outcomes)
-    check_no_overlaps(result, contention_outcomes)
+    result.check(
+        f"every contention round ({ctx.rounds}) finished across 2 APIs and 2 workers",
+        not contention_error and len(contention_outcomes) == ctx.rounds,
+        contention_error or f"{len(contention_outcomes)} rounds",
+    )
+    if contention_outcomes:
+        check_exact_sessions(result, contention, contention_outcomes)
+        check_no_overlaps(result, contention_outcomes)
     return result
 
 
@@ -508,6 +540,19 @@ def _report(
             better=Better.LOWER,
         )
         result.figure(
+            f"{key}.api.requests_per_booking",
+            f"{label}: HTTP requests per booking at peak (submit, confirm, the 20 ms polls)",
+            "requests",
+            [m.requests_per_booking for m in rounds],
+        )
+        result.figure(
+            f"{key}.cpu.api_per_request_ms",
+            f"{label}: API CPU per request at peak",
+            "CPU ms",
+            [m.api_cpu_per_request * 1000 for m in rounds],
+            better=Better.LOWER,
+        )
+        result.figure(
             f"{key}.ceiling",
             f"{label}: bookings/s at which the CPUs left by other tenants would all be busy "
             "(their count / CPU per booking, client included)",
@@ -545,8 +590,18 @@ def _report(
             f"scale.{BASE.key}.cpu.service_ms",
             "above 1: more processes cost more CPU per booking (more polling, connections)",
         )
+    result.evidence["per_layout_and_round"] = [_evidence(m) for m in measured]
+    result.evidence["projection"] = _projection_evidence(grouped, cores)
+    _report_notes(ctx, result, cores)
+    if contention_outcomes:
+        _report_contention(contention, result, contention_outcomes)
+
+
+def _report_contention(
+    contention: ContentionParams, result: ScenarioResult, outcomes: Sequence[RoundOutcome]
+) -> None:
     figures: dict[str, list[float]] = defaultdict(list)
-    for outcome in contention_outcomes:
+    for outcome in outcomes:
         figures["seconds"].append(outcome.seconds_to_all_booked)
         figures["sessions"].append(outcome.sessions)
         figures["submit.p99"].append(latencies_ms(outcome.submit_ns).p99)
@@ -579,11 +634,12 @@ def _report(
         "<=",
         contention.slots,
     )
-    result.evidence["per_layout_and_round"] = [_evidence(m, cores) for m in measured]
     result.evidence["contention_submit_statuses_per_round"] = [
-        {str(code): count for code, count in o.statuses.items()} for o in contention_outcomes
+        {str(code): count for code, count in o.statuses.items()} for o in outcomes
     ]
-    result.evidence["projection"] = _projection_evidence(grouped, cores)
+
+
+def _report_notes(ctx: BenchContext, result: ScenarioResult, cores: int) -> None:
     result.notes += [
         f"The machine has {cores} CPUs; the load generator (this process: the bookings' "
         "HTTP calls and their 20 ms pollers) runs on them too and is counted as the "
@@ -598,7 +654,7 @@ def _report(
         result.notes.append("--quick sizes: the figures show the harness works, little more.")
 
 
-def _evidence(one: LayoutRound, cores: int) -> dict[str, Any]:
+def _evidence(one: LayoutRound) -> dict[str, Any]:
     projected = projection(one.cpu_per_booking, one.cores_free_of_others)
     return {
         "layout": one.layout.label,
@@ -611,6 +667,8 @@ def _evidence(one: LayoutRound, cores: int) -> dict[str, Any]:
         "cpus_left_by_other_tenants": round(one.cores_free_of_others, 2),
         "ceiling_bookings_per_s": round(projected["ceiling"], 2),
         "requests_served_per_api": one.requests_per_api,
+        "requests_per_booking_at_peak": round(one.requests_per_booking, 1),
+        "api_cpu_ms_per_request_at_peak": round(one.api_cpu_per_request * 1000, 2),
     }
 
 

@@ -124,6 +124,9 @@ def test_quick_scale_round_on_a_fresh_stack(tmp_path: Path) -> None:
         assert figures[f"{key}.half.submit.p99_ms"]["median"] > 0
         assert figures[f"{key}.cpu.worker_ms"]["median"] > 0
         assert figures[f"{key}.cpu.service_ms"]["median"] > 0
+        # At least a submit, an inbox read, a confirm and a session read per booking.
+        assert figures[f"{key}.api.requests_per_booking"]["min"] >= 4
+        assert figures[f"{key}.cpu.api_per_request_ms"]["median"] > 0
         assert ratios[f"{key}.rate_over_ceiling"]["median"] > 0
     for layout in LAYOUTS[1:]:
         assert ratios[f"scale.{layout.key}.rate_over_base"]["median"] > 0
