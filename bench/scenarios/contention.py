@@ -90,6 +90,11 @@ async def _consultant_driver(
         response = await http.get(
             REQUESTS, params={"status": "pending_confirmation", "limit": 100}, headers=consultant
         )
+        if response.status_code == httpx.codes.SERVICE_UNAVAILABLE:
+            # The API sheds load past its bound on requests in flight (the burst of
+            # submits can fill it): come back later, as its Retry-After says.
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
         response.raise_for_status()
         for item in response.json()["items"]:
             confirmed = await http.post(f"{REQUESTS}/{item['id']}/confirm", headers=consultant)
