@@ -11,6 +11,7 @@ confirms at once, then the session is read until it carries its join URL.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 import uuid
@@ -321,12 +322,45 @@ async def open_loop(
     return outcome
 
 
-def http_client(base_url: str, connections: int) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=httpx.Timeout(STEP_TIMEOUT_S),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    )
+class RoundRobin(httpx.AsyncBaseTransport):
+    """Sends each request to the next of several API processes in turn, as a load
+    balancer in front of them would: one booking's submit, inbox reads and confirm
+    land on different processes, so nothing may hold only in the one that took the
+    submit. ``sent`` counts the requests each origin got."""
+
+    def __init__(self, origins: Sequence[str], inner: httpx.AsyncBaseTransport) -> None:
+        if not origins:
+            raise ValueError("round robin over no origins")
+        self.origins = [httpx.URL(origin) for origin in origins]
+        self.sent = [0] * len(self.origins)
+        self._turn = itertools.cycle(range(len(self.origins)))
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        index = next(self._turn)
+        origin = self.origins[index]
+        self.sent[index] += 1
+        request.url = request.url.copy_with(
+            scheme=origin.scheme, host=origin.host, port=origin.port
+        )
+        request.headers["Host"] = origin.netloc.decode("ascii")
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def http_client(base_url: str | Sequence[str], connections: int) -> httpx.AsyncClient:
+    """A client on the API; given several base URLs (API processes), it spreads the
+    requests over them round robin (:class:`RoundRobin`), ``connections`` in all."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    timeout = httpx.Timeout(STEP_TIMEOUT_S)
+    if isinstance(base_url, str):
+        return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits)
+    urls = list(base_url)
+    # One pool for every origin: the bound on connections is the same as for one API.
+    transport = RoundRobin(urls, httpx.AsyncHTTPTransport(limits=limits))
+    return httpx.AsyncClient(base_url=urls[0], timeout=timeout, transport=transport)
 
 
 async def history_counts(
@@ -449,23 +483,31 @@ async def contention_rounds(
     name: str,
     play: Callable[[int], Awaitable[tuple[Outcome, Seeded]]],
     report: Callable[[int, Outcome], None],
+    *,
+    workers: int = 1,
 ) -> list[Outcome]:
-    """The rounds of a contention scenario against the service's worker: ``play`` one
-    round (it seeds its own consultants), ``report`` it; afterwards the worker stops
-    and, on a database not this run's own, the seeded rows go again."""
+    """The rounds of a contention scenario against the service's worker (``workers``
+    processes of it on the one task queue): ``play`` one round (it seeds its own
+    consultants), ``report`` it; afterwards the workers stop and, on a database not
+    this run's own, the seeded rows go again."""
     worker_command, _ = service_worker_command()
-    worker = ctx.stack.start_python(f"{name} worker", worker_command)
+    started = [
+        ctx.stack.start_python(f"{name} worker" + (f" {n}" if n > 1 else ""), worker_command)
+        for n in range(1, workers + 1)
+    ]
     outcomes: list[Outcome] = []
     seeded_all: list[Seeded] = []
     try:
         for number_ in ctx.round_numbers():
-            worker.ensure_alive()
+            for worker in started:
+                worker.ensure_alive()
             outcome, seeded = await play(number_)
             outcomes.append(outcome)
             seeded_all.append(seeded)
             report(number_, outcome)
     finally:
-        ctx.stack.stop_child(worker)
+        for worker in reversed(started):
+            ctx.stack.stop_child(worker)
         if not ctx.stack.owns_database:
             for seeded in seeded_all:
                 await remove_seeded(asyncpg_dsn(ctx.stack.database_url), seeded)

@@ -60,20 +60,23 @@ class Scenario:
     run: ScenarioFunction
     needs: frozenset[Component]
     summary: str
+    by_default: bool = True
+    """False: runs only when named (``make bench SCENARIOS=name``), e.g. when it would
+    take ``make bench`` past its time budget."""
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(
-    name: str, *, needs: set[Component], summary: str
+    name: str, *, needs: set[Component], summary: str, by_default: bool = True
 ) -> Callable[[ScenarioFunction], ScenarioFunction]:
     """Register a scenario under ``name`` (see the module docstring)."""
 
     def register(function: ScenarioFunction) -> ScenarioFunction:
         if name in SCENARIOS:
             raise ValueError(f"scenario {name!r} is registered twice")
-        SCENARIOS[name] = Scenario(name, function, frozenset(needs), summary)
+        SCENARIOS[name] = Scenario(name, function, frozenset(needs), summary, by_default)
         return function
 
     return register

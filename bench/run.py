@@ -46,6 +46,11 @@ DEFAULT_QUICK_ROUNDS = 2
 TIME_BUDGET_S = 15 * 60  # the whole of `make bench`, every scenario
 
 
+def default_names(scenarios: dict[str, Scenario]) -> list[str]:
+    """What ``make bench`` runs when no scenario is named."""
+    return [name for name, scenario in scenarios.items() if scenario.by_default]
+
+
 def parse_args(argv: Sequence[str] | None, scenarios: dict[str, Scenario]) -> argparse.Namespace:
     names = ", ".join(scenarios)
     parser = argparse.ArgumentParser(
@@ -53,7 +58,10 @@ def parse_args(argv: Sequence[str] | None, scenarios: dict[str, Scenario]) -> ar
         description="Benchmarks of the booking service; results in bench/results/.",
     )
     parser.add_argument(
-        "scenarios", nargs="*", metavar="scenario", help=f"what to run (default: all: {names})"
+        "scenarios",
+        nargs="*",
+        metavar="scenario",
+        help=f"what to run (default: {', '.join(default_names(scenarios))}; also: {names})",
     )
     parser.add_argument(
         "--rounds",
@@ -104,10 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         width = max(len(name) for name in scenarios)
         for scenario in scenarios.values():
             listed = ", ".join(sorted(with_dependencies(set(scenario.needs)))) or "nothing"
-            print(f"{scenario.name:<{width}} {scenario.summary} (needs {listed})")
+            only = "" if scenario.by_default else "; only when named"
+            print(f"{scenario.name:<{width}} {scenario.summary} (needs {listed}{only})")
         return 0
     configure_logging(args.log_level)
-    selected = [scenarios[name] for name in (args.scenarios or list(scenarios))]
+    selected = [scenarios[name] for name in (args.scenarios or default_names(scenarios))]
     needs: set[Component] = set().union(*(scenario.needs for scenario in selected))
     run_id = uuid.uuid4().hex[:8]
     began = time.monotonic()

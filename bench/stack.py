@@ -249,18 +249,27 @@ class BenchStack:
     def _start_api(self) -> None:
         if self.external_api_url is not None or self._api is not None:
             return
+        self._api, self._api_url = self._spawn_api("api")
+
+    def _spawn_api(self, name: str) -> tuple[ChildProcess, str]:
+        """``booking api`` on a free loopback port with the benchmark's limits, once ready."""
         port = free_port()
+        base_url = f"http://{LOCALHOST}:{port}"
         env = {
             **self.child_env(),
             **BENCH_API_LIMITS,
             "BOOKING_API_HOST": LOCALHOST,
             "BOOKING_API_PORT": str(port),
-            "BOOKING_PUBLIC_BASE_URL": f"http://{LOCALHOST}:{port}",
+            "BOOKING_PUBLIC_BASE_URL": base_url,
         }
-        logger.info("starting the API on port %d", port)
-        self._api = self._spawn("api", [sys.executable, "-m", "booking.cli", "api"], env)
-        self._api_url = f"http://{LOCALHOST}:{port}"
-        self._wait_for_api(self._api, self._api_url)
+        logger.info("starting %s on port %d", "the API" if name == "api" else name, port)
+        child = self._spawn(name, [sys.executable, "-m", "booking.cli", "api"], env)
+        try:
+            self._wait_for_api(child, base_url)
+        except BaseException:
+            child.stop()
+            raise
+        return child, base_url
 
     def _wait_for_api(self, child: ChildProcess, base_url: str) -> None:
         wait_until_ready(
@@ -398,6 +407,22 @@ class BenchStack:
         )
         self._children.append(child)
         return child
+
+    def start_api(self, name: str) -> tuple[ChildProcess, str]:
+        """Another API process beside the stack's own: the same settings and limits, its
+        own port; returns it (stopped with the stack, or by ``stop_child``) and its
+        base URL once it answers ``/readyz``. Only on a stack whose API started here:
+        an external API's settings are not known to copy.
+
+        Call from the main thread (an ``async`` scenario runs there)."""
+        if self.external_api_url is not None or self._api is None:
+            raise DevStackError(
+                f"{name} can only be started beside an API of the benchmark's own "
+                f"(unset {ENV_API_URL})"
+            )
+        child, base_url = self._spawn_api(name)
+        self._children.append(child)
+        return child, base_url
 
     def stop_child(self, child: ChildProcess) -> None:
         if child in self._children:

@@ -18,6 +18,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -89,6 +90,11 @@ async def _consultant_driver(
         response = await http.get(
             REQUESTS, params={"status": "pending_confirmation", "limit": 100}, headers=consultant
         )
+        if response.status_code == httpx.codes.SERVICE_UNAVAILABLE:
+            # The API sheds load past its bound on requests in flight (the burst of
+            # submits can fill it): come back later, as its Retry-After says.
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
         response.raise_for_status()
         for item in response.json()["items"]:
             confirmed = await http.post(f"{REQUESTS}/{item['id']}/confirm", headers=consultant)
@@ -101,9 +107,15 @@ async def _consultant_driver(
     raise RuntimeError("no request was ever offered to this consultant")
 
 
-async def _round(
-    ctx: BenchContext, params: ContentionParams, tokens: Tokens, number_: int
+async def play_round(
+    ctx: BenchContext,
+    params: ContentionParams,
+    tokens: Tokens,
+    number_: int,
+    api: str | Sequence[str] | None = None,
 ) -> tuple[RoundOutcome, Seeded]:
+    """One round on fresh consultants; ``api``: the API process(es) to spread the
+    requests over (default: the stack's API)."""
     dsn = asyncpg_dsn(ctx.stack.database_url)
     seeded = await seed_consultants(
         dsn,
@@ -116,7 +128,8 @@ async def _round(
     refusals: list[int] = []
     # Tokens first: minting is not part of the burst.
     learners = [tokens.of(Role.LEARNER, uuid.uuid4()) for _ in range(params.requests)]
-    async with http_client(ctx.stack.api_url, params.requests + params.slots * 2) as http:
+    connections = params.requests + params.slots * 2
+    async with http_client(api or ctx.stack.api_url, connections) as http:
         began = time.perf_counter()
         drivers = [
             asyncio.create_task(_consultant_driver(http, headers, refusals))
@@ -143,6 +156,17 @@ async def _round(
         confirm_refusals=len(refusals),
     )
     return outcome, seeded
+
+
+def check_exact_sessions(
+    result: ScenarioResult, params: ContentionParams, outcomes: Sequence[RoundOutcome]
+) -> None:
+    exact = all(o.sessions == params.slots for o in outcomes)
+    result.check(
+        f"exactly {params.slots} sessions each round, each with a join URL",
+        exact and all(o.sessions_with_join_url == params.slots for o in outcomes),
+        "; ".join(f"{o.sessions} ({o.sessions_with_join_url} with URL)" for o in outcomes),
+    )
 
 
 @scenario(
@@ -181,7 +205,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         )
 
     outcomes = await contention_rounds(
-        ctx, "contention", lambda number_: _round(ctx, params, tokens, number_), report
+        ctx, "contention", lambda number_: play_round(ctx, params, tokens, number_), report
     )
 
     result.figure(
@@ -219,12 +243,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         "<=",
         params.slots,
     )
-    exact = all(o.sessions == params.slots for o in outcomes)
-    result.check(
-        f"exactly {params.slots} sessions each round, each with a join URL",
-        exact and all(o.sessions_with_join_url == params.slots for o in outcomes),
-        "; ".join(f"{o.sessions} ({o.sessions_with_join_url} with URL)" for o in outcomes),
-    )
+    check_exact_sessions(result, params, outcomes)
     check_no_overlaps(result, outcomes)
     result.evidence["submit_statuses_per_round"] = [
         {str(code): count for code, count in o.statuses.items()} for o in outcomes

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +12,9 @@ import pytest
 
 from bench.results import ScenarioResult, render_summary, write_json, write_summary
 from bench.stats import latencies_ms, percentile, spread
+from tests.support.bench_runs import run_quick
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# A developer's running stack must not be picked up: the run starts its own.
-STACK_VARIABLES = ("BOOKING_BENCH_API_URL", "BOOKING_DATABASE_URL", "BOOKING_TEMPORAL_ADDRESS")
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
@@ -81,25 +79,6 @@ def test_summary_is_regenerated_from_the_json_files(tmp_path: Path) -> None:
     assert "| p99 / floor | 2.00 | 2.00 - 2.00 | what it adds |" in summary
     assert "- ok: it worked" in summary
     assert "No results yet" in render_summary([])
-
-
-def run_quick(scenarios: list[str], results: Path, *, rounds: int, timeout: float) -> None:
-    """``python -m bench <scenarios> --quick`` on a stack of its own, into ``results``."""
-    # A developer's running stack or tuning switches must not be picked up.
-    env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
-    env.pop("BOOKING_BENCH_WORKFLOW_TASK_POLLS", None)
-    env.pop("BOOKING_BENCH_SINGLE_PARTITION", None)
-    command = [sys.executable, "-m", "bench", *scenarios, "--quick", "--rounds", str(rounds)]
-    run = subprocess.run(
-        [*command, "--results-dir", str(results)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
-    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
 
 
 def test_unknown_scenarios_are_refused() -> None:
