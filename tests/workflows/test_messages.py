@@ -363,6 +363,31 @@ async def test_an_operator_assign_a_policy_forbids_is_refused_naming_it(
     await keep_history(handle, "operator_assign_refused_by_a_cap")
 
 
+async def test_an_operator_assign_the_consultants_calendar_forbids_is_refused_naming_it(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    now = await dev_env.get_current_time()
+    fake = FakeBooking(clock=dev_env.get_current_time, policy_refusal="calendar_busy")
+    request = make_input(now)
+    async with running_worker(dev_env.client, fake) as task_queue:
+        handle = await submit(dev_env, request, task_queue)
+        await wait_for(handle, lambda d: d.next_assignment_retry_at is not None)
+
+        await expect_rejection(
+            handle.execute_update(
+                ConsultationWorkflow.assign,
+                AssignRequest(operator_id=uuid.uuid4(), consultant_id=uuid.uuid4()),
+            ),
+            ErrorType.CONSULTANT_BUSY,
+        )
+        waiting = await handle.query(ConsultationWorkflow.details)
+        await operator_cancel(handle)
+        await handle.result()
+
+    assert waiting.status is RequestStatus.PENDING_ASSIGNMENT
+    await keep_history(handle, "operator_assign_refused_by_a_calendar")
+
+
 async def test_a_slot_lost_to_another_request_goes_to_the_next_candidate(
     dev_env: WorkflowEnvironment,
 ) -> None:
