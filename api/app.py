@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from api.routes import (
     webhook_deliveries,
     webhook_subscriptions,
 )
+from api.shared_rate_limit import run_bucket_sweeper
 from core.settings import Settings, get_settings
 from db.engine import create_engine, create_session_factory
 from integrations.temporal_client import connect_temporal
@@ -57,13 +59,25 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         engine = create_engine(settings, application_name="booking-api")
         client = temporal or await connect_temporal(settings, lazy=True)
         verifier = TokenVerifier(settings)
-        app.state.container = AppContainer(
+        container = AppContainer(
             settings=settings,
             engine=engine,
             session_factory=create_session_factory(engine),
             temporal=client,
             verifier=verifier,
             metrics=metrics,
+        )
+        app.state.container = container
+        stop_sweeping = asyncio.Event()
+        sweeping = (
+            asyncio.create_task(
+                run_bucket_sweeper(
+                    container.session_factory, settings.rate_limit_sweep_interval, stop_sweeping
+                ),
+                name="rate-limit-sweeper",
+            )
+            if container.shares_rate_limits
+            else None
         )
         # What start-up built (the app, its routes and schemas, the ORM, the drivers)
         # lives as long as the process: out of the collector's sight, a full collection
@@ -74,6 +88,9 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         try:
             yield
         finally:
+            stop_sweeping.set()
+            if sweeping is not None:
+                await sweeping
             await verifier.aclose()
             await engine.dispose()
 

@@ -83,6 +83,11 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class RateLimitScope(StrEnum):
+    PROCESS = "process"
+    GLOBAL = "global"
+
+
 class MeetingProvider(StrEnum):
     ROOM_LINK = "room_link"
     HTTP = "http"
@@ -190,11 +195,20 @@ class Settings(BaseSettings):
     # calendar provider then stops their bookings).
     calendar_stale_blocks_booking: bool = False
 
-    # Abuse limits. Per user and API process; a rate of 0 switches that limit off.
+    # Abuse limits: a token bucket per user and kind of call (reads, writes); a rate of
+    # 0 switches that limit off. ``global``: the buckets are shared by every API process
+    # through PostgreSQL (one statement per request), with each process's own buckets
+    # in front so that a user clearly over the limit costs no round trip. ``process``:
+    # only each process's own buckets, for a single API process or behind a gateway
+    # that enforces the limit for all of them.
+    rate_limit_scope: RateLimitScope = RateLimitScope.GLOBAL
     rate_limit_read_per_second: float = Field(default=20.0, ge=0)
     rate_limit_read_burst: int = Field(default=100, ge=0)
     rate_limit_write_per_second: float = Field(default=2.0, ge=0)
     rate_limit_write_burst: int = Field(default=20, ge=0)
+    # How often an API process deletes the shared buckets that have filled up again (a
+    # full bucket and no row mean the same); one process at a time does it.
+    rate_limit_sweep_interval: Duration = Field(default=timedelta(minutes=1), gt=timedelta(0))
     # Requests a learner may have open at once (not yet completed, cancelled or rejected),
     # so that nobody can hold a consultant's whole week.
     max_open_requests_per_learner: int = Field(default=5, ge=1)

@@ -328,3 +328,14 @@ class OpenRequestAction(StrEnum):
     CANCEL = "cancel"  # theirs, or a session they give: cancelled (account_erased)
     DECLINE = "decline"  # offered to them as consultant: declined, so another is asked
     WAIT = "wait"  # its session is in progress: it ends on its own
+
+
+# --- abuse limits -----------------------------------------------------------------------
+
+
+class CallKind(StrEnum):
+    """A user's calls spend from one rate-limit bucket per kind: polling a status
+    (reads) cannot starve the same user's submissions (writes)."""
+
+    READ = "read"
+    WRITE = "write"
