@@ -144,6 +144,22 @@ class Settings(BaseSettings):
     # life parked, so a small cache bounds memory at little cost: 200 keeps 10,000
     # parked requests under 100 MB (bench: idle, workflow_load). The SDK's is 1,000.
     worker_max_cached_workflows: int = Field(default=200, ge=0)
+    # Task slots and pollers of one worker process (unset: the SDK's defaults, 100 slots
+    # of each kind and at most 5 pollers per task type). Every activity of a booking is
+    # a local activity holding one database connection while it runs, so local
+    # activities beyond database_pool_size + database_max_overflow only queue for the
+    # pool (and fail after its 30 s timeout). Workflow tasks and their pollers: at least
+    # 2 while workflows are cached (a sticky and a normal queue).
+    worker_max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
+    worker_max_concurrent_activities: int | None = Field(default=None, ge=1)
+    worker_max_concurrent_local_activities: int | None = Field(default=None, ge=1)
+    worker_workflow_task_pollers: int | None = Field(default=None, ge=2)
+    worker_activity_task_pollers: int | None = Field(default=None, ge=1)
+    # Health: while its Temporal worker runs and the server answers, the worker
+    # rewrites this file every interval; ``booking worker-health`` (a container's
+    # health check) calls it unhealthy once three beats are missed. Unset: no file.
+    worker_health_file: Path | None = None
+    worker_health_interval: Duration = Field(default=timedelta(seconds=10), gt=timedelta(0))
 
     # HTTP API.
     api_host: str = "127.0.0.1"
