@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             stop_sweeping.set()
             if sweeping is not None:
                 await sweeping
+            await container.rate_limits.aclose()
             await verifier.aclose()
             await engine.dispose()
 

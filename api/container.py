@@ -14,6 +14,7 @@ from api.rate_limit import Limit, RateLimiter, RateLimits
 from api.shared_rate_limit import SharedRateLimiter
 from core.settings import RateLimitScope, Settings
 from core.vocabulary import CallKind
+from db.engine import create_autocommit_engine
 
 
 @dataclass
@@ -32,11 +33,15 @@ class AppContainer:
             read=Limit(settings.rate_limit_read_per_second, settings.rate_limit_read_burst),
             write=Limit(settings.rate_limit_write_per_second, settings.rate_limit_write_burst),
         )
-        shared = (
-            SharedRateLimiter(self.engine)
-            if settings.rate_limit_scope is RateLimitScope.GLOBAL
-            else None
-        )
+        shared = None
+        if settings.rate_limit_scope is RateLimitScope.GLOBAL:
+            shared = SharedRateLimiter(
+                create_autocommit_engine(
+                    settings,
+                    application_name="booking-api-rate-limits",
+                    pool_size=settings.rate_limit_pool_size,
+                )
+            )
         self.rate_limits = RateLimits(local, shared, self.metrics.rate_limits)
 
     @property

@@ -132,6 +132,10 @@ class RateLimits:
             self._count_refusal(kind, "global")
             raise
 
+    async def aclose(self) -> None:
+        if self.shared is not None:
+            await self.shared.aclose()
+
     def _count_refusal(self, kind: CallKind, decided_by: str) -> None:
         if self._metrics is not None:
             self._metrics.refused(kind, decided_by)

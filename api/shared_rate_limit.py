@@ -4,9 +4,10 @@ Why PostgreSQL rather than a gateway or another store: the service already depen
 it and nothing else, every API process holds a pool to it, and the bucket is one row
 updated by one statement (``db.rate_limits``): no extra server to run, and the limit
 holds whichever process or how many serve a user. The cost is that statement per
-authenticated request (measured: ``bench/rate_limit_cost.py``), on a connection of its
-own in autocommit mode, so the row is locked for the statement alone and never for
-the request's own transaction. ``BOOKING_RATE_LIMIT_SCOPE=process`` switches it off for
+authenticated request (measured: ``bench/rate_limit_cost.py``), on a small pool of
+autocommit connections of its own, so the row is locked for the statement alone and
+never for the request's own transaction, and the statement is one round trip (no
+BEGIN, COMMIT or pre-ping). ``BOOKING_RATE_LIMIT_SCOPE=process`` switches it off for
 deployments whose gateway limits every user in front of all the API processes.
 
 The table is UNLOGGED and a full bucket is the same as no row, so a periodic sweep
@@ -23,6 +24,7 @@ import math
 import uuid
 from datetime import timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.rate_limit import Limit, refusal
@@ -36,8 +38,10 @@ SWEEP_BATCH = 5000
 
 class SharedRateLimiter:
     def __init__(self, engine: AsyncEngine) -> None:
-        # Same pool as the requests', but each statement commits on its own.
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        """``engine``: autocommit connections of the limiter's own
+        (``db.engine.create_autocommit_engine``): the statement is one round trip, and
+        a burst of requests never waits for the requests' pool."""
+        self._engine = engine
 
     async def check(self, user_id: uuid.UUID, kind: CallKind, limit: Limit) -> None:
         """Take one request from the user's shared bucket or raise ``RateLimited``.
@@ -46,16 +50,28 @@ class SharedRateLimiter:
         holds ``burst - 1`` ahead when it refuses), so ``Retry-After`` is that."""
         if not limit.enabled:
             return
-        async with self._engine.connect() as connection:
-            granted = await rate_limits.spend(
-                connection,
-                user_id=user_id,
-                kind=kind,
-                interval=timedelta(seconds=limit.interval),
-                burst=limit.burst,
-            )
+        interval = timedelta(seconds=limit.interval)
+        try:
+            granted = await self._spend(user_id, kind, interval, limit.burst)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            # The pooled connection was gone (a restart, a failover): once more on a
+            # fresh one. Had the lost statement committed, the user paid twice, once.
+            granted = await self._spend(user_id, kind, interval, limit.burst)
         if not granted:
             raise refusal(kind, max(1, math.ceil(limit.interval)))
+
+    async def _spend(
+        self, user_id: uuid.UUID, kind: CallKind, interval: timedelta, burst: int
+    ) -> bool:
+        async with self._engine.connect() as connection:
+            return await rate_limits.spend(
+                connection, user_id=user_id, kind=kind, interval=interval, burst=burst
+            )
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
 
 
 async def sweep_once(session_factory: async_sessionmaker[AsyncSession]) -> int:

@@ -225,6 +225,10 @@ class Settings(BaseSettings):
     # How often an API process deletes the shared buckets that have filled up again (a
     # full bucket and no row mean the same); one process at a time does it.
     rate_limit_sweep_interval: Duration = Field(default=timedelta(minutes=1), gt=timedelta(0))
+    # Connections per API process for the shared buckets' statement (autocommit, kept
+    # open), beside database_pool_size + database_max_overflow. A statement holds one
+    # for a single round trip, so a few serve hundreds of requests a second.
+    rate_limit_pool_size: int = Field(default=4, ge=1)
     # Requests a learner may have open at once (not yet completed, cancelled or rejected),
     # so that nobody can hold a consultant's whole week.
     max_open_requests_per_learner: int = Field(default=5, ge=1)

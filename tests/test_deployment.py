@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from core.settings import Settings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 PORTS_OVERRIDE = REPO_ROOT / "docker-compose.ports.yml"
@@ -166,8 +168,9 @@ def test_every_mounted_file_is_in_the_repository(services: dict[str, dict[str, A
 def test_scaled_out_pools_fit_postgresql_max_connections(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    """Three workers and two APIs, each at pool + overflow, plus Temporal's own pools
-    (20 + 10 connections by default) and a one-shot job, within max_connections."""
+    """Three workers and two APIs, each at pool + overflow (the APIs also with the
+    shared rate limit's pool), plus Temporal's own pools (20 + 10 connections by
+    default) and a one-shot job, within max_connections."""
     command = services["postgres"]["command"]
     max_connections = int(next(arg for arg in command if arg.startswith("max_connections="))[16:])
     environment = services["api"]["environment"]
@@ -178,8 +181,10 @@ def test_scaled_out_pools_fit_postgresql_max_connections(
     per_process = default(environment["BOOKING_DATABASE_POOL_SIZE"]) + default(
         environment["BOOKING_DATABASE_MAX_OVERFLOW"]
     )
+    rate_limits = Settings.model_fields["rate_limit_pool_size"].default
     temporal, one_shot, superuser_reserved = 20 + 10, per_process, 3
-    needed = (3 + 2) * per_process + temporal + one_shot + superuser_reserved
+    needed = 3 * per_process + 2 * (per_process + rate_limits)
+    needed += temporal + one_shot + superuser_reserved
     assert needed <= max_connections, (needed, max_connections)
 
 

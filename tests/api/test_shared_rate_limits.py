@@ -253,3 +253,31 @@ async def test_the_api_sweeps_what_has_filled_up(
             assert (await api.get(READS, headers=tokens.headers("learner"))).status_code == 200
         assert await buckets() == 3
         await wait_until(buckets, lambda count: count == 0, within=5, what="buckets swept")
+
+
+async def test_a_lost_bucket_connection_is_replaced_within_the_request(
+    settings: Settings,
+    unreachable_temporal: Client,
+    clean_database: AsyncEngine,
+    tokens: TokenFactory,
+) -> None:
+    """The buckets' pool skips the pre-ping (it would double the round trips): a
+    connection the server has dropped fails the statement, which is retried once on a
+    fresh connection, so the request never sees it."""
+    headers = tokens.headers("learner")
+    async with AsyncExitStack() as stack:
+        (api,) = await _clients(
+            stack, _limited(settings, RateLimitScope.GLOBAL), unreachable_temporal, 1
+        )
+        assert (await api.get(READS, headers=headers)).status_code == 200
+        async with clean_database.connect() as connection:
+            ended = await connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'booking-api-rate-limits'"
+                )
+            )
+        assert ended == 1
+        assert (await api.get(READS, headers=headers)).status_code == 200
+    async with clean_database.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(RateLimitBucket)) == 1
