@@ -83,13 +83,16 @@ def test_summary_is_regenerated_from_the_json_files(tmp_path: Path) -> None:
     assert "No results yet" in render_summary([])
 
 
-def run_quick(scenarios: list[str], results: Path, *, rounds: int, timeout: float) -> None:
-    """``python -m bench <scenarios> --quick`` on a stack of its own, into ``results``."""
+def run_quick(
+    scenarios: list[str], results: Path, *, rounds: int, timeout: float, module: str = "bench"
+) -> None:
+    """``python -m bench <scenarios> --quick`` on a stack of its own, into ``results``
+    (``module``: a benchmark outside ``make bench`` with the same options)."""
     # A developer's running stack or tuning switches must not be picked up.
     env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
     env.pop("BOOKING_BENCH_WORKFLOW_TASK_POLLS", None)
     env.pop("BOOKING_BENCH_SINGLE_PARTITION", None)
-    command = [sys.executable, "-m", "bench", *scenarios, "--quick", "--rounds", str(rounds)]
+    command = [sys.executable, "-m", module, *scenarios, "--quick", "--rounds", str(rounds)]
     run = subprocess.run(
         [*command, "--results-dir", str(results)],
         cwd=REPO_ROOT,
@@ -200,3 +203,20 @@ def test_quick_workflow_load_compares_the_three_setups(tmp_path: Path) -> None:
         assert figures[f"workflow_load.{setup}.cpu"]["median"] > 0
     assert document["ratios"]["workflow_load.bytecode_vs_source"]["median"] > 0
     assert all(check["ok"] for check in document["checks"]), document["checks"]
+
+
+def test_quick_rate_limit_cost_compares_the_two_scopes(tmp_path: Path) -> None:
+    """``python -m bench.rate_limit_cost``: two APIs on one database, shared and
+    per-process rate limits, measured against each other."""
+    results = tmp_path / "results"
+    run_quick([], results, rounds=1, timeout=180, module="bench.rate_limit_cost")
+    document = json.loads((results / "rate_limit.json").read_text())
+    assert document["ok"] is True
+    assert [check["ok"] for check in document["checks"]] == [True, True]
+    figures = document["figures"]
+    for scope in ("global", "process"):
+        assert figures[f"{scope}.p50"]["median"] > 0
+        assert figures[f"{scope}.rate"]["median"] > 0
+    assert figures["statement.p50"]["median"] > 0
+    assert document["ratios"]["latency.p50"]["median"] > 0
+    assert "## rate_limit (quick)" in (results / "SUMMARY.md").read_text()
