@@ -2,7 +2,9 @@
 
 Run it with ``booking worker`` (or ``python -m booking.cli worker``). It stops
 gracefully on SIGINT or SIGTERM: polling stops, in-flight activities get
-``WORKER_SHUTDOWN_GRACE`` to finish, then the database pool is closed.
+``WORKER_SHUTDOWN_GRACE`` to finish, then the database pool is closed. Beside the
+Temporal worker it runs the webhook dispatcher, the draft sweeper and, with
+``BOOKING_WORKER_HEALTH_FILE``, the heartbeat that ``booking worker-health`` checks.
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.calendars import CalendarActivities
 from activities.erasure import ErasureActivities
@@ -29,6 +33,7 @@ from activities.requests import RequestActivities
 from activities.retention import RetentionActivities
 from activities.sessions import SessionActivities
 from core.settings import Settings
+from core.worker_health import heartbeat
 from db import drafts
 from db.calendars import linked
 from db.engine import create_engine, create_session_factory
@@ -256,7 +261,78 @@ async def run_calendar_keeper(
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+# --- health: a heartbeat file for the container's health check --------------------------
+
+HEALTH_CHECK_TIMEOUT = timedelta(seconds=5)
+
+
+async def beat_once(worker: Worker, client: Client, path: Path) -> bool:
+    """Rewrite the heartbeat file if the worker runs and Temporal answers; whether it did.
+
+    Temporal's answer is what makes a beat mean something: a worker that cannot reach
+    the server polls nothing, however alive its process is."""
+    if not worker.is_running:
+        return False
+    try:
+        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT.total_seconds()):
+            await client.service_client.check_health()
+    except Exception as error:  # any failure is a missed beat, never a crash
+        logger.warning("health: Temporal did not answer its health check: %s", error)
+        return False
+    # Written aside and renamed, so a reader never sees half a file.
+    written = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    written.write_text(heartbeat(datetime.now(UTC), os.getpid()))
+    os.replace(written, path)
+    return True
+
+
+async def run_heartbeat(
+    worker: Worker, client: Client, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Beat every ``worker_health_interval`` until ``stop``; then remove the file."""
+    path = settings.worker_health_file
+    if path is None:
+        return
+    interval = settings.worker_health_interval.total_seconds()
+    try:
+        while not stop.is_set():
+            try:
+                await beat_once(worker, client, path)
+            except OSError:
+                logger.exception("health: could not write %s", path)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 # --- the worker ---------------------------------------------------------------------
+
+
+def task_slots(settings: Settings) -> dict[str, Any]:
+    """The ``Worker`` options for the task slots and pollers that are set (the others
+    keep the SDK's defaults)."""
+    options: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("max_concurrent_workflow_tasks", settings.worker_max_concurrent_workflow_tasks),
+            ("max_concurrent_activities", settings.worker_max_concurrent_activities),
+            (
+                "max_concurrent_local_activities",
+                settings.worker_max_concurrent_local_activities,
+            ),
+        )
+        if value is not None
+    }
+    if settings.worker_workflow_task_pollers is not None:
+        options["workflow_task_poller_behavior"] = PollerBehaviorSimpleMaximum(
+            settings.worker_workflow_task_pollers
+        )
+    if settings.worker_activity_task_pollers is not None:
+        options["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(
+            settings.worker_activity_task_pollers
+        )
+    return options
 
 
 def build_worker(
@@ -272,6 +348,7 @@ def build_worker(
         activities=build_activities(session_factory, settings),
         graceful_shutdown_timeout=WORKER_SHUTDOWN_GRACE,
         max_cached_workflows=settings.worker_max_cached_workflows,
+        **task_slots(settings),
     )
 
 
@@ -330,6 +407,9 @@ async def run_worker(settings: Settings) -> None:
             run_calendar_keeper(client, session_factory, settings, background_stop),
             name="calendar-keeper",
         )
+        beating = asyncio.create_task(
+            run_heartbeat(worker, client, settings, background_stop), name="health-heartbeat"
+        )
         stopping = asyncio.create_task(stop_requested.wait(), name="stop-signal")
         try:
             await asyncio.wait(
@@ -349,6 +429,7 @@ async def run_worker(settings: Settings) -> None:
             await dispatching  # in-flight deliveries finish and record their outcome
             await sweeping
             await keeping
+            await beating
     finally:
         await engine.dispose()
         if tracing is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,7 @@ from api.routes import (
     webhook_deliveries,
     webhook_subscriptions,
 )
+from api.shared_rate_limit import run_bucket_sweeper
 from core.settings import Settings, get_settings
 from db.engine import create_engine, create_session_factory
 from integrations.observability.tracing import API_SERVICE_NAME, Tracing, start_tracing
@@ -82,13 +84,26 @@ def create_app(
             interceptors=[tracing.temporal_interceptor()] if tracing else [],
         )
         verifier = TokenVerifier(settings)
-        app.state.container = AppContainer(
+        container = AppContainer(
             settings=settings,
             engine=engine,
             session_factory=create_session_factory(engine),
             temporal=client,
             verifier=verifier,
             metrics=metrics,
+            tracer_provider=tracing.provider if tracing else None,
+        )
+        app.state.container = container
+        stop_sweeping = asyncio.Event()
+        sweeping = (
+            asyncio.create_task(
+                run_bucket_sweeper(
+                    container.session_factory, settings.rate_limit_sweep_interval, stop_sweeping
+                ),
+                name="rate-limit-sweeper",
+            )
+            if container.shares_rate_limits
+            else None
         )
         # What start-up built (the app, its routes and schemas, the ORM, the drivers)
         # lives as long as the process: out of the collector's sight, a full collection
@@ -99,6 +114,10 @@ def create_app(
         try:
             yield
         finally:
+            stop_sweeping.set()
+            if sweeping is not None:
+                await sweeping
+            await container.rate_limits.aclose()
             await verifier.aclose()
             await engine.dispose()
             if tracing is not None and owns_tracing:

@@ -56,8 +56,7 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required (Authorization: Bearer <JWT>).")
     principal = await container.verifier.verify(credentials.credentials)
-    limiter = container.rate_limiter
-    limiter.check(principal.user_id, limiter.kind_of(request.method))
+    await container.rate_limits.spend(principal.user_id, request.method)
     secret = container.settings.pseudonym_secret.get_secret_value()
     if await is_erased(session, pseudonym_for(principal.user_id, secret)):
         raise PersonErased("This user's data was erased; the account no longer exists here.")

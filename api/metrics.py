@@ -30,6 +30,7 @@ class HttpMetrics:
             registry=self.registry,
         )
         self.feed = EventFeedMetrics(self.registry)
+        self.rate_limits = RateLimitMetrics(self.registry)
 
     async def middleware(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -44,6 +45,22 @@ class HttpMetrics:
             route = _route_template(request)
             self.latency.labels(request.method, route).observe(time.perf_counter() - started)
             self.requests.labels(request.method, route, str(status)).inc()
+
+
+class RateLimitMetrics:
+    """Which bucket refused: ``process`` (this process's own, no round trip) or
+    ``global`` (the one all API processes share)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.refusals = Counter(
+            "booking_rate_limit_refusals_total",
+            "Requests refused with 429 by a per-user rate limit, by kind and deciding bucket.",
+            ["kind", "decided_by"],
+            registry=registry,
+        )
+
+    def refused(self, kind: str, decided_by: str) -> None:
+        self.refusals.labels(kind, decided_by).inc()
 
 
 class EventFeedMetrics:

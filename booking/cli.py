@@ -201,6 +201,32 @@ def worker() -> None:
     finish()
 
 
+@app.command("worker-health")
+def worker_health() -> None:
+    """Exit 0 while the worker on this host beats (BOOKING_WORKER_HEALTH_FILE), 1 when
+    its heartbeat is missing or stale: a container health check."""
+    from datetime import UTC, datetime
+
+    from core.worker_health import heartbeat_problem
+
+    settings = load_settings()
+    path = settings.worker_health_file
+    if path is None:
+        fail("BOOKING_WORKER_HEALTH_FILE is not set: the worker writes no heartbeat", code=2)
+    try:
+        text: str | None = path.read_text()
+    except FileNotFoundError:
+        text = None
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror}")
+    problem = heartbeat_problem(
+        text, now=datetime.now(UTC), interval=settings.worker_health_interval
+    )
+    if problem is not None:
+        fail(f"unhealthy: {problem}")
+    typer.echo("healthy", err=True)
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head)."""

@@ -88,6 +88,11 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class RateLimitScope(StrEnum):
+    PROCESS = "process"
+    GLOBAL = "global"
+
+
 class MeetingProvider(StrEnum):
     ROOM_LINK = "room_link"
     HTTP = "http"
@@ -144,6 +149,22 @@ class Settings(BaseSettings):
     # life parked, so a small cache bounds memory at little cost: 200 keeps 10,000
     # parked requests under 100 MB (bench: idle, workflow_load). The SDK's is 1,000.
     worker_max_cached_workflows: int = Field(default=200, ge=0)
+    # Task slots and pollers of one worker process (unset: the SDK's defaults, 100 slots
+    # of each kind and at most 5 pollers per task type). Every activity of a booking is
+    # a local activity holding one database connection while it runs, so local
+    # activities beyond database_pool_size + database_max_overflow only queue for the
+    # pool (and fail after its 30 s timeout). Workflow tasks and their pollers: at least
+    # 2 while workflows are cached (a sticky and a normal queue).
+    worker_max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
+    worker_max_concurrent_activities: int | None = Field(default=None, ge=1)
+    worker_max_concurrent_local_activities: int | None = Field(default=None, ge=1)
+    worker_workflow_task_pollers: int | None = Field(default=None, ge=2)
+    worker_activity_task_pollers: int | None = Field(default=None, ge=1)
+    # Health: while its Temporal worker runs and the server answers, the worker
+    # rewrites this file every interval; ``booking worker-health`` (a container's
+    # health check) calls it unhealthy once three beats are missed. Unset: no file.
+    worker_health_file: Path | None = None
+    worker_health_interval: Duration = Field(default=timedelta(seconds=10), gt=timedelta(0))
 
     # Observability. Traces go to an OTLP/HTTP receiver (an OpenTelemetry Collector,
     # Jaeger, Tempo) at this base URL, e.g. http://127.0.0.1:4318 (sent to
@@ -237,11 +258,24 @@ class Settings(BaseSettings):
     # undecryptable: they then fail (stale) until relinked.
     calendar_secret_key: SecretStr | None = None
 
-    # Abuse limits. Per user and API process; a rate of 0 switches that limit off.
+    # Abuse limits: a token bucket per user and kind of call (reads, writes); a rate of
+    # 0 switches that limit off. ``global``: the buckets are shared by every API process
+    # through PostgreSQL (one statement per request), with each process's own buckets
+    # in front so that a user clearly over the limit costs no round trip. ``process``:
+    # only each process's own buckets, for a single API process or behind a gateway
+    # that enforces the limit for all of them.
+    rate_limit_scope: RateLimitScope = RateLimitScope.GLOBAL
     rate_limit_read_per_second: float = Field(default=20.0, ge=0)
     rate_limit_read_burst: int = Field(default=100, ge=0)
     rate_limit_write_per_second: float = Field(default=2.0, ge=0)
     rate_limit_write_burst: int = Field(default=20, ge=0)
+    # How often an API process deletes the shared buckets that have filled up again (a
+    # full bucket and no row mean the same); one process at a time does it.
+    rate_limit_sweep_interval: Duration = Field(default=timedelta(minutes=1), gt=timedelta(0))
+    # Connections per API process for the shared buckets' statement (autocommit, kept
+    # open), beside database_pool_size + database_max_overflow. A statement holds one
+    # for a single round trip, so a few serve hundreds of requests a second.
+    rate_limit_pool_size: int = Field(default=4, ge=1)
     # Requests a learner may have open at once (not yet completed, cancelled or rejected),
     # so that nobody can hold a consultant's whole week.
     max_open_requests_per_learner: int = Field(default=5, ge=1)

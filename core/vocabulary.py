@@ -367,3 +367,14 @@ class CalendarSyncOutcome(StrEnum):
     UNCHANGED = "unchanged"  # the server said nothing changed; the set stays
     FAILED = "failed"  # stale: the last good set stays, with the error
     GONE = "gone"  # unlinked meanwhile
+
+
+# --- abuse limits -----------------------------------------------------------------------
+
+
+class CallKind(StrEnum):
+    """A user's calls spend from one rate-limit bucket per kind: polling a status
+    (reads) cannot starve the same user's submissions (writes)."""
+
+    READ = "read"
+    WRITE = "write"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -37,6 +37,45 @@ def create_engine(
     ``tracer_provider`` (tracing on): a span per SQL statement, in the trace of the
     request or activity that runs it (see ``trace_statements``).
     """
+    return _engine(
+        settings,
+        application_name,
+        tracer_provider,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_pre_ping=settings.database_pre_ping,
+    )
+
+
+def create_autocommit_engine(
+    settings: Settings,
+    *,
+    application_name: str,
+    pool_size: int,
+    tracer_provider: TracerProvider | None = None,
+) -> AsyncEngine:
+    """Connections on which every statement commits on its own, for work that must not
+    join (or wait for) anyone's transaction: one statement, one round trip, no BEGIN
+    or COMMIT. No pre-ping (it would double the round trips): the caller retries a
+    statement whose connection turns out to be gone (``connection_invalidated``).
+    Exactly ``pool_size`` connections, kept open: no connection is made per use."""
+    return _engine(
+        settings,
+        application_name,
+        tracer_provider,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=False,
+        isolation_level="AUTOCOMMIT",
+    )
+
+
+def _engine(
+    settings: Settings,
+    application_name: str,
+    tracer_provider: TracerProvider | None,
+    **options: Any,
+) -> AsyncEngine:
     server_settings = {
         "application_name": application_name,
         "statement_timeout": _milliseconds(settings.database_statement_timeout),
@@ -47,10 +86,8 @@ def create_engine(
     engine = create_async_engine(
         settings.require_database_url(),
         hide_parameters=True,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        pool_pre_ping=settings.database_pre_ping,
         connect_args={"server_settings": server_settings},
+        **options,
     )
     engine = withhold_values_from_errors(engine)
     if tracer_provider is not None:

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.vocabulary import (
+    CallKind,
     DeliveryStatus,
     ExportStatus,
     InboundEventState,
@@ -600,6 +601,30 @@ class InboundWebhookEvent(Base):
     received_at: Mapped[datetime] = _created_at()
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RateLimitBucket(Base):
+    """One user's shared rate-limit bucket for one kind of call (``api.shared_rate_limit``).
+
+    ``theoretical_arrival`` is the generic cell rate algorithm's single number: when
+    the bucket will be full again. A request is granted while it is at most a burst's
+    worth of intervals ahead of now, and moves it one interval on. A row whose time
+    has passed is a full bucket, exactly like no row, so such rows are deleted freely.
+
+    UNLOGGED: written on every request, so no WAL for it; a crash or a failover empties
+    it, which only gives every user a full bucket once. Half-empty pages keep its
+    updates HOT (the updated column is in no index).
+    """
+
+    __tablename__ = "rate_limit_buckets"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_allowed(CallKind)})", name="kind_allowed"),
+        {"prefixes": ["UNLOGGED"], "postgresql_with": {"fillfactor": "50"}},
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    theoretical_arrival: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 # --- Personal data: the audit trail ---------------------------------------------------

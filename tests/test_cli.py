@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -18,6 +19,7 @@ from booking.cli import app
 from booking.demo import DEMO_CONSULTANT_ID, DEMO_LEARNER_ID
 from booking.devstack.local_settings import LOCAL_SECRET_FILE, DevelopmentSettings
 from core.settings import Environment, Settings, get_settings
+from core.worker_health import heartbeat
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
 runner = CliRunner()
@@ -49,7 +51,16 @@ def _decode(token: str) -> dict[str, object]:
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("dev", "api", "worker", "migrate", "setup", "token", "temporal"):
+    for command in (
+        "dev",
+        "api",
+        "worker",
+        "worker-health",
+        "migrate",
+        "setup",
+        "token",
+        "temporal",
+    ):
         assert command in result.stdout
 
 
@@ -179,6 +190,35 @@ def test_migrate_without_a_database_url_is_refused() -> None:
     )
     assert result.exit_code == 1
     assert "BOOKING_DATABASE_URL" in result.stderr
+
+
+def test_worker_health_reads_the_heartbeat(tmp_path: Path) -> None:
+    health = tmp_path / "worker.health"
+    env = {
+        "BOOKING_ENVIRONMENT": "test",
+        "BOOKING_JWT_SECRET": SECRET,
+        "BOOKING_WORKER_HEALTH_FILE": str(health),
+        "BOOKING_WORKER_HEALTH_INTERVAL": "10",
+    }
+    missing = runner.invoke(app, ["worker-health"], env=env)
+    assert missing.exit_code == 1
+    assert "no heartbeat" in missing.stderr
+
+    health.write_text(heartbeat(datetime.now(UTC) - timedelta(seconds=5), 1))
+    assert runner.invoke(app, ["worker-health"], env=env).exit_code == 0
+
+    health.write_text(heartbeat(datetime.now(UTC) - timedelta(minutes=2), 1))
+    stale = runner.invoke(app, ["worker-health"], env=env)
+    assert stale.exit_code == 1
+    assert "unhealthy" in stale.stderr
+
+
+def test_worker_health_without_a_heartbeat_file_set_is_a_configuration_error() -> None:
+    result = runner.invoke(
+        app, ["worker-health"], env={"BOOKING_ENVIRONMENT": "test", "BOOKING_JWT_SECRET": SECRET}
+    )
+    assert result.exit_code == 2
+    assert "BOOKING_WORKER_HEALTH_FILE" in result.stderr
 
 
 def test_alembic_config_uses_the_repository_ini() -> None:

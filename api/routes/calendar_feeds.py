@@ -24,7 +24,6 @@ from api.deps import ContainerDep, SessionDep, SettingsDep, SignedIn
 from api.errors import Conflict, Forbidden, NotFound, PersonErased
 from api.openapi import problems
 from api.pagination import Page, PageQuery, decode_time_cursor, encode_time_cursor, keyset_page
-from api.rate_limit import CallKind
 from api.routes.consultants import get_profile
 from api.schemas.calendar_feeds import CalendarFeedCreated, CalendarFeedOut
 from api.session_ics import CALENDAR_RESPONSES, CalendarOptions, Viewer, calendar_response
@@ -317,7 +316,7 @@ async def read_feed(
     ] = None,
 ) -> PlainResponse:
     # Per feed, before anything is read: guessing tokens costs the guesser too.
-    container.rate_limiter.check(feed_id, CallKind.READ)
+    await container.rate_limits.spend(feed_id, "GET")
     settings = container.settings
     feed = await calendar_feeds.live_feed(session, feed_id)
     if not calendar_feeds.token_opens(feed, token) or feed is None:

@@ -197,3 +197,20 @@ def test_quick_tracing_compares_an_untraced_and_a_traced_pair(tmp_path: Path) ->
         "booking-api",
         "booking-worker",
     }
+
+
+def test_quick_rate_limit_cost_compares_the_two_scopes(tmp_path: Path) -> None:
+    """``python -m bench.rate_limit_cost``: two APIs on one database, shared and
+    per-process rate limits, measured against each other."""
+    results = tmp_path / "results"
+    run_quick([], results, rounds=1, timeout=180, module="bench.rate_limit_cost")
+    document = json.loads((results / "rate_limit.json").read_text())
+    assert document["ok"] is True
+    assert [check["ok"] for check in document["checks"]] == [True, True]
+    figures = document["figures"]
+    for scope in ("global", "process"):
+        assert figures[f"{scope}.p50"]["median"] > 0
+        assert figures[f"{scope}.rate"]["median"] > 0
+    assert figures["statement.p50"]["median"] > 0
+    assert document["ratios"]["latency.p50"]["median"] > 0
+    assert "## rate_limit (quick)" in (results / "SUMMARY.md").read_text()

@@ -1,5 +1,6 @@
-"""The open-request cap holds under concurrent submissions: it is counted again where
-the request is stored, under a lock on the learner, not only before the start."""
+"""The open-request cap holds under concurrent submissions, also when they reach
+different API processes: it is counted again where the request is stored, under a lock
+on the learner in the inserting transaction, not only before the start."""
 
 from __future__ import annotations
 
@@ -42,6 +43,20 @@ async def capped(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://capped") as http:
+            yield Service(http, tokens)
+
+
+@pytest.fixture
+async def second_api(
+    e2e_settings: Settings, dev_env: WorkflowEnvironment, capped: Service, tokens: TokenFactory
+) -> AsyncIterator[Service]:
+    """Another API app over the same database and Temporal: another process's engine,
+    pool and early count."""
+    settings = e2e_settings.model_copy(update={"max_open_requests_per_learner": CAP})
+    app = create_app(settings, temporal=dev_env.client)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://second") as http:
             yield Service(http, tokens)
 
 
@@ -90,3 +105,31 @@ async def test_concurrent_submissions_beyond_the_cap_store_exactly_the_cap(
         except RPCError:
             continue  # refused by the API's early count: never started
         assert status is WorkflowExecutionStatus.FAILED
+
+
+async def test_concurrent_submissions_through_two_api_processes_store_exactly_the_cap(
+    capped: Service,
+    second_api: Service,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    service_type = await capped.service_type()
+    learner = capped.learner()
+    apis = (capped, second_api)
+    keys = [f"two-apis-{n}" for n in range(SUBMISSIONS)]
+
+    responses = await asyncio.gather(
+        *(
+            apis[n % 2].submit(
+                learner, {"service_type_id": service_type, "details": f"Question {key}"}, key=key
+            )
+            for n, key in enumerate(keys)
+        )
+    )
+
+    assert sum(r.status_code == 201 for r in responses) == CAP, [r.text for r in responses]
+    for response in responses:
+        if response.status_code != 201:
+            assert assert_problem(response, 429)["limit"] == CAP
+    mine = ConsultationRequest.requester_user_id == learner.user_id
+    assert await _count(session_factory, ConsultationRequest, mine) == CAP
+    assert await _count(session_factory, ConsultationRequestDraft) == 0

@@ -13,13 +13,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_VARIABLES = ("BOOKING_BENCH_API_URL", "BOOKING_DATABASE_URL", "BOOKING_TEMPORAL_ADDRESS")
 
 
-def run_quick(scenarios: list[str], results: Path, *, rounds: int, timeout: float) -> None:
-    """``python -m bench <scenarios> --quick`` on a stack of its own, into ``results``."""
+def run_quick(
+    scenarios: list[str], results: Path, *, rounds: int, timeout: float, module: str = "bench"
+) -> None:
+    """``python -m bench <scenarios> --quick`` on a stack of its own, into ``results``
+    (``module``: a benchmark outside ``make bench`` with the same options)."""
     # A developer's running stack or tuning switches must not be picked up.
     env = {key: value for key, value in os.environ.items() if key not in STACK_VARIABLES}
     env.pop("BOOKING_BENCH_WORKFLOW_TASK_POLLS", None)
     env.pop("BOOKING_BENCH_SINGLE_PARTITION", None)
-    command = [sys.executable, "-m", "bench", *scenarios, "--quick", "--rounds", str(rounds)]
+    command = [sys.executable, "-m", module, *scenarios, "--quick", "--rounds", str(rounds)]
     run = subprocess.run(
         [*command, "--results-dir", str(results)],
         cwd=REPO_ROOT,

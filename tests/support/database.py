@@ -29,6 +29,7 @@ TABLES = (
     "consultant_availability_slots",
     "consultant_profiles",
     "consultation_service_types",
+    "rate_limit_buckets",
 )
 
 
