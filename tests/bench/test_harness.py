@@ -121,10 +121,14 @@ def test_quick_floor_and_search_on_a_fresh_stack(tmp_path: Path) -> None:
     assert search["config"]["slots"] == 10_000
     assert search["ratios"]["search.index_speedup"]["median"] > 0
     # 10,000 slots cannot judge the million-slot targets (every start, with policies,
-    # earliest fit).
-    assert [target["applies"] for target in search["targets"]] == [False, False, False]
+    # with busy time, earliest fit).
+    assert [target["applies"] for target in search["targets"]] == [False] * 4
     assert search["ratios"]["search.starts_over_earliest.p99"]["median"] > 0
     assert search["ratios"]["search.policies_over_plain.p99"]["median"] > 0
+    assert search["ratios"]["search.busy_over_starts.p99"]["median"] > 0
+    busy = search["evidence"]["busy_time"]
+    assert busy["intervals"] == 1_000
+    assert busy["starts_meeting_busy_time"] == 0
     for kind in ("open", "open (every start)"):
         assert search["evidence"]["plans"][kind]["slot_indexes"] == [
             "ix_availability_slots_available_start"
