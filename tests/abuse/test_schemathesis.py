@@ -87,7 +87,8 @@ NO_SERVER_ERRORS = ["2xx", "3xx", "4xx"]
 ALLOWANCES: list[tuple[str, str, list[str], str]] = [
     (
         r"^[A-Z]+ (/readyz|/v1/consultation-requests.*|/v1/sessions/\{session_id\}/.*"
-        r"|/v1/people/\{person_id\}/(data-exports|erasure))$",
+        r"|/v1/people/\{person_id\}/(data-exports|erasure)"
+        r"|/v1/consultants/\{consultant_user_id\}/calendars/\{calendar_id\}/sync)$",
         "not_a_server_error",
         ["503"],
         "Temporal is unreachable in this test, the documented 503",
@@ -95,7 +96,8 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
     (
         r"^GET /v1/(service-types|consultants|consultation-requests|sessions|events|audit-log"
         r"|webhook-subscriptions|availability/search|consultants/\{user_id\}/availability"
-        r"|webhook-subscriptions/\{subscription_id\}/deliveries)$",
+        r"|webhook-subscriptions/\{subscription_id\}/deliveries"
+        r"|(consultants|learners)/\{user_id\}/calendar-feeds)$",
         "positive_data_acceptance",
         ["400"],
         "an opaque cursor: only one this API issued is accepted",
@@ -144,6 +146,19 @@ ALLOWANCES: list[tuple[str, str, list[str], str]] = [
         "positive_data_acceptance",
         ["422"],
         "an absolute http(s) URL whose host is a public address or name",
+    ),
+    (
+        r"^POST /v1/consultants/\{consultant_user_id\}/calendars$",
+        "positive_data_acceptance",
+        ["422"],
+        "an absolute http(s) URL whose host is a public address or name; a CalDAV "
+        "calendar needs a username and a password",
+    ),
+    (
+        r"^POST /v1/(consultants|learners)/\{user_id\}/calendar-feeds$",
+        "positive_data_acceptance",
+        ["410"],
+        "a person being erased (an operator's erasure earlier in the run) gets no new feed",
     ),
     (
         r"^POST /v1/(consultation-requests(/\{request_id\}/assign)?"
