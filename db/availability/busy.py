@@ -1,6 +1,7 @@
 """Busy time: when a consultant is taken elsewhere, from their linked calendars.
 
-The calendar sync stores busy intervals (``consultant_busy_intervals``); a session's
+The calendar sync stores busy intervals (``consultant_busy_intervals``, pieces of at
+most a day: adjacent pieces merge back here); a session's
 range with its buffers must not overlap any of them. The search, automatic
 assignment and the hold read them the same way (``busy_times``) and skip the starts
 they overlap; the booking reads them again under the slot's lock when the consultant
@@ -18,7 +19,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, TextClause, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -29,17 +30,19 @@ from db.availability.offer import StartRules, buffered
 ALWAYS = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 """The busy range of a consultant whose stale calendar blocks them."""
 
-# One index probe per consultant (equality and overlap on the GiST index), rather than
-# one scan of every consultant's intervals in the range filtered by consultant.
+BUSY_PIECE = timedelta(hours=24)
+"""Busy time is stored in pieces of at most this long (``at_most_a_day``), so the
+pieces that meet a range start at most this long before it."""
+
+# One scan of the B-tree (consultant, start) for all the consultants (``= ANY``), over
+# a range bounded by the longest piece.
 _BUSY_SQL = """
-    SELECT c.id AS consultant_id, b.start_time, b.end_time
-      FROM unnest(:ids) AS c(id)
-      CROSS JOIN LATERAL (
-            SELECT start_time, end_time
-              FROM consultant_busy_intervals
-             WHERE consultant_user_id = c.id
-               AND tstzrange(start_time, end_time) && tstzrange(:lowest, :highest)
-           ) AS b
+    SELECT consultant_user_id, start_time, end_time
+      FROM consultant_busy_intervals
+     WHERE consultant_user_id = ANY(:ids)
+       AND start_time > CAST(:lowest AS timestamptz) - interval '24 hours'
+       AND start_time < :highest
+       AND end_time > :lowest
 """
 _STALE_SQL = """
     SELECT DISTINCT consultant_user_id, '-infinity'::timestamptz, 'infinity'::timestamptz

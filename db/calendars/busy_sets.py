@@ -19,13 +19,14 @@ A success clears ``stale_since`` and ``last_error``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.availability.busy import BUSY_PIECE
 from db.models import BusyInterval, ConsultantCalendar
 
 INSERT_BATCH = 5000
@@ -162,12 +163,23 @@ def _rows(
             "calendar_id": calendar.id,
             "consultant_user_id": calendar.consultant_user_id,
             "source_key": source,
-            "start_time": interval.start,
-            "end_time": interval.end,
+            "start_time": piece.start,
+            "end_time": piece.end,
         }
         for source, intervals in busy.items()
         for interval in intervals
+        for piece in _pieces(interval)
     ]
+
+
+def _pieces(interval: Interval) -> Iterator[Interval]:
+    """``interval`` in pieces of at most ``BUSY_PIECE`` (the table's ``at_most_a_day``),
+    so that reading busy time is a bounded index range."""
+    start = interval.start
+    while interval.end - start > BUSY_PIECE:
+        yield Interval(start, start + BUSY_PIECE)
+        start += BUSY_PIECE
+    yield Interval(start, interval.end)
 
 
 async def _insert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
@@ -176,10 +188,17 @@ async def _insert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
 
 
 async def busy_of(session: AsyncSession, calendar_id: uuid.UUID) -> list[tuple[str, Interval]]:
-    """The calendar's set, ordered (for tests and the export)."""
+    """The calendar's set, ordered (for tests and the export); the stored pieces of
+    one interval joined again (one source's intervals never touch: they are merged)."""
     rows = await session.execute(
         select(BusyInterval.source_key, BusyInterval.start_time, BusyInterval.end_time)
         .where(BusyInterval.calendar_id == calendar_id)
-        .order_by(BusyInterval.start_time, BusyInterval.source_key)
+        .order_by(BusyInterval.source_key, BusyInterval.start_time)
     )
-    return [(source, Interval(start, end)) for source, start, end in rows]
+    joined: list[tuple[str, Interval]] = []
+    for source, start, end in rows:
+        if joined and joined[-1][0] == source and joined[-1][1].end == start:
+            joined[-1] = (source, Interval(joined[-1][1].start, end))
+        else:
+            joined.append((source, Interval(start, end)))
+    return sorted(joined, key=lambda item: (item[1].start, item[0]))

@@ -2,9 +2,9 @@
 them, private iCalendar feeds of sessions, and a SEQUENCE per session.
 
 ``consultant_calendars`` holds each linked calendar (its address and password
-encrypted) with its sync state; ``consultant_busy_intervals`` the busy times, with a
-GiST index on the consultant and the range so that search, hold and confirm ask for
-overlaps through an index. ``calendar_feeds`` keeps the SHA-256 of each feed's token.
+encrypted) with its sync state; ``consultant_busy_intervals`` the busy times, in pieces of
+at most a day behind a B-tree on the consultant and the start, so that search, hold
+and confirm ask for overlaps as a bounded index range, many consultants in one scan. ``calendar_feeds`` keeps the SHA-256 of each feed's token.
 ``scheduled_sessions.calendar_sequence`` starts at 0 for every existing session.
 ``consultant_profiles.linked_calendars`` counts each consultant's calendars (kept by a
 trigger), so the search reads busy time only for consultants who have any.
@@ -143,6 +143,10 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "end_time > start_time", name=op.f("ck_consultant_busy_intervals_end_after_start")
         ),
+        sa.CheckConstraint(
+            "end_time - start_time <= interval '24 hours'",
+            name=op.f("ck_consultant_busy_intervals_at_most_a_day"),
+        ),
         sa.ForeignKeyConstraint(
             ["calendar_id"],
             ["consultant_calendars.id"],
@@ -158,11 +162,11 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
-        "ix_consultant_busy_intervals_consultant_during",
+        "ix_consultant_busy_intervals_consultant_start",
         "consultant_busy_intervals",
-        ["consultant_user_id", sa.literal_column("tstzrange(start_time, end_time)")],
+        ["consultant_user_id", "start_time"],
         unique=False,
-        postgresql_using="gist",
+        postgresql_include=["end_time"],
     )
     op.add_column(
         "scheduled_sessions",
@@ -173,9 +177,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column("scheduled_sessions", "calendar_sequence")
     op.drop_index(
-        "ix_consultant_busy_intervals_consultant_during",
-        table_name="consultant_busy_intervals",
-        postgresql_using="gist",
+        "ix_consultant_busy_intervals_consultant_start", table_name="consultant_busy_intervals"
     )
     op.drop_index(
         "ix_consultant_busy_intervals_calendar_source", table_name="consultant_busy_intervals"

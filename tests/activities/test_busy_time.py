@@ -11,13 +11,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from temporalio.exceptions import ApplicationError
 
 from activities.requests import RequestActivities
 from core.vocabulary import ErrorType
 from db.availability.search import SearchCriteria, search_bookable_starts, search_bookable_times
-from db.models import ConsultantCalendar, ConsultantProfile
+from db.calendars import busy_sets
+from db.models import BusyInterval, ConsultantCalendar, ConsultantProfile
 from tests.activities.builders import Backend, future
 from workflows.contracts.activity_io import FindCandidatesInput, ReserveInput
 
@@ -218,3 +219,39 @@ async def test_the_profile_counts_the_linked_calendars_the_search_reads_busy_tim
     async with backend.session_factory() as session, session.begin():
         await session.execute(delete(ConsultantCalendar).where(ConsultantCalendar.id == first))
     assert await linked() == 1
+
+
+async def test_a_multi_day_event_is_stored_in_pieces_of_a_day_and_blocks_all_of_them(
+    backend: Backend,
+) -> None:
+    consultant = await backend.consultant()
+    await backend.slot(consultant, at(8), hours=2)
+    await backend.slot(consultant, at(8 + 48), hours=2)
+    await backend.slot(consultant, at(8 + 96), hours=2)
+    calendar = await backend.busy(consultant, at(0), at(1))
+    away = busy_sets.Interval(at(6), at(6 + 72))  # three days away, from 06:00
+    async with backend.session_factory() as session, session.begin():
+        await busy_sets.replace_all(
+            session,
+            calendar,
+            {"trip": [away]},
+            state=busy_sets.SyncState(),
+            expanded_until=at(24 * 30),
+            at=at(0),
+            max_intervals=100,
+        )
+    async with backend.session_factory() as session:
+        pieces = await session.scalar(
+            select(func.count())
+            .select_from(BusyInterval)
+            .where(BusyInterval.calendar_id == calendar)
+        )
+        read_back = await busy_sets.busy_of(session, calendar)
+
+    assert pieces == 3
+    assert read_back == [("trip", away)]
+    search = replace(criteria(consultant), window_end=at(24 * 5))
+    async with backend.session_factory() as session:
+        offered = [found.start_time for found in await search_bookable_starts(session, search)]
+    assert [start for start in offered if start < at(6 + 72)] == []
+    assert offered[0] == at(8 + 96)
