@@ -8,10 +8,6 @@ from core.vocabulary import CancellationReason, ParticipantRole, Party, SessionS
 from workflows.contracts.activity_io import Attendance
 from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 
-HOLD_MARGIN = timedelta(hours=1)
-"""How long a hold outlives its confirmation deadline, so the reservation that follows
-a last-second confirmation still finds the slot held."""
-
 
 def ceil_to_minute(moment: datetime) -> datetime:
     """Session starts computed from "now" land on whole minutes."""
@@ -30,15 +26,13 @@ def assignment_closes_at(request: ConsultationInput) -> datetime:
 
 
 def confirmation_deadline(now: datetime, start: datetime, timings: LifecycleTimings) -> datetime:
-    """The consultant answers within the timeout and before the minimum notice."""
-    return min(now + timings.confirmation_timeout, start - timings.minimum_notice)
+    """See ``LifecycleTimings.confirmation_deadline``."""
+    return timings.confirmation_deadline(now, start)
 
 
 def hold_expiry(now: datetime, deadline: datetime | None, timings: LifecycleTimings) -> datetime:
-    """A hold lapses on its own (for a sweeper, or a stolen-slot check) if its
-    workflow vanished; a live workflow always releases or books it before then."""
-    expiry = now + timings.hold_ttl
-    return expiry if deadline is None else max(expiry, deadline + HOLD_MARGIN)
+    """See ``LifecycleTimings.hold_expiry``."""
+    return timings.hold_expiry(now, deadline)
 
 
 def reminder_schedule(

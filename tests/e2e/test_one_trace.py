@@ -43,8 +43,7 @@ pytestmark = pytest.mark.e2e
 
 BOOKING_ACTIVITIES = (
     "consultation.persist_request",
-    "consultation.find_candidates",
-    "consultation.hold_slot",
+    "consultation.claim_slot",
     "session.reserve",
 )
 
