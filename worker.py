@@ -86,7 +86,6 @@ def build_activities(
         requests.persist_request,
         requests.find_candidates,
         requests.hold_slot,
-        requests.claim_slot,
         requests.release_hold,
         requests.remind_confirmation,
         requests.reject_request,

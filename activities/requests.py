@@ -36,8 +36,6 @@ from workflows.contracts.activity_io import (
     CancelRequestInput,
     Candidate,
     CandidateList,
-    ClaimResult,
-    ClaimSlotInput,
     ConfirmationReminderInput,
     FindCandidatesInput,
     HoldResult,
@@ -47,7 +45,6 @@ from workflows.contracts.activity_io import (
     RejectRequestInput,
     ReleaseHoldInput,
     ReleaseOutcome,
-    claimed_slot,
 )
 from workflows.contracts.names import ActivityName
 
@@ -95,92 +92,59 @@ class RequestActivities:
     @activity.defn(name=ActivityName.FIND_CANDIDATES)
     async def find_candidates(self, arg: FindCandidatesInput) -> CandidateList:
         async with transaction(self._sessions) as session:
-            return await self._candidates(session, arg)
+            own = await _own_hold(session, arg)
+            if own is not None:
+                return CandidateList(candidates=(own,))
+            stale_block = self._stale_calendars_block
+            ranked = await rank_candidates(session, arg, stale_calendars_block=stale_block)
+            if not ranked and arg.only_consultant_id is not None:
+                in_the_way = await policy_in_the_way(
+                    session, arg, stale_calendars_block=stale_block
+                )
+                return CandidateList(
+                    candidates=(), refusal=None if in_the_way is None else in_the_way.value
+                )
+            return CandidateList(candidates=tuple(Candidate(**fit._asdict()) for fit in ranked))
 
     @activity.defn(name=ActivityName.HOLD_SLOT)
     async def hold_slot(self, arg: HoldSlotInput) -> HoldResult:
         """Hold the slot; with an assignment, also move the request to
         ``pending_confirmation`` for that consultant, in the same transaction."""
         async with transaction(self._sessions) as session:
-            return await self._hold(session, arg)
-
-    @activity.defn(name=ActivityName.CLAIM_SLOT)
-    async def claim_slot(self, arg: ClaimSlotInput) -> ClaimResult:
-        """``find_candidates`` and then ``hold_slot`` for each candidate in turn, in
-        one transaction: a booking's first workflow task pays for one activity and
-        one commit where it paid for two or more.
-
-        A candidate that cannot be held is tried inside a savepoint and rolled back
-        to it, which also gives up the row and cap locks its attempt took: the
-        transaction only ever holds the locks of the one hold it keeps, so two claims
-        that rank the same slots in different orders cannot deadlock."""
-        async with transaction(self._sessions) as session:
-            refusal = None
-            for _ in range(arg.rounds):
-                found = await self._candidates(session, arg.query)
-                if not found.candidates:
-                    return ClaimResult(refusal=found.refusal)
-                for candidate in found.candidates:
-                    hold = arg.hold_input(candidate)
-                    attempt = await session.begin_nested()
-                    result = await self._hold(session, hold)
-                    claimed = claimed_slot(hold, result)
-                    if claimed is None:
-                        refusal = result.refusal
-                        await attempt.rollback()
-                        continue
-                    await attempt.commit()
-                    return ClaimResult(claimed=claimed)
-            return ClaimResult(refusal=refusal)
-
-    async def _candidates(self, session: AsyncSession, arg: FindCandidatesInput) -> CandidateList:
-        own = await _own_hold(session, arg)
-        if own is not None:
-            return CandidateList(candidates=(own,))
-        stale_block = self._stale_calendars_block
-        ranked = await rank_candidates(session, arg, stale_calendars_block=stale_block)
-        if not ranked and arg.only_consultant_id is not None:
-            in_the_way = await policy_in_the_way(session, arg, stale_calendars_block=stale_block)
-            return CandidateList(
-                candidates=(), refusal=None if in_the_way is None else in_the_way.value
+            step = arg.assignment
+            fence = Fence.FRESH
+            if step is not None:
+                fence = await requests.fence_for_attempt(
+                    session, arg.request_id, attempt=step.attempt, consultant_id=arg.consultant_id
+                )
+            if fence is Fence.STALE:
+                return HoldResult(held=False)  # a stale attempt: the request moved on
+            held = await holds.hold(
+                session,
+                slot_id=arg.slot_id,
+                consultant_id=arg.consultant_id,
+                request_id=arg.request_id,
+                rules=StartRules(
+                    duration=timedelta(minutes=arg.duration_minutes),
+                    step_minutes=arg.start_interval_minutes or WHOLE_MINUTES,
+                    not_before=arg.not_before,
+                    ends_by=arg.window_end,
+                ),
+                start=arg.start,
+                expires_at=arg.hold_expires_at,
+                retrying=fence is Fence.RETRY,
+                policy=await hold_policy(
+                    session, request_id=arg.request_id, consultant_id=arg.consultant_id
+                ),
+                stale_calendars_block=self._stale_calendars_block,
             )
-        return CandidateList(candidates=tuple(Candidate(**fit._asdict()) for fit in ranked))
-
-    async def _hold(self, session: AsyncSession, arg: HoldSlotInput) -> HoldResult:
-        step = arg.assignment
-        fence = Fence.FRESH
-        if step is not None:
-            fence = await requests.fence_for_attempt(
-                session, arg.request_id, attempt=step.attempt, consultant_id=arg.consultant_id
-            )
-        if fence is Fence.STALE:
-            return HoldResult(held=False)  # a stale attempt: the request moved on
-        held = await holds.hold(
-            session,
-            slot_id=arg.slot_id,
-            consultant_id=arg.consultant_id,
-            request_id=arg.request_id,
-            rules=StartRules(
-                duration=timedelta(minutes=arg.duration_minutes),
-                step_minutes=arg.start_interval_minutes or WHOLE_MINUTES,
-                not_before=arg.not_before,
-                ends_by=arg.window_end,
-            ),
-            start=arg.start,
-            expires_at=arg.hold_expires_at,
-            retrying=fence is Fence.RETRY,
-            policy=await hold_policy(
-                session, request_id=arg.request_id, consultant_id=arg.consultant_id
-            ),
-            stale_calendars_block=self._stale_calendars_block,
-        )
-        if held is None:
-            return HoldResult(held=False)
-        if isinstance(held, Refusal):
-            return HoldResult(held=False, refusal=held.value)
-        if step is not None:
-            await _assign(session, arg, step, held)
-        return HoldResult(held=True, start=held.start, end=held.end, slot_id=held.slot_id)
+            if held is None:
+                return HoldResult(held=False)
+            if isinstance(held, Refusal):
+                return HoldResult(held=False, refusal=held.value)
+            if step is not None:
+                await _assign(session, arg, step, held)
+            return HoldResult(held=True, start=held.start, end=held.end, slot_id=held.slot_id)
 
     @activity.defn(name=ActivityName.RELEASE_HOLD)
     async def release_hold(self, arg: ReleaseHoldInput) -> None:

@@ -24,8 +24,6 @@ from workflows.contracts.activity_io import (
     CancelRequestInput,
     CancelSessionInput,
     CandidateList,
-    ClaimResult,
-    ClaimSlotInput,
     ConfirmationReminderInput,
     FindCandidatesInput,
     HoldResult,
@@ -126,10 +124,6 @@ async def find_candidates(arg: FindCandidatesInput) -> CandidateList:
 
 async def hold_slot(arg: HoldSlotInput) -> HoldResult:
     return await _database(ActivityName.HOLD_SLOT, arg, HoldResult)
-
-
-async def claim_slot(arg: ClaimSlotInput) -> ClaimResult:
-    return await _database(ActivityName.CLAIM_SLOT, arg, ClaimResult)
 
 
 async def release_hold(arg: ReleaseHoldInput) -> None:

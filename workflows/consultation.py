@@ -40,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         AssignmentStep,
         CancelRequestInput,
         CancelSessionInput,
-        ClaimSlotInput,
         ConfirmationReminderInput,
         FindCandidatesInput,
         HoldResult,
@@ -103,10 +102,6 @@ deadline; before, eight attempts, then the session was cancelled."""
 MOVE_KEEPS_SESSION = "reschedule-keeps-session-when-meeting-move-fails"
 """A failed meeting move leaves the moved session as it is, retried in the
 background; before, it cancelled the session."""
-CLAIM_IN_ONE_TRANSACTION = "claim-candidates-and-hold-in-one-transaction"
-"""Candidates are ranked and the first that can be held is held by one activity, in
-one transaction; before, one activity found the candidates and one more per
-candidate tried to hold it."""
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -194,8 +189,6 @@ class ConsultationWorkflow(ConsultationHandlers):
             excluded_consultant_ids=() if operator else tuple(self._excluded),
             start_interval_minutes=request.start_interval_minutes,
         )
-        if workflow.patched(CLAIM_IN_ONE_TRANSACTION):
-            return await self._claim_in_one_step(query, now)
         for _ in range(CLAIM_ROUNDS):
             found = await calls.find_candidates(query)
             if not found.candidates:
@@ -226,35 +219,6 @@ class ConsultationWorkflow(ConsultationHandlers):
                     self._set_status(RequestStatus.PENDING_CONFIRMATION)
                     return self._hold
         return None
-
-    async def _claim_in_one_step(self, query: FindCandidatesInput, now: datetime) -> Hold | None:
-        """The same claim as the loop of ``_claim``, made by one activity in one
-        transaction (``CLAIM_IN_ONE_TRANSACTION``)."""
-        attempt = self._attempt + 1
-        result = await calls.claim_slot(
-            ClaimSlotInput(
-                query=query,
-                attempt=attempt,
-                now=now,
-                timings=self._timings,
-                start=self._request.requested_start,
-                rounds=CLAIM_ROUNDS,
-            )
-        )
-        self._policy_in_the_way = _refusal(result.refusal)
-        claimed = result.claimed
-        if claimed is None:
-            return None
-        self._attempt = attempt
-        self._hold = Hold(
-            consultant_id=claimed.consultant_id,
-            slot_id=claimed.slot_id,
-            start=claimed.start,
-            end=claimed.end,
-            deadline=claimed.confirmation_deadline,
-        )
-        self._set_status(RequestStatus.PENDING_CONFIRMATION)
-        return self._hold
 
     def _no_fit_for_operator(self) -> ApplicationError:
         """Why an operator's choice of consultant found no time: a scheduling policy

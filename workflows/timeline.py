@@ -8,6 +8,10 @@ from core.vocabulary import CancellationReason, ParticipantRole, Party, SessionS
 from workflows.contracts.activity_io import Attendance
 from workflows.contracts.workflow_input import ConsultationInput, LifecycleTimings
 
+HOLD_MARGIN = timedelta(hours=1)
+"""How long a hold outlives its confirmation deadline, so the reservation that follows
+a last-second confirmation still finds the slot held."""
+
 
 def ceil_to_minute(moment: datetime) -> datetime:
     """Session starts computed from "now" land on whole minutes."""
@@ -26,13 +30,15 @@ def assignment_closes_at(request: ConsultationInput) -> datetime:
 
 
 def confirmation_deadline(now: datetime, start: datetime, timings: LifecycleTimings) -> datetime:
-    """See ``LifecycleTimings.confirmation_deadline``."""
-    return timings.confirmation_deadline(now, start)
+    """The consultant answers within the timeout and before the minimum notice."""
+    return min(now + timings.confirmation_timeout, start - timings.minimum_notice)
 
 
 def hold_expiry(now: datetime, deadline: datetime | None, timings: LifecycleTimings) -> datetime:
-    """See ``LifecycleTimings.hold_expiry``."""
-    return timings.hold_expiry(now, deadline)
+    """A hold lapses on its own (for a sweeper, or a stolen-slot check) if its
+    workflow vanished; a live workflow always releases or books it before then."""
+    expiry = now + timings.hold_ttl
+    return expiry if deadline is None else max(expiry, deadline + HOLD_MARGIN)
 
 
 def reminder_schedule(

@@ -43,7 +43,8 @@ pytestmark = pytest.mark.e2e
 
 BOOKING_ACTIVITIES = (
     "consultation.persist_request",
-    "consultation.claim_slot",
+    "consultation.find_candidates",
+    "consultation.hold_slot",
     "session.reserve",
 )
 

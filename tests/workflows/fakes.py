@@ -18,8 +18,6 @@ from workflows.contracts.activity_io import (
     CancelSessionInput,
     Candidate,
     CandidateList,
-    ClaimResult,
-    ClaimSlotInput,
     ConfirmationReminderInput,
     FindCandidatesInput,
     HoldResult,
@@ -37,7 +35,6 @@ from workflows.contracts.activity_io import (
     ReserveInput,
     SessionReminderInput,
     SessionTransitionInput,
-    claimed_slot,
 )
 from workflows.contracts.names import ActivityName
 
@@ -80,7 +77,6 @@ class FakeBooking:
             self.persist_request,
             self.find_candidates,
             self.hold_slot,
-            self.claim_slot,
             self.release_hold,
             self.remind_confirmation,
             self.reject_request,
@@ -152,25 +148,6 @@ class FakeBooking:
             end=start + timedelta(minutes=arg.duration_minutes),
             slot_id=self.carved_pieces.get(arg.slot_id),
         )
-
-    @activity.defn(name=ActivityName.CLAIM_SLOT)
-    async def claim_slot(self, arg: ClaimSlotInput) -> ClaimResult:
-        """Composed of the two steps it stands for, as the real one is, so the tests'
-        view of searches and holds is the same whichever way the workflow claims."""
-        await self._record(ActivityName.CLAIM_SLOT, arg)
-        refusal = None
-        for _ in range(arg.rounds):
-            found = await self.find_candidates(arg.query)
-            if not found.candidates:
-                return ClaimResult(refusal=found.refusal)
-            for candidate in found.candidates:
-                hold = arg.hold_input(candidate)
-                result = await self.hold_slot(hold)
-                claimed = claimed_slot(hold, result)
-                if claimed is not None:
-                    return ClaimResult(claimed=claimed)
-                refusal = result.refusal
-        return ClaimResult(refusal=refusal)
 
     @activity.defn(name=ActivityName.RELEASE_HOLD)
     async def release_hold(self, arg: ReleaseHoldInput) -> None:

@@ -17,7 +17,7 @@ from workflows.contracts.names import ActivityName
 from workflows.contracts.workflow_input import ConsultationInput
 
 WITH_ZONE = "learner_zone_until_scheduled"
-FROM_BEFORE_ZONES = "claim_in_two_steps/happy_path_until_scheduled"
+FROM_BEFORE_ZONES = "happy_path_until_scheduled"
 
 
 async def test_the_learner_zone_reaches_the_stored_request(dev_env: WorkflowEnvironment) -> None:

@@ -17,7 +17,6 @@ from core.vocabulary import (
     SessionStatus,
     StatusReason,
 )
-from workflows.contracts.workflow_input import LifecycleTimings
 
 if TYPE_CHECKING:
     from workflows.contracts.workflow_input import ConsultationInput
@@ -139,75 +138,6 @@ class HoldResult:
     refusal: str | None = None
     """Why the slot offered no start the rules admit (a ``Refusal`` of
     ``db.availability.offer``: ``daily_cap``, ``buffer``, …); None when it was taken."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClaimSlotInput:
-    """Rank the candidates and hold the first one that can be held, all in one
-    transaction; the request moves to ``pending_confirmation`` for that consultant
-    with the hold (attempt ``attempt``). Each candidate's confirmation deadline and
-    hold expiry follow from ``now`` and ``timings``, as the workflow's own would.
-    ``rounds``: how often to rank again after every candidate went to other requests.
-    ``start``: the start the learner chose, if any (see ``HoldSlotInput``)."""
-
-    query: FindCandidatesInput
-    attempt: int
-    now: datetime
-    timings: LifecycleTimings
-    start: datetime | None = None
-    rounds: int = 2
-
-    def hold_input(self, candidate: Candidate) -> HoldSlotInput:
-        """The ``hold_slot`` step the workflow itself would take for ``candidate``."""
-        query = self.query
-        deadline = self.timings.confirmation_deadline(self.now, candidate.start)
-        return HoldSlotInput(
-            request_id=query.request_id,
-            slot_id=candidate.slot_id,
-            consultant_id=candidate.consultant_id,
-            duration_minutes=query.duration_minutes,
-            not_before=query.not_before,
-            window_end=query.window_end,
-            hold_expires_at=self.timings.hold_expiry(self.now, deadline),
-            assignment=AssignmentStep(attempt=self.attempt, confirmation_deadline=deadline),
-            start=self.start,
-            start_interval_minutes=query.start_interval_minutes,
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClaimedSlot:
-    """The held time (``slot_id`` holds exactly the session and its buffers)."""
-
-    consultant_id: uuid.UUID
-    slot_id: uuid.UUID
-    start: datetime
-    end: datetime
-    confirmation_deadline: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClaimResult:
-    """``claimed`` is None when no candidate could be held; ``refusal`` then says
-    which scheduling policy stood in the way of the last one tried, if one did
-    (a ``StartRefusal`` value, as in ``CandidateList`` and ``HoldResult``)."""
-
-    claimed: ClaimedSlot | None = None
-    refusal: str | None = None
-
-
-def claimed_slot(hold: HoldSlotInput, result: HoldResult) -> ClaimedSlot | None:
-    """What a claim keeps of a successful ``hold_slot`` step; None if it held nothing."""
-    if not result.held or result.start is None or result.end is None:
-        return None
-    assert hold.assignment is not None, "a claim's hold assigns the consultant"
-    return ClaimedSlot(
-        consultant_id=hold.consultant_id,
-        slot_id=result.slot_id or hold.slot_id,
-        start=result.start,
-        end=result.end,
-        confirmation_deadline=hold.assignment.confirmation_deadline,
-    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,6 @@ class ActivityName(StrEnum):
     PERSIST_REQUEST = "consultation.persist_request"
     FIND_CANDIDATES = "consultation.find_candidates"
     HOLD_SLOT = "consultation.hold_slot"
-    CLAIM_SLOT = "consultation.claim_slot"
     RELEASE_HOLD = "consultation.release_hold"
     REMIND_CONFIRMATION = "consultation.remind_confirmation"
     REJECT_REQUEST = "consultation.reject_request"

@@ -11,11 +11,6 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 
-HOLD_MARGIN = timedelta(hours=1)
-"""How long a hold outlives its confirmation deadline, so the reservation that follows
-a last-second confirmation still finds the slot held."""
-
-
 def _seconds(value: timedelta) -> float:
     return value.total_seconds()
 
@@ -103,19 +98,6 @@ class LifecycleTimings:
     def requester_reschedule_cutoff(self) -> timedelta:
         seconds = self.requester_reschedule_cutoff_seconds
         return self.requester_cancel_cutoff if seconds is None else timedelta(seconds=seconds)
-
-    # The two rules of a hold live here, beside the durations they read, because both
-    # the workflow and the activity that claims a slot for it apply them.
-
-    def confirmation_deadline(self, now: datetime, start: datetime) -> datetime:
-        """The consultant answers within the timeout and before the minimum notice."""
-        return min(now + self.confirmation_timeout, start - self.minimum_notice)
-
-    def hold_expiry(self, now: datetime, deadline: datetime | None) -> datetime:
-        """A hold lapses on its own (for a sweeper, or a stolen-slot check) if its
-        workflow vanished; a live workflow always releases or books it before then."""
-        expiry = now + self.hold_ttl
-        return expiry if deadline is None else max(expiry, deadline + HOLD_MARGIN)
 
     @property
     def meeting_deadline_before_start(self) -> timedelta:
