@@ -12,7 +12,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 help:
 	@echo "make run [DEMO=1]  PostgreSQL, Temporal + UI, worker and API on this machine"
-	@echo "make test          lint, type-check and the whole test suite"
+	@echo "make test          lint, type-check and the whole test suite (TEST_WORKERS=auto)"
 	@echo "make chaos         200 bookings while worker, Temporal and DB connections break"
 	@echo "make bench         benchmarks on a fresh local stack; results in bench/results/"
 	@echo "                   (SCENARIOS=\"floor search\" ROUNDS=5 QUICK=1 to narrow it)"
@@ -42,8 +42,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict .
 
+# One pytest worker per core (TEST_WORKERS=1 runs them in this process); each worker
+# starts its own PostgreSQL and Temporal servers. Whole files go to one worker, so a
+# module's fixtures are built once.
+TEST_WORKERS ?= auto
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Also part of `make test`; on its own it shows the faults and answers as they happen.
 chaos: $(STAMP)

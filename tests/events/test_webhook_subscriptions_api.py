@@ -193,16 +193,23 @@ def _forged(position: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
 
 
+_SOME_ID = "5f0c6a52-8d3e-4c1b-9a57-0e2f7b9d4c11"
+
+
 @pytest.mark.parametrize(
     ("path", "cursor"),
     [
-        ("", _forged({"created_at": "yesterday", "id": str(uuid.uuid4())})),
-        ("", _forged({"created_at": "2030-01-01T00:00:00", "id": str(uuid.uuid4())})),
-        ("", _forged({"created_at": "2030-01-01T00:00:00+00:00", "id": "nope"})),
-        ("/deliveries", _forged({"s": 2**80})),
-        ("/deliveries", _forged({"s": "1"})),
-        ("/deliveries", _forged({"s": -1})),
-        ("/deliveries", "%%%"),
+        pytest.param("", _forged({"created_at": "yesterday", "id": _SOME_ID}), id="bad-time"),
+        pytest.param(
+            "", _forged({"created_at": "2030-01-01T00:00:00", "id": _SOME_ID}), id="naive-time"
+        ),
+        pytest.param(
+            "", _forged({"created_at": "2030-01-01T00:00:00+00:00", "id": "nope"}), id="bad-id"
+        ),
+        pytest.param("/deliveries", _forged({"s": 2**80}), id="huge-sequence"),
+        pytest.param("/deliveries", _forged({"s": "1"}), id="text-sequence"),
+        pytest.param("/deliveries", _forged({"s": -1}), id="negative-sequence"),
+        pytest.param("/deliveries", "%%%", id="not-base64"),
     ],
 )
 async def test_forged_cursors_are_400(
