@@ -17,7 +17,7 @@ from api.concurrency_limit import ConcurrencyLimit
 from api.container import AppContainer
 from api.docs import install_docs
 from api.errors import install_error_handlers
-from api.metrics import HttpMetrics
+from api.metrics import HttpMetrics, HttpMetricsMiddleware
 from api.openapi import install_openapi
 from api.routes import (
     audit_log,
@@ -135,11 +135,10 @@ def create_app(
     )
     # Middleware added later runs first. The limits run inside the metrics (so their
     # 413 and 503 are counted) but outside everything else: a refused request costs no
-    # body read and no work. The body limit must not sit outside the metrics
-    # middleware, whose task group would wrap its error in an ExceptionGroup.
+    # body read and no work.
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(ConcurrencyLimit, max_in_flight=settings.api_max_concurrent_requests)
-    app.middleware("http")(metrics.middleware)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
     redact_access_log()
     app.include_router(health.router)

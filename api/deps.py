@@ -19,7 +19,9 @@ from db.erasure import is_erased
 _bearer = HTTPBearer(auto_error=False, description="A JWT issued by the platform's IAM.")
 
 
-def get_container(request: Request) -> AppContainer:
+# Dependencies are coroutines even where they only read: FastAPI runs a plain function
+# in the thread pool, a thread hop on every request.
+async def get_container(request: Request) -> AppContainer:
     container: AppContainer = request.app.state.container
     return container
 
@@ -27,7 +29,7 @@ def get_container(request: Request) -> AppContainer:
 ContainerDep = Annotated[AppContainer, Depends(get_container)]
 
 
-def get_settings_dep(container: ContainerDep) -> Settings:
+async def get_settings_dep(container: ContainerDep) -> Settings:
     return container.settings
 
 

@@ -33,7 +33,7 @@ class PageRequest:
     cursor: str | None
 
 
-def page_request(
+async def page_request(
     limit: PageLimit = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
         str | None, Query(max_length=500, description="`next_cursor` of the page before.")

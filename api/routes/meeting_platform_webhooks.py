@@ -50,7 +50,7 @@ class InboundAck(BaseModel):
     reason: Literal["unknown_meeting", "request_finished"] | None = None
 
 
-def get_meeting_signaller(container: ContainerDep) -> MeetingSignaller:
+async def get_meeting_signaller(container: ContainerDep) -> MeetingSignaller:
     client = container.temporal
 
     async def signal(request_id: uuid.UUID, event: MeetingPlatformEvent) -> bool:
