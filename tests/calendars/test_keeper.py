@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,9 +16,7 @@ from sqlalchemy import update
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.calendars import CalendarActivities
 from core.settings import Settings
 from db.models import ConsultantCalendar
 from tests.calendars.support import (
@@ -33,32 +30,11 @@ from tests.calendars.support import (
 )
 from tests.support.tokens import TokenFactory
 from worker import OVERDUE_AFTER_ROUNDS, run_calendar_keeper, wake_overdue_calendar_syncs
-from workflows.calendar_sync import CalendarSyncWorkflow
 from workflows.contracts.calendar_sync import calendar_sync_workflow_id
 
 pytestmark = pytest.mark.usefixtures("clean_database")
 
 WAIT_LIMIT = 20.0
-
-
-@pytest.fixture
-def keeper_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"temporal_task_queue": f"keeper-{uuid.uuid4()}"})
-
-
-@pytest.fixture
-async def sync_worker(
-    keeper_settings: Settings, dev_env: WorkflowEnvironment, session_factory: SessionFactory
-) -> AsyncIterator[None]:
-    activities = CalendarActivities(session_factory, keeper_settings)
-    async with Worker(
-        dev_env.client,
-        task_queue=keeper_settings.temporal_task_queue,
-        workflows=[CalendarSyncWorkflow],
-        activities=[activities.list_calendars, activities.sync_calendar],
-    ):
-        yield
-    await activities.aclose()
 
 
 async def _linked_while_temporal_is_down(
@@ -120,11 +96,11 @@ async def test_overdue_calendars_get_their_sync_started_and_fresh_ones_are_left_
     dev_env: WorkflowEnvironment,
     ics_server: IcsServer,
     session_factory: SessionFactory,
-    keeper_settings: Settings,
+    sync_settings: Settings,
 ) -> None:
     ics_server.paths["/cal.ics"] = Served(feed("google_export.ics"))
     url = ics_server.url("/cal.ics")
-    interval = keeper_settings.calendar_sync_interval
+    interval = sync_settings.calendar_sync_interval
     begun = datetime.now(UTC)
 
     never_tried = await _linked_while_temporal_is_down(
@@ -147,7 +123,7 @@ async def test_overdue_calendars_get_their_sync_started_and_fresh_ones_are_left_
     for consultant, _ in (never_tried, stopped_trying, just_linked, tried_lately):
         assert not await _has_sync(dev_env.client, consultant)
 
-    woken = await wake_overdue_calendar_syncs(dev_env.client, session_factory, keeper_settings)
+    woken = await wake_overdue_calendar_syncs(dev_env.client, session_factory, sync_settings)
 
     assert woken == 2
     for consultant, calendar_id in (never_tried, stopped_trying):
@@ -162,7 +138,7 @@ async def test_a_failing_round_is_logged_and_the_keeper_runs_on_until_stopped(
     tokens: TokenFactory,
     ics_server: IcsServer,
     session_factory: SessionFactory,
-    keeper_settings: Settings,
+    sync_settings: Settings,
     unreachable_temporal: Client,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -173,7 +149,7 @@ async def test_a_failing_round_is_logged_and_the_keeper_runs_on_until_stopped(
     stop = asyncio.Event()
     caplog.set_level(logging.ERROR, logger="booking.worker")
     keeper = asyncio.create_task(
-        run_calendar_keeper(unreachable_temporal, session_factory, keeper_settings, stop)
+        run_calendar_keeper(unreachable_temporal, session_factory, sync_settings, stop)
     )
     try:
         async with asyncio.timeout(WAIT_LIMIT):

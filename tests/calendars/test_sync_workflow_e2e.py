@@ -13,14 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.calendars import CalendarActivities
 from api.app import create_app
 from core.settings import Settings
-from tests.calendars.support import IcsServer, Served, SessionFactory, feed, link, read
+from tests.calendars.support import IcsServer, Served, feed, link, read
 from tests.support.tokens import TokenFactory
-from workflows.calendar_sync import CalendarSyncWorkflow
 from workflows.contracts.calendar_sync import calendar_sync_workflow_id
 from workflows.search_attributes import CONSULTANT_ID
 
@@ -30,28 +27,15 @@ WAIT_LIMIT = 20.0
 
 
 @pytest.fixture
-def sync_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"temporal_task_queue": f"calendars-{uuid.uuid4()}"})
-
-
-@pytest.fixture
 async def api(
-    sync_settings: Settings, dev_env: WorkflowEnvironment, session_factory: SessionFactory
+    sync_settings: Settings, dev_env: WorkflowEnvironment, sync_worker: None
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(sync_settings, temporal=dev_env.client)
-    activities = CalendarActivities(session_factory, sync_settings)
     async with (
         app.router.lifespan_context(app),
-        Worker(
-            dev_env.client,
-            task_queue=sync_settings.temporal_task_queue,
-            workflows=[CalendarSyncWorkflow],
-            activities=[activities.list_calendars, activities.sync_calendar],
-        ),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
     ):
         yield http
-    await activities.aclose()
 
 
 async def _eventually(
