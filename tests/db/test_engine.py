@@ -1,6 +1,8 @@
 """Every connection of the API and the worker is bounded on the server: a statement
 that runs (or waits for a lock) too long is cancelled, and a transaction left idle
-is ended, so neither can hold locks or hold back the event feed indefinitely."""
+is ended, so neither can hold locks or hold back the event feed indefinitely. A
+pooled connection is tested with one round trip before it is lent out, and one the
+server ended is replaced then, before a request meets it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from core.settings import Settings
-from db.engine import create_engine
+from db.engine import PING, create_engine
 from db.errors import sqlstate
 from tests.e2e.support import wait_until
 from tests.support.problems import assert_problem
@@ -100,3 +102,80 @@ async def test_a_statement_cancelled_by_its_timeout_answers_503(
     problem = assert_problem(response, 503)
     assert response.headers["retry-after"] == "1"
     assert "database" in problem["detail"]
+
+
+def _one_connection(settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
+    return create_engine(
+        settings.model_copy(
+            update={
+                "database_pool_size": 1,
+                "database_max_overflow": 0,
+                "database_pre_ping": pre_ping,
+            }
+        )
+    )
+
+
+async def _backend_of(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        pid: int = await connection.scalar(text("SELECT pg_backend_pid()"))
+    return pid
+
+
+async def _end_backend(observer: AsyncEngine, pid: int) -> None:
+    async with observer.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    async def gone() -> bool:
+        async with observer.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+        return bool(found == 0)
+
+    await wait_until(gone, bool, what="the backend ended", every=0.05)
+
+
+async def test_the_ping_is_one_round_trip_outside_any_transaction(settings: Settings) -> None:
+    engine = _one_connection(settings)
+    sent: list[str] = []
+    try:
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            driver.add_query_logger(lambda query: sent.append(query.query))
+        sent.clear()
+        async with engine.begin() as connection:
+            await connection.execute(text("SELECT 2"))
+    finally:
+        await engine.dispose()
+    # The simple-protocol statements the connection sent; SQLAlchemy's own pre-ping
+    # was BEGIN, an empty statement and ROLLBACK before the transaction's BEGIN.
+    assert sent == [PING, "BEGIN;", "COMMIT;"]
+
+
+async def test_a_connection_the_server_ended_is_replaced_before_it_is_lent(
+    settings: Settings, clean_database: AsyncEngine
+) -> None:
+    engine = _one_connection(settings)
+    try:
+        ended = await _backend_of(engine)
+        await _end_backend(clean_database, ended)
+        assert await _backend_of(engine) != ended
+    finally:
+        await engine.dispose()
+
+
+async def test_without_the_ping_the_first_use_of_an_ended_connection_fails(
+    settings: Settings, clean_database: AsyncEngine
+) -> None:
+    engine = _one_connection(settings, pre_ping=False)
+    try:
+        ended = await _backend_of(engine)
+        await _end_backend(clean_database, ended)
+        with pytest.raises(DBAPIError):
+            await _backend_of(engine)
+        # The pool noticed: the next use gets a new connection.
+        assert await _backend_of(engine) != ended
+    finally:
+        await engine.dispose()
