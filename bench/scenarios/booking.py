@@ -115,7 +115,9 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         ),
         "worker": worker_label,
         "temporal_partitions": ctx.stack.temporal_partitions,
-        "api_limits": "per-user rate limits off, open requests per learner 100000",
+        "api_limits": (
+            "per-user rate limits off, open requests per learner 100000, requests in flight 1000"
+        ),
     }
     worker = ctx.stack.start_python("booking worker", worker_command)
     floor_worker = ctx.stack.start_python(

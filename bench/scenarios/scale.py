@@ -378,7 +378,9 @@ async def run(ctx: BenchContext) -> ScenarioResult:
             "2 APIs and 2 workers"
         ),
         "temporal_partitions": ctx.stack.temporal_partitions,
-        "api_limits": "per-user rate limits off, open requests per learner 100000",
+        "api_limits": (
+            "per-user rate limits off, open requests per learner 100000, requests in flight 1000"
+        ),
     }
     tokens = Tokens(lambda role, user: ctx.stack.auth_headers(role, user))
     client = await ctx.stack.temporal_client()
