@@ -25,7 +25,7 @@ from api.schemas.consultation_requests import ConsultationRequestCreate
 from core.settings import Settings
 from core.vocabulary import SlotStatus
 from db import requests
-from db.availability.busy import busy_times
+from db.availability.busy import busy_of_consultant
 from db.availability.caps import caps_of, ledgers
 from db.availability.offer import (
     FreeSlot,
@@ -241,11 +241,15 @@ async def start_on_offer(
             reason=capped.value,
         )
     consultant_id = consultant.consultant_user_id
-    if consultant.linked_calendars and (
-        await busy_times(
-            session, (consultant_id,), taken_from, taken_until, stale_blocks=stale_calendars_block
-        )
-    ).overlaps(consultant_id, taken_from, taken_until):
+    busy = await busy_of_consultant(
+        session,
+        consultant_id,
+        taken_from,
+        taken_until,
+        linked_calendars=consultant.linked_calendars,
+        stale_blocks=stale_calendars_block,
+    )
+    if busy.overlaps(consultant_id, taken_from, taken_until):
         raise StartUnavailable(
             f"The consultant is not free at {start.isoformat()}: "
             f"{Refusal.CALENDAR_BUSY.explanation}.",

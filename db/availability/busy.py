@@ -134,6 +134,23 @@ async def busy_times(
     return busy
 
 
+async def busy_of_consultant(
+    session: AsyncSession,
+    consultant_id: uuid.UUID,
+    lowest: datetime,
+    highest: datetime,
+    *,
+    linked_calendars: int,
+    stale_blocks: bool,
+) -> BusyTimes:
+    """One consultant's busy time that meets ``[lowest, highest)``; nothing is read
+    for a consultant without a linked calendar (``linked_calendars``, the profile's
+    count of them, is 0), who cannot be busy."""
+    if not linked_calendars:
+        return BusyTimes()
+    return await busy_times(session, (consultant_id,), lowest, highest, stale_blocks=stale_blocks)
+
+
 def _bounded(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     # asyncpg reads PostgreSQL's infinities as the datetime extremes without a zone.
     return (

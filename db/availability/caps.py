@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -176,6 +176,10 @@ class Ledger:
         ):
             return Refusal.WEEKLY_CAP
         return None
+
+    def admitted(self, starts: Iterable[datetime]) -> Iterator[datetime]:
+        """The ``starts`` (in order) that the caps admit, one at a time."""
+        return (start for start in starts if self.refusal(start) is None)
 
 
 def _full(cap: int | None, counted: set[uuid.UUID] | None) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.vocabulary import RequestStatus, SlotStatus
-from db.availability.busy import BusyTimes, busy_times
+from db.availability.busy import BusyTimes, busy_of_consultant
 from db.availability.caps import (
     Ledger,
     held_session_start,
@@ -177,9 +177,7 @@ async def hold(
 def _admitted(free: FreeSlot, rules: StartRules, ledger: Ledger | None) -> Iterator[datetime]:
     """The starts ``free`` offers that the caps admit."""
     starts = offered_starts(free, rules)
-    if ledger is None:
-        return starts
-    return (start for start in starts if ledger.refusal(start) is None)
+    return starts if ledger is None else ledger.admitted(starts)
 
 
 def _why_nothing_admitted(
@@ -231,11 +229,14 @@ async def _busy_around(
 ) -> BusyTimes:
     """The piece's consultant's busy time over ``within`` (default: the piece); none
     read for a consultant without a linked calendar."""
-    if not piece.linked_calendars:
-        return BusyTimes()
     start, end = within or (piece.start_time, piece.end_time)
-    return await busy_times(
-        session, (piece.consultant_user_id,), start, end, stale_blocks=stale_calendars_block
+    return await busy_of_consultant(
+        session,
+        piece.consultant_user_id,
+        start,
+        end,
+        linked_calendars=piece.linked_calendars,
+        stale_blocks=stale_calendars_block,
     )
 
 

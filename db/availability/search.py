@@ -256,9 +256,7 @@ class SlotPolicies:
         if self._read_busy:
             starts = self._busy.free_starts(row.consultant_id, starts, rules)
         ledger = self._ledgers.get(row.consultant_id)
-        if ledger is None:
-            return starts
-        return (start for start in starts if ledger.refusal(start) is None)
+        return starts if ledger is None else ledger.admitted(starts)
 
 
 def _within(read: tuple[datetime, datetime] | None, start: datetime, end: datetime) -> bool:
