@@ -42,10 +42,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict .
 
-# One pytest worker per core (TEST_WORKERS=1 runs them in this process); each worker
+# One pytest worker per core (TEST_WORKERS=0 runs the tests in this process); each worker
 # starts its own PostgreSQL and Temporal servers. Whole files go to one worker, so a
-# module's fixtures are built once.
-TEST_WORKERS ?= auto
+# module's fixtures are built once. On a server named by BOOKING_TEST_DATABASE_URL the
+# workers would share it, and some tests read server-wide state (the event feed's lag
+# counts every database's open transactions): one process there.
+TEST_WORKERS ?= $(if $(BOOKING_TEST_DATABASE_URL),0,auto)
 
 test: lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
