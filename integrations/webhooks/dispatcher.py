@@ -42,7 +42,7 @@ from db.models import DomainEvent, WebhookDelivery, WebhookSubscription
 from integrations.outbound.targets import TargetRefused, webhook_target_policy
 from integrations.outbound.transport import GuardedTransport, OutboundTargetRefused
 from integrations.webhooks.backoff import retry_delay
-from integrations.webhooks.fanout import fan_out
+from integrations.webhooks.fanout import FANOUT_BATCH, fan_out
 from integrations.webhooks.signing import signed_headers
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,12 @@ class WebhookDispatcher:
                         task = asyncio.create_task(self._deliver(attempt))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)
-                    busy = fanned_out > 0 or bool(attempts)
+                    # Straight on only while work is waiting: deliveries were due, or
+                    # the fan-out read a full batch. Events fanned out to no one (no
+                    # subscription wants them) are no reason to spin: under a steady
+                    # stream of bookings that loop ran two transactions back to back
+                    # all the time.
+                    busy = bool(attempts) or fanned_out >= FANOUT_BATCH
                 if not busy:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=poll)

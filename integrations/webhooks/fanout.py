@@ -23,6 +23,8 @@ CURSOR_ROW_ID = 1
 # than ``SELECT ... FOR UPDATE`` on the cursor row: trying it takes no transaction id
 # and writes nothing, which matters for a step that runs every second while idle.
 FANOUT_LOCK_KEY = 0x5745_4248_4F4F_4B31  # "WEBHOOK1"
+FANOUT_BATCH = 500
+"""Events one fan-out round reads at most: a full batch means more may be waiting."""
 
 
 async def _position(session: AsyncSession) -> FeedPosition:
@@ -50,7 +52,7 @@ async def _save_position(session: AsyncSession, position: FeedPosition) -> None:
 
 
 async def fan_out(
-    session_factory: async_sessionmaker[AsyncSession], *, batch_size: int = 500
+    session_factory: async_sessionmaker[AsyncSession], *, batch_size: int = FANOUT_BATCH
 ) -> int:
     """Fan out one batch; returns how many events it consumed (0: nothing new, or busy)."""
     async with session_factory() as session, session.begin():

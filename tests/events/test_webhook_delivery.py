@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import uuid
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+import integrations.webhooks.dispatcher as dispatcher_module
 from core.settings import Settings
 from core.vocabulary import DeliveryStatus
 from db.models import DomainEvent, WebhookDelivery
@@ -496,3 +498,33 @@ async def test_a_slow_receiver_does_not_hold_up_the_others(
         await eventually(fast_done, 1.0)
         assert succeeded("/slow") == 0  # all three still in flight
         await eventually(_all(session_factory, 6, DeliveryStatus.SUCCEEDED), WAIT)
+
+
+async def test_events_nobody_subscribed_to_do_not_keep_the_dispatcher_spinning(
+    session_factory: async_sessionmaker[AsyncSession],
+    make_dispatcher: DispatcherFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A steady stream of events with no subscription: the dispatcher fans them out
+    once per poll interval, not in rounds back to back for as long as events come."""
+    rounds = 0
+
+    async def counted_fan_out(sessions: async_sessionmaker[AsyncSession]) -> int:
+        nonlocal rounds
+        rounds += 1
+        return await fan_out(sessions)
+
+    monkeypatch.setattr(dispatcher_module, "fan_out", counted_fan_out)
+    poll = timedelta(milliseconds=300)
+    streamed = 0
+    async with running(make_dispatcher(webhook_poll_interval=poll)):
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 1.2
+        while loop.time() < until:
+            await append_events(session_factory, ("consultation.requested", uuid.uuid4()))
+            streamed += 1
+    assert streamed >= 50
+    # 1.2 s at one round per 300 ms, give or take the first and the last.
+    assert 2 <= rounds <= 6, rounds
+    async with session_factory() as session:
+        assert await session.scalar(text("SELECT count(*) FROM webhook_deliveries")) == 0
