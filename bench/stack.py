@@ -82,6 +82,12 @@ BENCH_API_LIMITS = {
     "BOOKING_MAX_OPEN_REQUESTS_PER_LEARNER": "100000",
     "BOOKING_API_MAX_CONCURRENT_REQUESTS": "1000",
 }
+BENCH_API_LIMITS_SUMMARY = (
+    "per-user rate limits off, open requests per learner "
+    f"{BENCH_API_LIMITS['BOOKING_MAX_OPEN_REQUESTS_PER_LEARNER']}, requests in flight "
+    f"{BENCH_API_LIMITS['BOOKING_API_MAX_CONCURRENT_REQUESTS']}"
+)
+"""How a result's config describes ``BENCH_API_LIMITS``."""
 
 
 BENCH_ENVIRONMENT = "test"

@@ -131,10 +131,10 @@ def trace_statements(engine: AsyncEngine, tracer_provider: TracerProvider) -> No
 
     SQLAlchemy's instrumentation, attached to this engine's events only, rather than
     asyncpg's: that one patches asyncpg's classes for every connection of the process,
-    and adds a span for each ``BEGIN``, ``COMMIT`` and pre-ping (SQLAlchemy's own pre-ping
-    was three round trips), 7 spans instead of 2 for a transaction of two statements (measured;
-    bench/README.md). The pool usage gauge it can also keep goes to a no-op meter: the
-    service's metrics are Prometheus's.
+    and adds a span for each ``BEGIN``, ``COMMIT`` and pre-ping round trip: 7 spans
+    instead of 2 for a transaction of two statements, measured with SQLAlchemy's own
+    three-round-trip pre-ping (bench/README.md). The pool usage gauge it can also keep
+    goes to a no-op meter: the service's metrics are Prometheus's.
     """
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
     from opentelemetry.metrics import NoOpMeterProvider

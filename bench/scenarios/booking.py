@@ -44,7 +44,7 @@ from bench.registry import BenchContext, scenario
 from bench.results import Better, ScenarioResult, number
 from bench.scenarios.floor import KINDS as FLOOR_KINDS
 from bench.scenarios.floor import Batches
-from bench.stack import Component, asyncpg_dsn
+from bench.stack import BENCH_API_LIMITS_SUMMARY, Component, asyncpg_dsn
 from bench.stats import latencies_ms
 
 TARGET_RATE_SHARE = 1 / 3
@@ -115,9 +115,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         ),
         "worker": worker_label,
         "temporal_partitions": ctx.stack.temporal_partitions,
-        "api_limits": (
-            "per-user rate limits off, open requests per learner 100000, requests in flight 1000"
-        ),
+        "api_limits": BENCH_API_LIMITS_SUMMARY,
     }
     worker = ctx.stack.start_python("booking worker", worker_command)
     floor_worker = ctx.stack.start_python(

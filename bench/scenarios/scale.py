@@ -65,7 +65,7 @@ from bench.scenarios.contention import (
     check_exact_sessions,
     play_round,
 )
-from bench.stack import BenchStack, ChildProcess, Component, asyncpg_dsn
+from bench.stack import BENCH_API_LIMITS_SUMMARY, BenchStack, ChildProcess, Component, asyncpg_dsn
 from bench.stats import latencies_ms
 from booking.devstack.errors import DevStackError
 
@@ -378,9 +378,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
             "2 APIs and 2 workers"
         ),
         "temporal_partitions": ctx.stack.temporal_partitions,
-        "api_limits": (
-            "per-user rate limits off, open requests per learner 100000, requests in flight 1000"
-        ),
+        "api_limits": BENCH_API_LIMITS_SUMMARY,
     }
     tokens = Tokens(lambda role, user: ctx.stack.auth_headers(role, user))
     client = await ctx.stack.temporal_client()

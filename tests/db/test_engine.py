@@ -42,6 +42,19 @@ async def bounded(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+async def _backend_gone(observer: AsyncEngine, pid: int, *, what: str, every: float) -> None:
+    """Wait until the server no longer lists backend ``pid``."""
+
+    async def gone() -> bool:
+        async with observer.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+        return bool(found == 0)
+
+    await wait_until(gone, bool, what=what, every=every)
+
+
 async def test_the_default_bounds_are_set_on_each_connection(settings: Settings) -> None:
     engine = create_engine(settings)
     try:
@@ -66,15 +79,7 @@ async def test_a_transaction_left_idle_is_ended_by_the_server(
     async with bounded.connect() as connection:
         await connection.begin()
         pid = await connection.scalar(text("SELECT pg_backend_pid()"))
-
-        async def gone() -> bool:
-            async with clean_database.connect() as observer:
-                found = await observer.scalar(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-                )
-            return bool(found == 0)
-
-        await wait_until(gone, bool, what="the idle transaction ended", every=0.1)
+        await _backend_gone(clean_database, pid, what="the idle transaction ended", every=0.1)
         with pytest.raises(DBAPIError):
             await connection.execute(text("SELECT 1"))
 
@@ -125,15 +130,7 @@ async def _backend_of(engine: AsyncEngine) -> int:
 async def _end_backend(observer: AsyncEngine, pid: int) -> None:
     async with observer.connect() as connection:
         await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-
-    async def gone() -> bool:
-        async with observer.connect() as connection:
-            found = await connection.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-            )
-        return bool(found == 0)
-
-    await wait_until(gone, bool, what="the backend ended", every=0.05)
+    await _backend_gone(observer, pid, what="the backend ended", every=0.05)
 
 
 async def test_the_ping_is_one_round_trip_outside_any_transaction(settings: Settings) -> None:
