@@ -81,12 +81,29 @@ async def _submit(
     return response.status_code, time.perf_counter_ns() - began
 
 
+class BurstClock:
+    """When the drivers give up: ``STEP_TIMEOUT_S`` after the burst of submits has
+    been answered, not after it began. On a slow machine the burst alone can take
+    most of a minute, and nothing can be offered before its requests exist."""
+
+    def __init__(self) -> None:
+        self._answered_at: float | None = None
+
+    def burst_answered(self) -> None:
+        self._answered_at = time.monotonic()
+
+    def expired(self) -> bool:
+        return (
+            self._answered_at is not None and time.monotonic() > self._answered_at + STEP_TIMEOUT_S
+        )
+
+
 async def _consultant_driver(
-    http: httpx.AsyncClient, consultant: Headers, refusals: list[int]
+    http: httpx.AsyncClient, consultant: Headers, refusals: list[int], clock: BurstClock
 ) -> str:
     """Confirm what is offered until a confirmation books; the session id."""
-    deadline = time.monotonic() + STEP_TIMEOUT_S
-    while time.monotonic() < deadline:
+    offered = 0
+    while not clock.expired():
         response = await http.get(
             REQUESTS, params={"status": "pending_confirmation", "limit": 100}, headers=consultant
         )
@@ -97,6 +114,7 @@ async def _consultant_driver(
             continue
         response.raise_for_status()
         for item in response.json()["items"]:
+            offered += 1
             confirmed = await http.post(f"{REQUESTS}/{item['id']}/confirm", headers=consultant)
             if confirmed.status_code == httpx.codes.OK and confirmed.json()["session_id"]:
                 session_id: str = confirmed.json()["session_id"]
@@ -104,7 +122,10 @@ async def _consultant_driver(
                 return session_id
             refusals.append(confirmed.status_code)
         await asyncio.sleep(0.02)
-    raise RuntimeError("no request was ever offered to this consultant")
+    raise RuntimeError(
+        f"no booking for this consultant within {STEP_TIMEOUT_S:.0f} s of the burst's "
+        f"answers ({offered} offers seen, none booked)"
+    )
 
 
 async def play_round(
@@ -131,16 +152,20 @@ async def play_round(
     connections = params.requests + params.slots * 2
     async with http_client(api or ctx.stack.api_url, connections) as http:
         began = time.perf_counter()
+        clock = BurstClock()
         drivers = [
-            asyncio.create_task(_consultant_driver(http, headers, refusals))
+            asyncio.create_task(_consultant_driver(http, headers, refusals, clock))
             for headers in consultants
         ]
-        submits = await asyncio.gather(
-            *(
-                _submit(http, learner, seeded, n % params.slots)
-                for n, learner in enumerate(learners)
+        try:
+            submits = await asyncio.gather(
+                *(
+                    _submit(http, learner, seeded, n % params.slots)
+                    for n, learner in enumerate(learners)
+                )
             )
-        )
+        finally:
+            clock.burst_answered()
         await asyncio.gather(*drivers)
         elapsed = time.perf_counter() - began
         await asyncio.sleep(SETTLE_S)
