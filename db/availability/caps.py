@@ -149,17 +149,20 @@ class Ledger:
     ) -> None:
         self.caps = caps
         self._zone = zone
-        self._per_day: dict[date, set[uuid.UUID]] = defaultdict(set)
-        self._per_week: dict[date, set[uuid.UUID]] = defaultdict(set)
-        self._type_per_day: dict[date, set[uuid.UUID]] = defaultdict(set)
-        self._type_per_week: dict[date, set[uuid.UUID]] = defaultdict(set)
+        # Plain dicts filled with setdefault: a search builds a ledger for every capped
+        # consultant it meets, and most of them have nothing counted in the span.
+        self._per_day: dict[date, set[uuid.UUID]] = {}
+        self._per_week: dict[date, set[uuid.UUID]] = {}
+        self._type_per_day: dict[date, set[uuid.UUID]] = {}
+        self._type_per_week: dict[date, set[uuid.UUID]] = {}
         for booking in counted:
             day = local_day(booking.start, zone)
-            self._per_day[day].add(booking.request_id)
-            self._per_week[week_of(day)].add(booking.request_id)
+            week = week_of(day)
+            self._per_day.setdefault(day, set()).add(booking.request_id)
+            self._per_week.setdefault(week, set()).add(booking.request_id)
             if booking.service_type_id == service_type_id:
-                self._type_per_day[day].add(booking.request_id)
-                self._type_per_week[week_of(day)].add(booking.request_id)
+                self._type_per_day.setdefault(day, set()).add(booking.request_id)
+                self._type_per_week.setdefault(week, set()).add(booking.request_id)
 
     def refusal(self, start: datetime) -> Refusal | None:
         """Why one more session starting at ``start`` would break a cap (None: it
@@ -300,8 +303,14 @@ async def ledgers(
     if not caps:
         return {}
     lowest, highest = start, end
-    for consultant in caps:
-        low, high = counting_range(start, end, zones[consultant], caps[consultant])
+    # Consultants share a handful of zones: one range per zone and kind of cap, not
+    # one per consultant (a search counts for up to a few hundred of them).
+    ranges: dict[tuple[ZoneInfo, bool], tuple[datetime, datetime]] = {}
+    for consultant, consultant_caps in caps.items():
+        key = (zones[consultant], consultant_caps.weekly)
+        if key not in ranges:
+            ranges[key] = counting_range(start, end, key[0], consultant_caps)
+    for low, high in ranges.values():
         lowest, highest = min(lowest, low), max(highest, high)
     counted = await counted_bookings(
         session, caps, lowest, highest, excluding_request=excluding_request
