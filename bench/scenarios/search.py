@@ -37,8 +37,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -294,11 +299,48 @@ def walks_search_index(summary: dict[str, Any]) -> bool:
 Sessions = async_sessionmaker[AsyncSession]
 
 
-async def time_query_alone(sessions: Sessions, case: SearchCase) -> int:
+class StatementClock:
+    """Time spent in the engine's statements (from the cursor events: the database's
+    work, the round trip and the driver's decoding), and how many ran, since ``reset``:
+    the rest of a search's time is its Python."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.ns = 0
+        self.statements = 0
+        self._began: int | None = None
+        event.listen(engine.sync_engine, "before_cursor_execute", self._before)
+        event.listen(engine.sync_engine, "after_cursor_execute", self._after)
+
+    def reset(self) -> None:
+        self.ns = 0
+        self.statements = 0
+
+    def _before(self, *_: Any) -> None:
+        self._began = time.perf_counter_ns()
+
+    def _after(self, *_: Any) -> None:
+        if self._began is not None:
+            self.ns += time.perf_counter_ns() - self._began
+            self.statements += 1
+            self._began = None
+
+
+@dataclass(frozen=True)
+class QueryTiming:
+    elapsed_ns: int
+    in_statements_ns: int
+    statements: int
+
+
+async def time_query_alone(
+    sessions: Sessions, case: SearchCase, clock: StatementClock
+) -> QueryTiming:
     async with sessions() as session:
+        clock.reset()
         began = time.perf_counter_ns()
         await run_query(session, case)
-        return time.perf_counter_ns() - began
+        elapsed = time.perf_counter_ns() - began
+        return QueryTiming(elapsed, clock.ns, clock.statements)
 
 
 async def time_in_one_transaction(
@@ -346,6 +388,8 @@ class FormSamples:
     """One form of the search (earliest fit or every start) in one round."""
 
     query: list[int] = field(default_factory=list)
+    query_in_statements: list[int] = field(default_factory=list)
+    statements: list[int] = field(default_factory=list)
     api: list[int] = field(default_factory=list)
     api_by_kind: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     full_pages: int = 0
@@ -376,6 +420,7 @@ class RoundSamples:
 async def time_round(
     http: httpx.AsyncClient,
     sessions: Sessions,
+    clock: StatementClock,
     cases: list[SearchCase],
     reference_path: str,
     users: list[Headers],
@@ -395,7 +440,10 @@ async def time_round(
         forms = {"busy": first.every_start_case()} if busy else first.forms(catalog)
         for name, case in forms.items():
             form = samples.forms[name]
-            form.query.append(await time_query_alone(sessions, case))
+            timing = await time_query_alone(sessions, case, clock)
+            form.query.append(timing.elapsed_ns)
+            form.query_in_statements.append(timing.in_statements_ns)
+            form.statements.append(timing.statements)
             elapsed, response = await time_get(http, SEARCH_PATH, user, case.query_params())
             form.api.append(elapsed)
             form.api_by_kind[case.kind].append(elapsed)
@@ -457,6 +505,12 @@ def record_forms(
         for kind, timings in form.api_by_kind.items():
             kind_samples[name][kind] += timings
         figures[f"{prefix}query.p50"].append(query.p50)
+        count = len(form.query)
+        figures[f"{prefix}query.mean"].append(sum(form.query) / count / 1e6)
+        figures[f"{prefix}query.in_statements.mean"].append(
+            sum(form.query_in_statements) / count / 1e6
+        )
+        figures[f"{prefix}query.statements"].append(sum(form.statements) / count)
         figures[f"{prefix}query.p99"].append(query.p99)
         figures[f"{prefix}api.p50"].append(api.p50)
         figures[f"{prefix}api.p95"].append(api.p95)
@@ -473,6 +527,7 @@ async def _measure_busy(
     catalog: Catalog,
     http: httpx.AsyncClient,
     sessions: Sessions,
+    clock: StatementClock,
     cases: list[SearchCase],
     users: list[Headers],
     figures: dict[str, list[float]],
@@ -488,11 +543,11 @@ async def _measure_busy(
     try:
         mismatches = await compare_paths(http, sessions, cases, users, catalog, busy=True)
         overlapping = await _starts_meeting_busy_time(sessions, cases)
-        await time_round(http, sessions, cases, "", users, catalog, busy=True)
+        await time_round(http, sessions, clock, cases, "", users, catalog, busy=True)
         gc.collect()
         gc.freeze()
         for round_number in ctx.round_numbers():
-            samples = await time_round(http, sessions, cases, "", users, catalog, busy=True)
+            samples = await time_round(http, sessions, clock, cases, "", users, catalog, busy=True)
             line = record_forms(samples, figures, kind_samples, full_pages)
             ctx.say(f"search: busy round {round_number}: {'; '.join(line)}")
         gc.unfreeze()
@@ -560,9 +615,10 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     ctx.say(f"search: loaded in {catalog.load_seconds:.1f} s")
     engine = create_async_engine(ctx.stack.database_url, pool_size=2, max_overflow=0)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    clock = StatementClock(engine)
     try:
         async with ctx.stack.api_client() as http:
-            await _measure(ctx, params, catalog, http, sessions, result)
+            await _measure(ctx, params, catalog, http, sessions, clock, result)
         result.evidence["table"] = await table_facts(dsn)
     finally:
         await engine.dispose()
@@ -578,6 +634,7 @@ async def _measure(
     catalog: Catalog,
     http: httpx.AsyncClient,
     sessions: Sessions,
+    clock: StatementClock,
     result: ScenarioResult,
 ) -> None:
     cases = make_cases(catalog, params.searches, ctx)
@@ -607,7 +664,7 @@ async def _measure(
     ctx.say("search: warming up and comparing the API with the query alone")
     users = [ctx.stack.auth_headers(Role.LEARNER) for _ in range(USERS)]
     mismatches = await compare_paths(http, sessions, cases, users, catalog)
-    await time_round(http, sessions, cases, reference_path, users, catalog)
+    await time_round(http, sessions, clock, cases, reference_path, users, catalog)
     # The client's own garbage collector must not pause inside a timed request.
     gc.collect()
     gc.freeze()
@@ -616,7 +673,7 @@ async def _measure(
     kind_samples: dict[str, dict[str, list[int]]] = {name: defaultdict(list) for name in FORMS}
     full_pages = dict.fromkeys(FORMS, 0)
     for round_number in ctx.round_numbers():
-        samples = await time_round(http, sessions, cases, reference_path, users, catalog)
+        samples = await time_round(http, sessions, clock, cases, reference_path, users, catalog)
         reference = latencies_ms(samples.reference)
         indexed, _ = await time_in_one_transaction(sessions, sample, drop_index=False)
         without, _ = await time_in_one_transaction(sessions, sample, drop_index=True)
@@ -632,7 +689,7 @@ async def _measure(
         )
     gc.unfreeze()
     busy_evidence = await _measure_busy(
-        ctx, catalog, http, sessions, cases, users, figures, kind_samples, full_pages
+        ctx, catalog, http, sessions, clock, cases, users, figures, kind_samples, full_pages
     )
 
     ctx.say("search: EXPLAIN ANALYZE of each kind")
@@ -679,6 +736,39 @@ async def _measure(
         ("sample.no_index.p50", f"same {size} searches without the index, p50"),
     ):
         result.figure(f"search.{key}_ms", label, "ms", figures[key], better=Better.LOWER)
+    # Where the query alone spends its time: in its statements (PostgreSQL, the round
+    # trips, the driver) or in the search's own Python (the grid, the walk, the caps).
+    for form, described in (
+        ("earliest", "earliest fit"),
+        ("starts", week),
+        ("plain", f"{week}, 30-minute type, no policies"),
+        ("policies", f"{week}, same type with buffers and caps"),
+        ("busy", f"{week}, {BUSY_INTERVALS:,} busy intervals"),
+    ):
+        prefix = FORM_PREFIX[form]
+        if not figures[f"{prefix}query.mean"]:
+            continue
+        result.figure(
+            f"search.{prefix}query.mean_ms",
+            f"{described}: query alone, mean",
+            "ms",
+            figures[f"{prefix}query.mean"],
+            better=Better.LOWER,
+        )
+        result.figure(
+            f"search.{prefix}query.in_statements.mean_ms",
+            f"{described}: of which in its SQL statements (database, round trips, driver)",
+            "ms",
+            figures[f"{prefix}query.in_statements.mean"],
+            better=Better.LOWER,
+        )
+        result.figure(
+            f"search.{prefix}query.statements",
+            f"{described}: SQL statements per search",
+            "statements",
+            figures[f"{prefix}query.statements"],
+            better=Better.LOWER,
+        )
     result.ratio(
         "search.index_speedup",
         "without the index / with it (same searches)",
