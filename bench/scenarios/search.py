@@ -710,26 +710,34 @@ async def _measure(
     n = params.searches
     size = len(sample)
     week = f"every start, {STARTS_WINDOW.days}-day window"
+    # Each form as its figures' labels name it.
+    described = {
+        "earliest": "earliest fit",
+        "starts": week,
+        "plain": f"{week}, 30-minute type, no policies",
+        "policies": f"{week}, same type with buffers and caps",
+        "busy": f"{week}, {BUSY_INTERVALS:,} busy intervals",
+    }
     for key, label in (
-        ("query.p50", "earliest fit: query alone, p50"),
-        ("query.p99", "earliest fit: query alone, p99"),
-        ("api.p50", "earliest fit: through the API, p50"),
-        ("api.p95", "earliest fit: through the API, p95"),
-        ("api.p99", "earliest fit: through the API, p99"),
-        ("starts.query.p50", f"{week}: query alone, p50"),
-        ("starts.query.p99", f"{week}: query alone, p99"),
-        ("starts.api.p50", f"{week}: through the API, p50"),
-        ("starts.api.p95", f"{week}: through the API, p95"),
-        ("starts.api.p99", f"{week}: through the API, p99"),
-        ("plain.query.p99", f"{week}, 30-minute type, no policies: query alone, p99"),
-        ("plain.api.p50", f"{week}, 30-minute type, no policies: through the API, p50"),
-        ("plain.api.p99", f"{week}, 30-minute type, no policies: through the API, p99"),
-        ("policies.query.p99", f"{week}, same type with buffers and caps: query alone, p99"),
-        ("policies.api.p50", f"{week}, same type with buffers and caps: through the API, p50"),
-        ("policies.api.p99", f"{week}, same type with buffers and caps: through the API, p99"),
-        ("busy.query.p99", f"{week}, {BUSY_INTERVALS:,} busy intervals: query alone, p99"),
-        ("busy.api.p50", f"{week}, {BUSY_INTERVALS:,} busy intervals: through the API, p50"),
-        ("busy.api.p99", f"{week}, {BUSY_INTERVALS:,} busy intervals: through the API, p99"),
+        ("query.p50", f"{described['earliest']}: query alone, p50"),
+        ("query.p99", f"{described['earliest']}: query alone, p99"),
+        ("api.p50", f"{described['earliest']}: through the API, p50"),
+        ("api.p95", f"{described['earliest']}: through the API, p95"),
+        ("api.p99", f"{described['earliest']}: through the API, p99"),
+        ("starts.query.p50", f"{described['starts']}: query alone, p50"),
+        ("starts.query.p99", f"{described['starts']}: query alone, p99"),
+        ("starts.api.p50", f"{described['starts']}: through the API, p50"),
+        ("starts.api.p95", f"{described['starts']}: through the API, p95"),
+        ("starts.api.p99", f"{described['starts']}: through the API, p99"),
+        ("plain.query.p99", f"{described['plain']}: query alone, p99"),
+        ("plain.api.p50", f"{described['plain']}: through the API, p50"),
+        ("plain.api.p99", f"{described['plain']}: through the API, p99"),
+        ("policies.query.p99", f"{described['policies']}: query alone, p99"),
+        ("policies.api.p50", f"{described['policies']}: through the API, p50"),
+        ("policies.api.p99", f"{described['policies']}: through the API, p99"),
+        ("busy.query.p99", f"{described['busy']}: query alone, p99"),
+        ("busy.api.p50", f"{described['busy']}: through the API, p50"),
+        ("busy.api.p99", f"{described['busy']}: through the API, p99"),
         ("reference.p50", "API reference call (GET a service type), p50"),
         ("reference.p99", "API reference call (GET a service type), p99"),
         ("sample.indexed.p50", f"sample of {size} searches in one transaction, p50"),
@@ -738,33 +746,27 @@ async def _measure(
         result.figure(f"search.{key}_ms", label, "ms", figures[key], better=Better.LOWER)
     # Where the query alone spends its time: in its statements (PostgreSQL, the round
     # trips, the driver) or in the search's own Python (the grid, the walk, the caps).
-    for form, described in (
-        ("earliest", "earliest fit"),
-        ("starts", week),
-        ("plain", f"{week}, 30-minute type, no policies"),
-        ("policies", f"{week}, same type with buffers and caps"),
-        ("busy", f"{week}, {BUSY_INTERVALS:,} busy intervals"),
-    ):
+    for form, name in described.items():
         prefix = FORM_PREFIX[form]
         if not figures[f"{prefix}query.mean"]:
             continue
         result.figure(
             f"search.{prefix}query.mean_ms",
-            f"{described}: query alone, mean",
+            f"{name}: query alone, mean",
             "ms",
             figures[f"{prefix}query.mean"],
             better=Better.LOWER,
         )
         result.figure(
             f"search.{prefix}query.in_statements.mean_ms",
-            f"{described}: of which in its SQL statements (database, round trips, driver)",
+            f"{name}: of which in its SQL statements (database, round trips, driver)",
             "ms",
             figures[f"{prefix}query.in_statements.mean"],
             better=Better.LOWER,
         )
         result.figure(
             f"search.{prefix}query.statements",
-            f"{described}: SQL statements per search",
+            f"{name}: SQL statements per search",
             "statements",
             figures[f"{prefix}query.statements"],
             better=Better.LOWER,

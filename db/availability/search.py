@@ -551,6 +551,11 @@ CAPPED_SLACK = 8
 starts on capped days do not need yet another counting query."""
 
 
+_Pending = tuple[datetime, uuid.UUID, Iterator[datetime] | None, FreeSlotRow]
+"""A slot in the walk's queue: (start, slot id, its later starts, slot); see
+``_walk_starts``."""
+
+
 async def _walk_starts(
     session: AsyncSession,
     criteria: SearchCriteria,
@@ -577,7 +582,7 @@ async def _walk_starts(
     # its first start can be (its own start or the window's) with no starts computed
     # yet (None); they are computed when it reaches the head of the queue, so the many
     # slots read only to be sure nothing comes before the page's starts cost little.
-    pending: list[tuple[datetime, uuid.UUID, Iterator[datetime] | None, FreeSlotRow]] = []
+    pending: list[_Pending] = []
 
     def settle(
         position: tuple[datetime, uuid.UUID] | None,
@@ -614,10 +619,7 @@ async def _walk_starts(
         await rows.aclose()
 
 
-def _not_after(
-    entry: tuple[datetime, uuid.UUID, Iterator[datetime] | None, FreeSlotRow],
-    position: tuple[datetime, uuid.UUID],
-) -> bool:
+def _not_after(entry: _Pending, position: tuple[datetime, uuid.UUID]) -> bool:
     """``entry[:2] <= position``, without building the slice (the walk asks this for
     every slot it reads)."""
     return entry[0] < position[0] or (entry[0] == position[0] and entry[1] <= position[1])
